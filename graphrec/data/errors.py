@@ -1,0 +1,21 @@
+"""The one exception type for bad input data."""
+
+from __future__ import annotations
+
+
+class DataError(ValueError):
+    """Input data does not have the expected shape or content.
+
+    The message always names where the problem is (file, line or column) and what was
+    expected, so that the user can fix the input without reading a stack trace.
+    """
+
+
+def where(source: str, line: int | None = None, column: str | None = None) -> str:
+    """Format a location such as ``ratings.csv, line 12, column 'rating'``."""
+    parts = [source]
+    if line is not None:
+        parts.append(f"line {line}")
+    if column is not None:
+        parts.append(f"column {column!r}")
+    return ", ".join(parts)

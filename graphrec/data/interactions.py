@@ -1,0 +1,412 @@
+"""Interaction logs: loading, validation, id mapping and duplicate handling.
+
+An :class:`Interactions` object is a table of (user, item[, rating, timestamp, weight])
+rows whose users and items are contiguous integer indices, together with the
+:class:`~graphrec.data.idmap.IdMap` objects that turn them back into raw ids. Train,
+validation and test parts of one dataset share the same maps, so an index means the same
+user or item everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from graphrec.data.errors import DataError, where
+from graphrec.data.idmap import IdMap
+
+DuplicatePolicy = Literal["last", "first", "sum", "error"]
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which columns of a log hold which field.
+
+    ``user`` and ``item`` are required; the others are optional and ``None`` means
+    absent. For files without a header, the names refer to ``names`` given to the loader.
+    """
+
+    user: str = "user"
+    item: str = "item"
+    rating: str | None = None
+    timestamp: str | None = None
+    weight: str | None = None
+
+    def required(self) -> list[str]:
+        return [c for c in (self.user, self.item, self.rating, self.timestamp, self.weight) if c]
+
+
+@dataclass
+class LoadReport:
+    """What happened while loading a log."""
+
+    source: str
+    rows_read: int = 0
+    duplicates: int = 0
+    duplicate_policy: str = "last"
+    ignored_columns: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        s = f"{self.source}: {self.rows_read} rows read, {self.duplicates} duplicate (user, item) rows"
+        s += f" ({self.duplicate_policy})"
+        if self.ignored_columns:
+            s += f", ignored columns {self.ignored_columns}"
+        return s
+
+
+@dataclass
+class Interactions:
+    """User–item interactions with integer indices and the maps back to raw ids.
+
+    Attributes:
+        user: ``int64`` user indices, one per interaction.
+        item: ``int64`` item indices.
+        rating: optional ``float32`` explicit ratings.
+        timestamp: optional ``int64`` times (seconds since the epoch for dates, or the
+            log's own numeric unit).
+        weight: optional ``float32`` interaction weights (counts, confidences).
+        user_map, item_map: raw id ↔ index maps; their lengths are the numbers of users
+            and items of the whole dataset, which may exceed those present here.
+    """
+
+    user: np.ndarray
+    item: np.ndarray
+    user_map: IdMap
+    item_map: IdMap
+    rating: np.ndarray | None = None
+    timestamp: np.ndarray | None = None
+    weight: np.ndarray | None = None
+    report: LoadReport | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.user = np.asarray(self.user, dtype=np.int64)
+        self.item = np.asarray(self.item, dtype=np.int64)
+        n = len(self.user)
+        if len(self.item) != n:
+            raise DataError(f"user and item arrays differ in length: {n} vs {len(self.item)}")
+        for name in ("rating", "timestamp", "weight"):
+            arr = getattr(self, name)
+            if arr is not None:
+                arr = np.asarray(arr, dtype=np.int64 if name == "timestamp" else np.float32)
+                if len(arr) != n:
+                    raise DataError(f"{name} has {len(arr)} values for {n} interactions")
+                setattr(self, name, arr)
+        if n:
+            for name, idx, m in (("user", self.user, self.user_map), ("item", self.item, self.item_map)):
+                if idx.min() < 0 or idx.max() >= len(m):
+                    raise DataError(
+                        f"{name} indices must lie in [0, {len(m)}), found {idx.min()}..{idx.max()}"
+                    )
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_arrays(
+        cls,
+        user: Any,
+        item: Any,
+        *,
+        num_users: int | None = None,
+        num_items: int | None = None,
+        rating: Any = None,
+        timestamp: Any = None,
+        weight: Any = None,
+    ) -> Interactions:
+        """Interactions whose raw ids are the integer indices themselves."""
+        user = np.asarray(user, dtype=np.int64)
+        item = np.asarray(item, dtype=np.int64)
+        nu = num_users if num_users is not None else (int(user.max()) + 1 if len(user) else 0)
+        ni = num_items if num_items is not None else (int(item.max()) + 1 if len(item) else 0)
+        return cls(user, item, IdMap.identity(nu, "user"), IdMap.identity(ni, "item"),
+                   rating=rating, timestamp=timestamp, weight=weight)
+
+    # ------------------------------------------------------------------ basic views
+    def __len__(self) -> int:
+        return len(self.user)
+
+    @property
+    def num_users(self) -> int:
+        return len(self.user_map)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_map)
+
+    def __repr__(self) -> str:
+        extra = [n for n in ("rating", "timestamp", "weight") if getattr(self, n) is not None]
+        return (f"Interactions({len(self)} rows, {self.num_users} users, {self.num_items} items"
+                f"{', ' + ', '.join(extra) if extra else ''})")
+
+    def subset(self, index: np.ndarray) -> Interactions:
+        """Rows selected by a boolean mask or an integer index, with the same maps."""
+        def pick(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[index]
+
+        return Interactions(self.user[index], self.item[index], self.user_map, self.item_map,
+                            rating=pick(self.rating), timestamp=pick(self.timestamp),
+                            weight=pick(self.weight))
+
+    def with_maps(self, user_map: IdMap, item_map: IdMap) -> Interactions:
+        """The same rows expressed in other (larger) maps, e.g. the union of two files'."""
+        user = user_map.to_index(self.user_map.raw.take(self.user))
+        item = item_map.to_index(self.item_map.raw.take(self.item))
+        return dataclasses.replace(self, user=user, item=item, user_map=user_map, item_map=item_map)
+
+    def to_frame(self, raw_ids: bool = False) -> pd.DataFrame:
+        """A DataFrame with columns user, item and the optional fields present."""
+        df = pd.DataFrame({
+            "user": self.user_map.raw.take(self.user) if raw_ids else self.user,
+            "item": self.item_map.raw.take(self.item) if raw_ids else self.item,
+        })
+        for name in ("rating", "timestamp", "weight"):
+            if getattr(self, name) is not None:
+                df[name] = getattr(self, name)
+        return df
+
+    def user_degrees(self) -> np.ndarray:
+        """Number of interactions of each user (length ``num_users``)."""
+        return np.bincount(self.user, minlength=self.num_users)
+
+    def item_degrees(self) -> np.ndarray:
+        """Number of interactions of each item (length ``num_items``)."""
+        return np.bincount(self.item, minlength=self.num_items)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> None:
+        """Write rows and both id maps into ``directory`` (Parquet files).
+
+        Files are written under temporary names and renamed, so a crash never leaves a
+        half-written dataset behind.
+        """
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        parts = {
+            "interactions.parquet": lambda p: self.to_frame().to_parquet(p, index=False),
+            "user_ids.parquet": self.user_map.save,
+            "item_ids.parquet": self.item_map.save,
+        }
+        for name, write in parts.items():
+            tmp = d / f".{name}.tmp"
+            write(tmp)
+            tmp.replace(d / name)
+        meta = {"num_rows": len(self), "format": 1}
+        tmp = d / ".meta.json.tmp"
+        tmp.write_text(json.dumps(meta))
+        tmp.replace(d / "meta.json")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Interactions:
+        """Read interactions written by :meth:`save`."""
+        d = Path(directory)
+        for name in ("interactions.parquet", "user_ids.parquet", "item_ids.parquet"):
+            if not (d / name).exists():
+                raise DataError(f"{d}: missing {name}; expected a directory written by Interactions.save")
+        df = pd.read_parquet(d / "interactions.parquet")
+        return cls(
+            df["user"].to_numpy(), df["item"].to_numpy(),
+            IdMap.load(d / "user_ids.parquet", "user"), IdMap.load(d / "item_ids.parquet", "item"),
+            rating=df["rating"].to_numpy() if "rating" in df else None,
+            timestamp=df["timestamp"].to_numpy() if "timestamp" in df else None,
+            weight=df["weight"].to_numpy() if "weight" in df else None,
+        )
+
+
+# ---------------------------------------------------------------------- reading files
+def read_table(
+    source: str | Path | pd.DataFrame,
+    *,
+    sep: str | None = None,
+    names: list[str] | None = None,
+    expected: list[str],
+) -> tuple[pd.DataFrame, str, int]:
+    """Read a CSV/TSV/Parquet file (or take a DataFrame) and check its columns.
+
+    Returns the frame, a name for error messages and the offset that turns a row
+    position into a file line number (header lines counted). Used by every loader.
+    """
+    if isinstance(source, pd.DataFrame):
+        df, label, offset = source.reset_index(drop=True), "DataFrame", 0
+        if names is not None:
+            df.columns = names
+    else:
+        path = Path(source)
+        label = str(path)
+        if not path.exists():
+            raise DataError(f"{label}: no such file")
+        if path.stat().st_size == 0:
+            raise DataError(f"{label}: the file is empty; expected columns {expected}")
+        if path.suffix.lower() in (".parquet", ".pq"):
+            df, offset = pd.read_parquet(path), 0
+            if names is not None:
+                df.columns = names
+        else:
+            if sep is None:
+                sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+            header = None if names is not None else "infer"
+            offset = 1 if names is not None else 2
+            try:
+                df = pd.read_csv(path, sep=sep, header=header, names=names, dtype=str,
+                                 keep_default_na=False, na_values=[""], engine="c",
+                                 index_col=False)
+            except pd.errors.EmptyDataError as exc:
+                raise DataError(f"{label}: the file is empty; expected columns {expected}") from exc
+            except pd.errors.ParserError as exc:
+                raise DataError(f"{label}: {exc}; expected {len(names or expected)} "
+                                f"fields separated by {sep!r}") from exc
+    if len(df) == 0:
+        raise DataError(f"{label}: no rows; expected columns {expected}")
+    missing = [c for c in expected if c not in df.columns]
+    if missing:
+        raise DataError(f"{label}: missing column(s) {missing}; found {list(df.columns)}. "
+                        f"Pass a ColumnMap that names the right columns.")
+    if names is not None and not isinstance(source, pd.DataFrame) and df.shape[1] == len(names):
+        # pandas pads short lines with NaN: a line with too few fields must not slip through.
+        short = df[names[-1]].isna() & df[names[0]].notna()
+        if short.any() and names[-1] in expected:
+            row = int(np.flatnonzero(short.to_numpy())[0])
+            raise DataError(f"{where(label, row + offset)}: expected {len(names)} fields "
+                            f"({names}), found fewer")
+    return df, label, offset
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def parse_ids(col: pd.Series, label: str, name: str, offset: int, allow_negative: bool) -> pd.Series:
+    """Check an id column: no missing values; integer-looking ids are made ints.
+
+    Ids that all parse as integers become ``int64`` (so ``"007"`` and ``7`` are the same
+    id); negative integers are refused unless ``allow_negative``.
+    """
+    if col.isna().any():
+        row = _first_bad(col.isna().to_numpy())
+        raise DataError(f"{where(label, row + offset, name)}: missing id; every row needs a {name}")
+    if col.dtype == object or pd.api.types.is_string_dtype(col):
+        as_int = pd.to_numeric(col, errors="coerce")
+        if as_int.notna().all() and (as_int == np.floor(as_int)).all():
+            col = as_int.astype(np.int64)
+    elif pd.api.types.is_float_dtype(col) and (col == np.floor(col)).all():
+        col = col.astype(np.int64)
+    if pd.api.types.is_integer_dtype(col) and not allow_negative and (col < 0).any():
+        row = _first_bad((col < 0).to_numpy())
+        raise DataError(f"{where(label, row + offset, name)}: negative id {col.iloc[row]}; "
+                        f"integer ids must be >= 0 (pass allow_negative_ids=True to accept them)")
+    return col
+
+
+def parse_numeric(col: pd.Series, label: str, name: str, offset: int) -> np.ndarray:
+    """A float column with every value present and finite."""
+    values = pd.to_numeric(col, errors="coerce")
+    bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
+    if bad.any():
+        row = _first_bad(bad)
+        raise DataError(f"{where(label, row + offset, name)}: expected a finite number, "
+                        f"found {col.iloc[row]!r}")
+    return values.to_numpy(dtype=np.float64)
+
+
+def parse_timestamps(col: pd.Series, label: str, name: str, offset: int) -> np.ndarray:
+    """Numbers are kept as they are; date strings become seconds since the epoch."""
+    numeric = pd.to_numeric(col, errors="coerce")
+    if numeric.notna().all():
+        return numeric.to_numpy(dtype=np.float64).astype(np.int64)
+    times = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
+    if times.isna().any():
+        row = _first_bad(times.isna().to_numpy())
+        raise DataError(f"{where(label, row + offset, name)}: cannot parse timestamp "
+                        f"{col.iloc[row]!r}; expected a number or an ISO date")
+    return (times - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta("1s")
+
+
+def load_interactions(
+    source: str | Path | pd.DataFrame,
+    columns: ColumnMap | None = None,
+    *,
+    sep: str | None = None,
+    names: list[str] | None = None,
+    duplicates: DuplicatePolicy = "last",
+    allow_negative_ids: bool = False,
+) -> Interactions:
+    """Load an interaction log from a CSV/TSV/Parquet file or a DataFrame.
+
+    Args:
+        source: file path (``.csv``, ``.tsv``/``.tab``, ``.parquet``; other suffixes are
+            read as CSV with ``sep``) or a DataFrame.
+        columns: which columns hold user, item and the optional fields.
+        sep: field separator for text files (default ``,``, or tab for ``.tsv``).
+        names: column names for files without a header line.
+        duplicates: what to do with repeated (user, item) rows — ``"last"`` keeps the
+            last row (in timestamp order when timestamps exist, else file order),
+            ``"first"`` the first, ``"sum"`` adds their weights (each row weighing 1 when
+            there is no weight column) and keeps the last rating and timestamp,
+            ``"error"`` refuses them. The number of duplicates is in ``report``.
+        allow_negative_ids: accept negative integer ids.
+
+    Raises:
+        DataError: naming the file, line and column of the first problem found.
+    """
+    cols = columns or ColumnMap()
+    if duplicates not in ("last", "first", "sum", "error"):
+        raise DataError(f"duplicates must be 'last', 'first', 'sum' or 'error', not {duplicates!r}")
+    df, label, offset = read_table(source, sep=sep, names=names, expected=cols.required())
+    report = LoadReport(label, rows_read=len(df), duplicate_policy=duplicates,
+                        ignored_columns=[c for c in df.columns if c not in cols.required()])
+
+    users = parse_ids(df[cols.user], label, cols.user, offset, allow_negative_ids)
+    items = parse_ids(df[cols.item], label, cols.item, offset, allow_negative_ids)
+    fields: dict[str, np.ndarray] = {}
+    if cols.rating:
+        fields["rating"] = parse_numeric(df[cols.rating], label, cols.rating, offset)
+    if cols.weight:
+        fields["weight"] = parse_numeric(df[cols.weight], label, cols.weight, offset)
+    if cols.timestamp:
+        fields["timestamp"] = parse_timestamps(df[cols.timestamp], label, cols.timestamp, offset)
+
+    user_map, u = IdMap.from_values(users, "user")
+    item_map, i = IdMap.from_values(items, "item")
+    u, i, fields, n_dup = resolve_duplicates(u, i, fields, duplicates, label, offset)
+    report.duplicates = n_dup
+    return Interactions(u, i, user_map, item_map, report=report, **fields)
+
+
+def resolve_duplicates(
+    user: np.ndarray,
+    item: np.ndarray,
+    fields: dict[str, np.ndarray],
+    policy: DuplicatePolicy,
+    label: str = "log",
+    offset: int = 0,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], int]:
+    """Apply a duplicate policy; returns rows sorted by (user, item) and the count removed."""
+    # Stable sort on (user, item, time) so "last" means latest in time, then in file order.
+    keys = [np.arange(len(user))]
+    if "timestamp" in fields:
+        keys.append(fields["timestamp"])
+    keys += [item, user]
+    order = np.lexsort(keys)
+    u, i = user[order], item[order]
+    fields = {k: v[order] for k, v in fields.items()}
+    new = np.ones(len(u), dtype=bool)
+    new[1:] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
+    n_dup = int(len(u) - new.sum())
+    if n_dup == 0:
+        return u, i, fields, 0
+    if policy == "error":
+        pos = np.flatnonzero(~new)[0]
+        raise DataError(f"{where(label, int(order[pos]) + offset)}: duplicate (user, item) row; "
+                        f"choose duplicates='last', 'first' or 'sum'")
+    group = np.cumsum(new) - 1
+    starts = np.flatnonzero(new)
+    last = np.append(starts[1:], len(u)) - 1
+    pick = starts if policy == "first" else last
+    out = {k: v[pick] for k, v in fields.items()}
+    if policy == "sum":
+        w = fields.get("weight", np.ones(len(u)))
+        out["weight"] = np.bincount(group, weights=w)
+    return u[pick], i[pick], out, n_dup
