@@ -54,6 +54,17 @@ class TorchGraph:
     def device(self) -> torch.device:
         return self.edge_index.device
 
+    def to(self, device: torch.device | str) -> TorchGraph:
+        """A copy on ``device`` (``self`` when already there)."""
+        dev = torch.device(device)
+        if dev == self.device:
+            return self
+        return TorchGraph(
+            self.num_users, self.num_items, self.edge_index.to(dev), self.ui.to(dev),
+            self.iu.to(dev), self.item_to_user.to(dev), self.user_to_item.to(dev),
+            None if self.social is None else self.social.to(dev),
+            None if self.norm_adj is None else self.norm_adj.to(dev))
+
 
 class RecGraph:
     """User–item interaction graph of a training set, with an optional social graph.
@@ -97,6 +108,11 @@ class RecGraph:
             if social.num_users != self.num_users:
                 raise DataError(f"social edges are over {social.num_users} users but the "
                                 f"interactions have {self.num_users}; load them with the same user map")
+            for side in ("src", "dst"):
+                ends = np.asarray(getattr(social, side))
+                if len(ends) and (ends.min() < 0 or ends.max() >= self.num_users):
+                    raise DataError(f"social edge {side} users must lie in [0, {self.num_users}), "
+                                    f"found {ends.min()}..{ends.max()}")
             s = sp.csr_matrix((social.weight if social.weight is not None else
                                np.ones(len(social.src), dtype=np.float32),
                                (social.src, social.dst)), shape=(self.num_users, self.num_users),

@@ -1,0 +1,247 @@
+"""Typed run configuration for the ``graphrec`` command, read from YAML and validated.
+
+A config file has four sections, each a dataclass below: ``data``, ``model``, ``train``
+(:class:`graphrec.train.TrainConfig`) and ``eval``. Every key is documented in its
+dataclass; unknown keys and values of the wrong type are rejected with a message that
+names the file, the section and the key. ``graphrec train --print-config`` prints a
+complete, commented default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from graphrec.train import TrainConfig
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid."""
+
+
+@dataclass
+class DataConfig:
+    """Where the interactions come from and how they are split.
+
+    Attributes:
+        dataset: ``synthetic``, ``movielens_small``, ``filmtrust``, ``lastfm``,
+            ``gowalla`` or ``file``.
+        root: directory of the real datasets (default: the ``GRAPHREC_DATA`` variable).
+        path: the interaction file when ``dataset: file`` (CSV/TSV/Parquet).
+        user_col, item_col, rating_col, timestamp_col: column names for ``file``.
+        rating_threshold: keep only ratings >= this value (implicit feedback), if set.
+        min_user_interactions, min_item_interactions: k-core filter (0 = none).
+        split: ``per_user``, ``random``, ``temporal``, ``per_user_temporal``,
+            ``leave_one_out`` or ``given`` (datasets that come pre-split).
+        ratios: train/valid/test fractions for ratio splits.
+        valid_ratio: for ``given`` splits, the share of training carved out for validation.
+        synthetic_users, synthetic_items: sizes of the synthetic dataset.
+        seed: seed of the synthetic data and of the split.
+    """
+
+    dataset: str = "synthetic"
+    root: str | None = None
+    path: str | None = None
+    user_col: str = "user"
+    item_col: str = "item"
+    rating_col: str | None = None
+    timestamp_col: str | None = None
+    rating_threshold: float | None = None
+    min_user_interactions: int = 0
+    min_item_interactions: int = 0
+    split: str = "per_user"
+    ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    valid_ratio: float = 0.1
+    synthetic_users: int = 2000
+    synthetic_items: int = 1500
+    seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """Which model to build.
+
+    Attributes:
+        name: ``mf``, ``lightgcn`` or ``gat``.
+        dim: embedding size.
+        layers: propagation layers (graph models).
+        heads: attention heads (``gat``).
+        scorer: ``dot``, ``cosine``, ``bilinear`` or ``mlp``.
+    """
+
+    name: str = "lightgcn"
+    dim: int = 64
+    layers: int = 3
+    heads: int = 1
+    scorer: str = "dot"
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation settings.
+
+    Attributes:
+        ks: cut-offs for Recall, NDCG, Precision, Hit and MRR.
+        memory_budget_mb: memory for the score matrix of one batch of users.
+    """
+
+    ks: list[int] = field(default_factory=lambda: [10, 20])
+    memory_budget_mb: float = 512.0
+
+
+@dataclass
+class RunConfig:
+    """A whole run: the four sections."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+def _check_type(value: Any, annotation: Any, where: str) -> Any:
+    """Coerce/validate one value against a dataclass field annotation."""
+    if isinstance(annotation, str):
+        annotation = eval(annotation, {**vars(typing), "Literal": typing.Literal})  # noqa: S307
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0])
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: expected one of {list(args)}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return type(value)(_check_type(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)) \
+            if origin is list else tuple(_check_type(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def section_from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Build one section's dataclass, rejecting unknown keys and wrong types."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {values!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed keys: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
+    """A :class:`RunConfig` from a parsed YAML mapping."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping with sections {sorted(SECTIONS)}")
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown section(s) {unknown}; allowed sections: {sorted(SECTIONS)}")
+    parts = {name: section_from_dict(cls, raw.get(name) or {}, f"{source}: {name}")
+             for name, cls in SECTIONS.items()}
+    return RunConfig(**parts)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or the defaults when ``path`` is None) and apply ``key=value`` overrides.
+
+    Overrides look like ``train.epochs=5`` or ``data.ratios=[0.7,0.1,0.2]``; values are
+    parsed as YAML.
+    """
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: no such config file") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise ConfigError(f"override {item!r}: expected section.key=value, e.g. train.epochs=5")
+        if not isinstance(raw.get(section, {}), dict):
+            raise ConfigError(f"{source}: section {section!r} must be a mapping")
+        raw.setdefault(section, {})[name] = yaml.safe_load(value)
+    return config_from_dict(raw, source)
+
+
+def default_config_yaml() -> str:
+    """The default configuration as commented YAML (every key with its documentation)."""
+    lines = ["# graphrec run configuration; every key is optional."]
+    for name, cls in SECTIONS.items():
+        lines.append(f"{name}:")
+        docs = _attribute_docs(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            if isinstance(default, tuple):
+                default = list(default)
+            text = yaml.safe_dump({f.name: default}, default_flow_style=True).strip()[1:-1]
+            doc = docs.get(f.name, "")
+            lines.append(f"  {text}" + (f"  # {doc}" if doc else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """Pull ``name: text`` entries out of a dataclass docstring's Attributes block."""
+    docs: dict[str, str] = {}
+    current: list[str] = []
+    for line in (cls.__doc__ or "").splitlines():
+        stripped = line.strip()
+        head, colon, text = stripped.partition(": ")
+        names = [n.strip() for n in head.split(",")]
+        if colon and all(n.isidentifier() for n in names) and line.startswith(" " * 8) and not line.startswith(" " * 12):
+            current = names
+            for n in names:
+                docs[n] = text
+        elif current and stripped and line.startswith(" " * 12):
+            for n in current:
+                docs[n] += " " + stripped
+        elif not stripped:
+            current = []
+    return docs

@@ -1,0 +1,153 @@
+"""The interface every recommender shares: embeddings in, scores and recommendations out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from graphrec.data.graph import RecGraph, TorchGraph
+from graphrec.scoring import Scorer, make_scorer
+
+
+class Recommender(nn.Module):
+    """Base class of graphrec's models.
+
+    A model is built on the training :class:`~graphrec.data.graph.RecGraph`; it owns user
+    and item representations and a :class:`~graphrec.scoring.Scorer`. Subclasses
+    implement :meth:`propagate`, which returns the final user and item embeddings (for
+    graph models, after message passing), and may override :meth:`regularized` to say
+    which tensors the L2 penalty applies to.
+
+    Args:
+        graph: the training graph (its id maps give raw ids back in :meth:`recommend`).
+        dim: embedding size.
+        scorer: a scorer or its name (``dot``, ``cosine``, ``bilinear``, ``mlp``).
+    """
+
+    def __init__(self, graph: RecGraph, dim: int, scorer: Scorer | str = "dot") -> None:
+        super().__init__()
+        self.graph = graph
+        self.num_users = graph.num_users
+        self.num_items = graph.num_items
+        self.dim = dim
+        self.scorer = make_scorer(scorer, dim) if isinstance(scorer, str) else scorer
+        self._torch_graph: TorchGraph | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def torch_graph(self) -> TorchGraph:
+        """The training graph as tensors on the model's device, built once and cached."""
+        dev = self.device
+        tg = self._torch_graph
+        if tg is None or tg.device.type != dev.type or (dev.index is not None and tg.device != dev):
+            tg = self.graph.to_torch(dev) if tg is None else tg.to(dev)
+            self._torch_graph = tg
+        return tg
+
+    def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """User embeddings ``[U, D]`` and item embeddings ``[I, D]``.
+
+        Args:
+            edge_mask: optional bool per interaction edge (graph edge ids); ``False``
+                hides an edge from message passing (models without a graph ignore it).
+        """
+        raise NotImplementedError
+
+    def regularized(self, users: Tensor, items: Tensor) -> list[Tensor]:
+        """Tensors whose squared norm forms the L2 penalty of a batch (default: none)."""
+        return []
+
+    def score(self, users: Tensor, items: Tensor, user_emb: Tensor, item_emb: Tensor) -> Tensor:
+        """Scores of aligned (user, item) index pairs given propagated embeddings.
+
+        ``items`` may be ``[B]`` or ``[B, N]``.
+        """
+        u = user_emb[users]
+        v = item_emb[items]
+        if items.dim() == 2:
+            b, n = items.shape
+            return self.scorer(u.unsqueeze(1).expand(b, n, -1).reshape(b * n, -1),
+                               v.reshape(b * n, -1)).view(b, n)
+        return self.scorer(u, v)
+
+    @torch.no_grad()
+    def embeddings(self) -> tuple[Tensor, Tensor]:
+        """Propagated user and item embeddings in inference mode (no dropout, no mask)."""
+        was_training = self.training
+        self.eval()
+        try:
+            user_emb, item_emb = self.propagate()
+            return user_emb.detach(), item_emb.detach()
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def recommend(
+        self, users: object, k: int = 10, exclude_seen: bool = True, raw_ids: bool = True
+    ) -> pd.DataFrame:
+        """Top-``k`` items for each user.
+
+        Args:
+            users: raw user ids (or indices with ``raw_ids=False``), one or many.
+            exclude_seen: drop items the user interacted with in the training graph.
+
+        Returns:
+            A DataFrame with columns ``user``, ``rank`` (1 = best), ``item``, ``score``,
+            with raw ids when ``raw_ids``.
+        """
+        many = np.ndim(users) > 0 and not isinstance(users, tuple)
+        seq = list(users) if many else [users]  # type: ignore[arg-type]
+        idx = self.graph.user_map.to_index(seq) if raw_ids else np.asarray(seq, dtype=np.int64)
+        user_emb, item_emb = self.embeddings()
+        u = torch.as_tensor(idx, device=item_emb.device)
+        scores = self.scorer.score_all(user_emb[u], item_emb).float()
+        if exclude_seen:
+            rows = self.graph.ui[idx]
+            r = torch.from_numpy(np.repeat(np.arange(len(idx)), np.diff(rows.indptr)))
+            c = torch.from_numpy(rows.indices.astype(np.int64))
+            scores[r.to(scores.device), c.to(scores.device)] = -torch.inf
+        k = min(k, self.num_items)
+        top = torch.topk(scores, k, dim=1)
+        items = top.indices.cpu().numpy()
+        frame = pd.DataFrame({
+            "user": np.repeat(np.asarray(seq, dtype=object) if raw_ids else idx, k),
+            "rank": np.tile(np.arange(1, k + 1), len(idx)),
+            "item": self.graph.item_map.to_raw(items.ravel()) if raw_ids else items.ravel(),
+            "score": top.values.cpu().numpy().ravel(),
+        })
+        return frame[np.isfinite(frame["score"])].reset_index(drop=True)
+
+    def export_embeddings(self, path: str | Path) -> None:
+        """Write user and item embeddings with raw ids.
+
+        ``.npy`` writes two files, ``<stem>_users.npy`` and ``<stem>_items.npy``;
+        ``.parquet`` writes one table with columns ``kind``, ``id``, ``e0 .. e{D-1}``.
+        Files are written to a temporary name and renamed.
+        """
+        path = Path(path)
+        user_emb, item_emb = (e.float().cpu().numpy() for e in self.embeddings())
+        if path.suffix == ".npy":
+            for part, emb in (("users", user_emb), ("items", item_emb)):
+                target = path.with_name(f"{path.stem}_{part}.npy")
+                tmp = target.with_name(f".{target.name}.tmp")
+                with open(tmp, "wb") as fh:
+                    np.save(fh, emb)
+                tmp.replace(target)
+        elif path.suffix == ".parquet":
+            cols = [f"e{j}" for j in range(user_emb.shape[1])]
+            frames = [
+                pd.DataFrame(user_emb, columns=cols).assign(kind="user", id=self.graph.user_map.raw.astype(str)),
+                pd.DataFrame(item_emb, columns=cols).assign(kind="item", id=self.graph.item_map.raw.astype(str)),
+            ]
+            table = pd.concat(frames, ignore_index=True)[["kind", "id", *cols]]
+            tmp = path.with_name(f".{path.name}.tmp")
+            table.to_parquet(tmp, index=False)
+            tmp.replace(path)
+        else:
+            raise ValueError(f"{path}: expected a .npy or .parquet file name")

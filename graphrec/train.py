@@ -1,0 +1,282 @@
+"""Training loop for ranking models: batches of edges, negatives, early stopping, checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from graphrec.data.interactions import Interactions
+from graphrec.data.sampling import NegativeSampler
+from graphrec.evaluate import Evaluator
+from graphrec.models.base import Recommender
+from graphrec.scoring import LOSSES
+
+
+@dataclass
+class TrainConfig:
+    """Settings of :class:`Trainer`.
+
+    Attributes:
+        epochs: maximum number of passes over the training edges.
+        batch_size: training edges per optimisation step.
+        lr: Adam learning rate.
+        l2: weight of the L2 penalty on the batch's regularised tensors (the ego
+            embeddings for LightGCN/MF): ``l2 * 0.5 * sum ||e||² / batch_size``.
+        weight_decay: Adam weight decay on all parameters (0 for the embedding models).
+        loss: ``bpr``, ``bce`` or ``softmax`` (sampled softmax / InfoNCE).
+        num_negatives: negatives per positive edge.
+        negatives: ``uniform`` or ``popularity`` sampling.
+        mask_batch_edges: hide each batch's positive edges from message passing, so the
+            model cannot read the answer off the graph (graph models only).
+        eval_every: epochs between validation runs.
+        patience: stop after this many validations without improvement (0 = never).
+        monitor: validation metric for early stopping and best-checkpoint selection.
+        ks: cut-offs evaluated on validation.
+        max_minutes: stop after this much training time (``None`` = no limit).
+        seed: seeds batching, negatives and dropout; the same seed gives the same run.
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ...
+        run_dir: where checkpoints and per-epoch metrics go (``None`` = nowhere).
+        resume: continue from ``run_dir/last.pt`` when it exists.
+        progress: show a tqdm progress bar.
+    """
+
+    epochs: int = 100
+    batch_size: int = 2048
+    lr: float = 1e-3
+    l2: float = 1e-4
+    weight_decay: float = 0.0
+    loss: Literal["bpr", "bce", "softmax"] = "bpr"
+    num_negatives: int = 1
+    negatives: Literal["uniform", "popularity"] = "uniform"
+    mask_batch_edges: bool = False
+    eval_every: int = 1
+    patience: int = 10
+    monitor: str = "recall@20"
+    ks: tuple[int, ...] = (20,)
+    max_minutes: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    run_dir: str | None = None
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, not {self.loss!r}")
+        if self.negatives not in ("uniform", "popularity"):
+            raise ValueError(f"negatives must be 'uniform' or 'popularity', not {self.negatives!r}")
+        for name in ("epochs", "batch_size", "num_negatives", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self.ks = tuple(self.ks)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else is passed to torch."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns."""
+
+    best_epoch: int
+    best_metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    stopped: str = "epochs"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file next to ``path`` and rename it into place."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
+    """``torch.save`` made atomic: a crash never leaves a truncated checkpoint."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+class Trainer:
+    """Trains a :class:`~graphrec.models.base.Recommender` on its graph's edges.
+
+    Each epoch shuffles the training edges (the model's graph), draws negatives for each
+    batch, and minimises the ranking loss plus the L2 penalty. Validation runs on
+    ``valid`` — a part carved from the training data, never the test set — and the best
+    epoch's weights are restored at the end.
+
+    A run with ``run_dir`` writes ``last.pt`` (everything needed to resume exactly),
+    ``best.pt`` (best weights) and ``metrics.csv``/``metrics.json`` after every epoch.
+    Every epoch draws its randomness from ``(seed, epoch)``, so a run killed and
+    resumed ends with the same weights as an uninterrupted one.
+    """
+
+    def __init__(self, model: Recommender, valid: Interactions | None, config: TrainConfig | None = None,
+                 exclude_valid: list[Any] | None = None) -> None:
+        self.config = config or TrainConfig()
+        self.device = resolve_device(self.config.device)
+        self.model = model.to(self.device)
+        self.valid = valid if valid is not None and len(valid) else None
+        users, items = model.graph.edges()
+        self.edge_users = torch.from_numpy(users)
+        self.edge_items = torch.from_numpy(items)
+        self.evaluator = Evaluator(exclude=[model.graph.ui, *(exclude_valid or [])], ks=self.config.ks)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=self.config.lr,
+                                          weight_decay=self.config.weight_decay)
+        self.loss_fn = LOSSES[self.config.loss]
+        self.run_dir = Path(self.config.run_dir) if self.config.run_dir else None
+        if self.run_dir:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ one epoch
+    def _train_epoch(self, epoch: int, deadline: float | None) -> tuple[float, bool]:
+        cfg = self.config
+        model = self.model
+        model.train()
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        sampler = NegativeSampler(model.graph, mode=cfg.negatives, seed=cfg.seed * 1_000_003 + epoch)
+        num_edges = self.edge_users.numel()
+        perm = torch.randperm(num_edges, generator=gen)
+        batches = math.ceil(num_edges / cfg.batch_size)
+        total, seen, timed_out = 0.0, 0, False
+        bar = tqdm(range(batches), desc=f"epoch {epoch}", disable=not cfg.progress, leave=False)
+        start = time.perf_counter()
+        for b in bar:
+            eids = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            users = self.edge_users[eids]
+            pos = self.edge_items[eids]
+            neg = torch.from_numpy(np.asarray(sampler.sample(users.numpy(), cfg.num_negatives)))
+            users, pos, neg = users.to(self.device), pos.to(self.device), neg.to(self.device)
+            mask = None
+            if cfg.mask_batch_edges:
+                mask = torch.ones(num_edges, dtype=torch.bool, device=self.device)
+                mask[eids.to(self.device)] = False
+            user_emb, item_emb = model.propagate(edge_mask=mask)
+            pos_s = model.score(users, pos, user_emb, item_emb)
+            neg_s = model.score(users, neg if cfg.num_negatives > 1 else neg[:, 0], user_emb, item_emb)
+            loss = self.loss_fn(pos_s, neg_s)
+            reg = model.regularized(users, torch.cat([pos, neg.reshape(-1)]))
+            if reg and cfg.l2 > 0:
+                loss = loss + cfg.l2 * 0.5 * sum(t.pow(2).sum() for t in reg) / users.numel()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"epoch {epoch}, batch {b}: the loss became {loss.item()}; lower the learning "
+                    f"rate (now {cfg.lr}) or check the input data")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += loss.item() * users.numel()
+            seen += users.numel()
+            bar.set_postfix(loss=f"{total / seen:.4f}", edges_per_s=f"{seen / (time.perf_counter() - start):.0f}")
+            if deadline is not None and time.perf_counter() > deadline:
+                timed_out = True
+                break
+        bar.close()
+        return total / max(seen, 1), timed_out
+
+    # ------------------------------------------------------------------ persistence
+    def _state(self, epoch: int, best: dict[str, Any], history: list[dict[str, float]],
+               train_seconds: float) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "best": best,
+            "history": history,
+            "train_seconds": train_seconds,
+            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()},
+        }
+
+    def _write_metrics(self, history: list[dict[str, float]]) -> None:
+        assert self.run_dir is not None
+        atomic_write_bytes(self.run_dir / "metrics.json", json.dumps(history, indent=1).encode())
+        keys: list[str] = []
+        for row in history:
+            keys += [k for k in row if k not in keys]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+        atomic_write_bytes(self.run_dir / "metrics.csv", buf.getvalue().encode())
+
+    # ------------------------------------------------------------------ main loop
+    def fit(self) -> TrainResult:
+        """Train until ``epochs``, early stopping, or ``max_minutes``; restore the best weights."""
+        cfg = self.config
+        best: dict[str, Any] = {"epoch": 0, "metrics": {}, "value": -math.inf, "state": None, "bad": 0}
+        history: list[dict[str, float]] = []
+        start_epoch, train_seconds = 1, 0.0
+        last = self.run_dir / "last.pt" if self.run_dir else None
+        if cfg.resume and last is not None and last.exists():
+            ckpt = torch.load(last, map_location=self.device, weights_only=True)
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            best, history = ckpt["best"], ckpt["history"]
+            start_epoch, train_seconds = ckpt["epoch"] + 1, ckpt["train_seconds"]
+        deadline = None
+        if cfg.max_minutes is not None:
+            deadline = time.perf_counter() + cfg.max_minutes * 60 - train_seconds
+        stopped = "epochs"
+        for epoch in range(start_epoch, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            # Dropout draws from torch's global generator: fork it so each epoch's draws
+            # depend only on (seed, epoch) and the caller's generator is left untouched.
+            devices = [self.device] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(cfg.seed * 1_000_003 + epoch)
+                loss, timed_out = self._train_epoch(epoch, deadline)
+            epoch_seconds = time.perf_counter() - t0
+            train_seconds += epoch_seconds
+            row: dict[str, float] = {"epoch": epoch, "loss": loss, "epoch_seconds": epoch_seconds,
+                                     "train_seconds": train_seconds}
+            if self.valid is not None and (epoch % cfg.eval_every == 0 or timed_out or epoch == cfg.epochs):
+                metrics = self.evaluator.evaluate(self.model, self.valid)
+                row.update({f"valid_{k}": v for k, v in metrics.items()})
+                if cfg.monitor not in metrics:
+                    raise KeyError(f"monitor {cfg.monitor!r} is not among the metrics {sorted(metrics)}")
+                if metrics[cfg.monitor] > best["value"]:
+                    best = {"epoch": epoch, "metrics": metrics, "value": metrics[cfg.monitor],
+                            "state": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                            "bad": 0}
+                    if self.run_dir:
+                        save_checkpoint({"epoch": epoch, "model": best["state"], "metrics": metrics},
+                                        self.run_dir / "best.pt")
+                else:
+                    best["bad"] += 1
+            history.append(row)
+            if cfg.progress:
+                shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+                tqdm.write(str(shown))
+            if self.run_dir:
+                self._write_metrics(history)
+                save_checkpoint(self._state(epoch, best, history, train_seconds), self.run_dir / "last.pt")
+            if timed_out:
+                stopped = "time"
+                break
+            if cfg.patience and best["bad"] >= cfg.patience:
+                stopped = "early"
+                break
+        if best["state"] is not None:
+            self.model.load_state_dict(best["state"])
+        return TrainResult(best_epoch=best["epoch"], best_metrics=best["metrics"], history=history,
+                           train_seconds=train_seconds, stopped=stopped)

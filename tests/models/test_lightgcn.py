@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+import torch
+from torch_geometric.nn import LightGCN as PyGLightGCN
+
+from graphrec.data import Interactions, RecGraph
+from graphrec.models import MF, LightGCN
+
+
+def random_graph(seed=0, users=30, items=20, edges=120):
+    rng = np.random.default_rng(seed)
+    inter = Interactions.from_arrays(rng.integers(0, users, edges), rng.integers(0, items, edges),
+                                     num_users=users + 2, num_items=items + 3)  # isolated nodes too
+    return RecGraph(inter)
+
+
+def dense_lightgcn(graph, emb, layers, keep=None):
+    u, i = graph.edges()
+    if keep is not None:
+        u, i = u[keep], i[keep]
+    n = graph.num_nodes
+    a = np.zeros((n, n))
+    a[u, i + graph.num_users] = 1
+    a[i + graph.num_users, u] = 1
+    d = a.sum(1)
+    inv = np.where(d > 0, 1 / np.sqrt(np.maximum(d, 1)), 0)
+    a = inv[:, None] * a * inv[None, :]
+    x, out = emb, emb.copy()
+    for _ in range(layers):
+        x = a @ x
+        out += x
+    return out / (layers + 1)
+
+
+def test_propagation_matches_dense_reference_and_pyg():
+    graph = random_graph()
+    model = LightGCN(graph, dim=8, num_layers=3)
+    u, i = model.propagate()
+    emb = torch.cat([model.user_emb.weight, model.item_emb.weight]).detach()
+    ref = dense_lightgcn(graph, emb.double().numpy(), 3)
+    np.testing.assert_allclose(torch.cat([u, i]).detach().numpy(), ref, rtol=1e-4, atol=1e-5)
+
+    pyg = PyGLightGCN(graph.num_nodes, 8, 3)
+    with torch.no_grad():
+        pyg.embedding.weight.copy_(emb)
+    ei = torch.from_numpy(graph.bipartite_edge_index())
+    torch.testing.assert_close(pyg.get_embedding(ei), torch.cat([u, i]).detach(), rtol=1e-4, atol=1e-5)
+
+
+def test_gradients_match_dense_autograd():
+    graph = random_graph(1)
+    model = LightGCN(graph, dim=4, num_layers=2)
+    u, i = model.propagate()
+    (u.sum() * 0.5 + (i ** 2).sum()).backward()
+    emb = torch.cat([model.user_emb.weight, model.item_emb.weight]).detach().double().requires_grad_()
+    uu, ii = graph.edges()
+    n = graph.num_nodes
+    a = torch.zeros(n, n, dtype=torch.double)
+    a[uu, ii + graph.num_users] = 1
+    a[ii + graph.num_users, uu] = 1
+    d = a.sum(1)
+    inv = torch.where(d > 0, d.clamp(min=1).rsqrt(), torch.zeros_like(d))
+    a = inv[:, None] * a * inv[None, :]
+    x, out = emb, emb
+    for _ in range(2):
+        x = a @ x
+        out = out + x
+    out = out / 3
+    (out[: graph.num_users].sum() * 0.5 + (out[graph.num_users:] ** 2).sum()).backward()
+    torch.testing.assert_close(model.user_emb.weight.grad.double(), emb.grad[: graph.num_users],
+                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(model.item_emb.weight.grad.double(), emb.grad[graph.num_users:],
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_edge_mask_equals_graph_without_those_edges():
+    graph = random_graph(2)
+    model = LightGCN(graph, dim=4, num_layers=2)
+    rng = np.random.default_rng(0)
+    keep = rng.random(graph.num_edges) > 0.3
+    u, i = model.propagate(edge_mask=torch.from_numpy(keep))
+    emb = torch.cat([model.user_emb.weight, model.item_emb.weight]).detach().double().numpy()
+    ref = dense_lightgcn(graph, emb, 2, keep)
+    np.testing.assert_allclose(torch.cat([u, i]).detach().numpy(), ref, rtol=1e-4, atol=1e-5)
+    full = torch.cat(model.propagate(edge_mask=torch.ones(graph.num_edges, dtype=torch.bool)))
+    torch.testing.assert_close(full, torch.cat(model.propagate()))
+
+
+def test_mf_embeddings_are_the_tables_and_recommend_excludes_seen():
+    graph = random_graph(3)
+    model = MF(graph, dim=4)
+    u, i = model.embeddings()
+    assert torch.equal(u, model.user_emb.weight)
+    users = graph.user_map.to_raw(np.arange(5))
+    frame = model.recommend(users, k=5)
+    assert set(frame.columns) == {"user", "rank", "item", "score"}
+    seen = set(zip(*graph.edges()))
+    for row in frame.itertuples():
+        assert (graph.user_map.to_index(row.user), graph.item_map.to_index(row.item)) not in seen
+    # scores are sorted within each user
+    for _, grp in frame.groupby("user"):
+        assert (np.diff(grp["score"].to_numpy()) <= 1e-6).all()
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".parquet"])
+def test_export_embeddings(tmp_path, suffix):
+    import pandas as pd
+
+    graph = random_graph(4)
+    model = MF(graph, dim=3)
+    model.export_embeddings(tmp_path / f"emb{suffix}")
+    if suffix == ".npy":
+        users = np.load(tmp_path / "emb_users.npy")
+        np.testing.assert_allclose(users, model.user_emb.weight.detach().numpy())
+    else:
+        table = pd.read_parquet(tmp_path / "emb.parquet")
+        assert len(table) == graph.num_users + graph.num_items
+        assert list(table.columns[:2]) == ["kind", "id"]

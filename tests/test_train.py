@@ -1,0 +1,114 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from graphrec.data import Interactions, RecGraph
+from graphrec.data.splits import per_user_split
+from graphrec.evaluate import Evaluator
+from graphrec.models import MF, LightGCN
+from graphrec.train import TrainConfig, Trainer
+
+
+def community_log(seed=0, users=120, items=80, groups=4, per_user=12):
+    """Users like items of their own group: a personalised model must beat chance."""
+    rng = np.random.default_rng(seed)
+    ug = rng.integers(0, groups, users)
+    ig = np.arange(items) % groups
+    rows = []
+    for u in range(users):
+        own = np.flatnonzero(ig == ug[u])
+        rows += [(u, i) for i in rng.choice(own, per_user, replace=False)]
+    u, i = np.array(rows).T
+    return Interactions.from_arrays(u, i, num_users=users, num_items=items)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return per_user_split(community_log(), ratios=(0.7, 0.15, 0.15), seed=0)
+
+
+def config(**kw):
+    base = dict(epochs=4, batch_size=128, lr=0.01, patience=0, progress=False, seed=3, ks=(10,))
+    base.update(kw)
+    return TrainConfig(monitor="recall@10", **base)
+
+
+def test_training_beats_untrained_model(split):
+    graph = RecGraph(split.train)
+    ev = Evaluator(exclude=[split.train, split.valid], ks=(10,))
+    model = LightGCN(graph, dim=16, num_layers=2)
+    before = ev.evaluate(model, split.test)["recall@10"]
+    Trainer(model, split.valid, config(epochs=15)).fit()
+    after = ev.evaluate(model, split.test)["recall@10"]
+    assert after > before + 0.1
+
+
+def test_same_seed_same_weights_and_resume_is_exact(split, tmp_path):
+    graph = RecGraph(split.train)
+
+    def trained(epochs, run_dir=None, resume=False, model=None):
+        torch.manual_seed(0)
+        model = model or MF(graph, dim=8)
+        Trainer(model, split.valid, config(epochs=epochs, run_dir=run_dir, resume=resume)).fit()
+        return model
+
+    a = trained(4)
+    b = trained(4)
+    assert torch.equal(a.user_emb.weight, b.user_emb.weight)
+
+    # "kill" after 2 epochs, then resume the same run to 4 epochs
+    trained(2, run_dir=str(tmp_path))
+    torch.manual_seed(123)  # a different global state must not matter
+    fresh = MF(graph, dim=8)
+    resumed = trained(4, run_dir=str(tmp_path), resume=True, model=fresh)
+    # the trainer restores the best epoch's weights in both runs
+    torch.testing.assert_close(resumed.user_emb.weight, a.user_emb.weight, rtol=0, atol=0)
+    history = json.loads((tmp_path / "metrics.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    assert (tmp_path / "metrics.csv").read_text().startswith("epoch,")
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert ckpt["epoch"] == 4
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_best_epoch_is_restored(split):
+    graph = RecGraph(split.train)
+    model = MF(graph, dim=8)
+    result = Trainer(model, split.valid, config(epochs=5)).fit()
+    best = max(r["valid_recall@10"] for r in result.history)
+    assert result.best_metrics["recall@10"] == pytest.approx(best)
+    ev = Evaluator(exclude=[split.train], ks=(10,))
+    assert ev.evaluate(model, split.valid)["recall@10"] == pytest.approx(best)
+
+
+def test_early_stopping_stops(split):
+    graph = RecGraph(split.train)
+    # A learning rate of zero never improves after the first validation.
+    result = Trainer(MF(graph, dim=8), split.valid, config(epochs=50, lr=0.0, patience=2)).fit()
+    assert result.stopped == "early"
+    assert len(result.history) == 3
+
+
+def test_diverging_loss_raises_clear_error(split):
+    graph = RecGraph(split.train)
+    model = MF(graph, dim=8)
+    with torch.no_grad():
+        model.user_emb.weight[0] = float("nan")
+    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+        Trainer(model, split.valid, config(epochs=1, batch_size=100000)).fit()
+
+
+def test_masking_batch_edges_trains(split):
+    graph = RecGraph(split.train)
+    model = LightGCN(graph, dim=8, num_layers=2)
+    result = Trainer(model, split.valid, config(epochs=2, mask_batch_edges=True)).fit()
+    assert np.isfinite(result.history[-1]["loss"])
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="loss must be one of"):
+        TrainConfig(loss="hinge")
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        TrainConfig(batch_size=0)
