@@ -2,11 +2,27 @@
 
 from graphrec.data.adjacency import Adjacency
 from graphrec.data.errors import DataError
+from graphrec.data.filtering import binarize, deduplicate, k_core
 from graphrec.data.graph import RecGraph, TorchGraph
 from graphrec.data.idmap import IdMap
 from graphrec.data.interactions import ColumnMap, Interactions, LoadReport, load_interactions
+from graphrec.data.sampling import NegativeSampler
+from graphrec.data.splits import (
+    Split,
+    SplitReport,
+    given_split,
+    holdout_valid,
+    leave_one_out,
+    per_user_split,
+    per_user_temporal_split,
+    random_split,
+    temporal_split,
+)
 
 __all__ = [
     "Adjacency", "ColumnMap", "DataError", "IdMap", "Interactions", "LoadReport",
-    "RecGraph", "TorchGraph", "load_interactions",
+    "NegativeSampler", "RecGraph", "Split", "SplitReport", "TorchGraph", "binarize",
+    "deduplicate", "given_split", "holdout_valid", "k_core", "leave_one_out",
+    "load_interactions", "per_user_split", "per_user_temporal_split", "random_split",
+    "temporal_split",
 ]
