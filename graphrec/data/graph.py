@@ -75,7 +75,8 @@ class RecGraph:
         social: optional user–user edges over the same user ids.
         weighted: use the interactions' ``weight`` column as edge values (else ones).
 
-    Repeated (user, item) pairs are merged into one edge (weights added).
+    Repeated (user, item) pairs are merged into one edge (with ``weighted``, their
+    weights are added; otherwise the edge's value stays one).
     """
 
     def __init__(
@@ -94,6 +95,9 @@ class RecGraph:
                            shape=(self.num_users, self.num_items), dtype=np.float32)
         ui.sum_duplicates()
         ui.sort_indices()
+        if w is None:
+            # An unweighted graph has edge values one; summing repeated rows gave counts.
+            ui.data[:] = 1.0
         self.ui: sp.csr_matrix = ui
         # Transposing a matrix whose values are edge ids tells where each edge lands.
         # (+1 keeps edge 0 from being an explicit zero that a conversion could drop.)
@@ -182,15 +186,25 @@ class RecGraph:
         with :math:`R` the user × item matrix and :math:`D` the node degrees (isolated
         nodes keep a zero row instead of dividing by zero). Users come first.
         """
-        r = self.ui.copy()
-        r.data[:] = 1.0
-        du = np.asarray(r.sum(axis=1)).ravel()
-        di = np.asarray(r.sum(axis=0)).ravel()
+        # Built block by block from the two CSRs already at hand: the user rows are ui with
+        # item columns shifted by U, the item rows are iu. Going through scipy's bmat and
+        # diagonal products instead costs several sorts and copies of the 2E entries
+        # (most of to_torch's time on large graphs).
+        nu = self.num_users
+        du = np.diff(self.ui.indptr)
+        di = np.diff(self.iu.indptr)
         inv_u = np.where(du > 0, 1.0 / np.sqrt(np.maximum(du, 1)), 0.0).astype(np.float32)
         inv_i = np.where(di > 0, 1.0 / np.sqrt(np.maximum(di, 1)), 0.0).astype(np.float32)
-        r = sp.diags(inv_u) @ r @ sp.diags(inv_i)
-        adj = sp.bmat([[None, r], [r.T, None]], format="csr", dtype=np.float32)
-        adj.sort_indices()
+        users, items = self.edges()
+        values = inv_u[users] * inv_i[items]  # one value per interaction, edge-id order
+        index_dtype = np.int64 if self.num_nodes + 2 * self.num_edges > 2**31 - 1 else np.int32
+        indptr = np.concatenate([self.ui.indptr, self.ui.indptr[-1] + self.iu.indptr[1:]])
+        indices = np.concatenate([self.ui.indices.astype(index_dtype) + nu,
+                                  self.iu.indices.astype(index_dtype)])
+        data = np.concatenate([values, values[self.iu_edge_id]])
+        adj = sp.csr_matrix((data, indices, indptr.astype(index_dtype)),
+                            shape=(self.num_nodes, self.num_nodes))
+        adj.has_sorted_indices = True  # both blocks have sorted rows
         return adj
 
     # ------------------------------------------------------------------ torch

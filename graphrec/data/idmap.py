@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ class IdMap:
     """
 
     def __init__(self, raw: Iterable[Any] | pd.Index, name: str = "id") -> None:
-        index = raw if isinstance(raw, pd.Index) else pd.Index(list(raw) if not isinstance(raw, np.ndarray) else raw)
+        index = raw if isinstance(raw, pd.Index) else _flat_index(raw)
         if not index.is_unique:
             dup = index[index.duplicated()][:5].tolist()
             raise DataError(f"{name} id map: raw ids must be unique, repeated: {dup}")
@@ -47,7 +48,7 @@ class IdMap:
             codes, uniques = pd.factorize(pd.Series(values), sort=True)
         except TypeError:
             codes, uniques = pd.factorize(pd.Series(values), sort=False)
-        return cls(pd.Index(uniques), name), codes.astype(np.int64)
+        return cls(_flat_index(uniques), name), codes.astype(np.int64)
 
     @property
     def raw(self) -> pd.Index:
@@ -73,9 +74,10 @@ class IdMap:
         """
         scalar = np.isscalar(raw_ids) or isinstance(raw_ids, tuple)
         values = [raw_ids] if scalar else raw_ids
-        idx = self._index.get_indexer(pd.Index(values) if not isinstance(values, pd.Index) else values)
+        target = values if isinstance(values, pd.Index) else _flat_index(values)
+        idx = self._index.get_indexer(target)
         if missing == "raise" and (idx < 0).any():
-            unknown = pd.Index(values)[idx < 0][:5].tolist()
+            unknown = target[idx < 0][:5].tolist()
             raise DataError(f"unknown {self.name} id(s) {unknown} ({int((idx < 0).sum())} in all)")
         idx = idx.astype(np.int64)
         return idx[0] if scalar else idx
@@ -94,16 +96,65 @@ class IdMap:
         return IdMap(self._index.append(new), self.name)
 
     def save(self, path: str | Path) -> None:
-        """Write the map as a one-column Parquet file (column ``raw``)."""
+        """Write the map as a one-column Parquet file.
+
+        Ids of one Parquet-storable type (ints, strings, floats …) are stored as they are,
+        in column ``raw``. Tuples and mixtures of types (``[1, "a", (2, 3)]``) have no
+        Parquet column type; they are stored as tagged JSON text in column ``raw_json``
+        so that :meth:`load` gives back the same Python values.
+        """
+        if self._index.dtype == object and not all(isinstance(x, str) for x in self._index):
+            try:
+                encoded = [json.dumps(_encode(x)) for x in self._index]
+            except TypeError as exc:
+                raise DataError(
+                    f"{self.name} ids cannot be written to {path}: {exc}; "
+                    f"convert them to str or int first"
+                ) from exc
+            frame = pd.DataFrame({"raw_json": encoded})
+        else:
+            frame = pd.DataFrame({"raw": self._index})
         try:
-            pd.DataFrame({"raw": self._index}).to_parquet(path, index=False)
+            frame.to_parquet(path, index=False)
         except Exception as exc:  # pyarrow cannot store every Python type
             raise DataError(
-                f"{self.name} ids of type {type(self._index[0]).__name__} cannot be written to "
+                f"{self.name} ids of dtype {self._index.dtype} cannot be written to "
                 f"{path}: convert them to str or int first ({exc})"
             ) from exc
 
     @classmethod
     def load(cls, path: str | Path, name: str = "id") -> IdMap:
         """Read a map written by :meth:`save`."""
-        return cls(pd.Index(pd.read_parquet(path)["raw"]), name)
+        frame = pd.read_parquet(path)
+        if "raw_json" in frame.columns:
+            return cls(_flat_index([_decode(json.loads(x)) for x in frame["raw_json"]]), name)
+        return cls(pd.Index(frame["raw"]), name)
+
+
+def _flat_index(values: Any) -> pd.Index:
+    """A one-level Index, also for tuples (which pandas would turn into a MultiIndex)."""
+    if getattr(values, "dtype", np.dtype(object)) != np.dtype(object):  # typed: no tuples
+        return pd.Index(values)
+    values = list(values)
+    if any(isinstance(v, tuple) for v in values):
+        # fromiter keeps each tuple whole (slice assignment could unpack equal-length ones).
+        arr = np.fromiter(values, dtype=object, count=len(values))
+        return pd.Index(arr, dtype=object, tupleize_cols=False)
+    return pd.Index(values)
+
+
+def _encode(value: Any) -> Any:
+    """A JSON-ready form of a raw id that keeps tuples apart from lists."""
+    if isinstance(value, tuple):
+        return {"tuple": [_encode(v) for v in value]}
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise TypeError(f"an id of type {type(value).__name__} ({value!r}) cannot be stored")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(_decode(v) for v in value["tuple"])
+    return value

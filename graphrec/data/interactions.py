@@ -10,7 +10,9 @@ user or item everywhere.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -180,24 +182,32 @@ class Interactions:
     def save(self, directory: str | Path) -> None:
         """Write rows and both id maps into ``directory`` (Parquet files).
 
-        Files are written under temporary names and renamed, so a crash never leaves a
-        half-written dataset behind.
+        Every file is first written under a temporary name; only when all of them are
+        complete are they renamed into place. A failure while writing (a full disk, ids
+        that cannot be stored) therefore leaves an earlier dataset in ``directory`` intact
+        instead of mixing its files with new ones.
         """
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
+        meta = {"num_rows": len(self), "format": 1}
         parts = {
             "interactions.parquet": lambda p: self.to_frame().to_parquet(p, index=False),
             "user_ids.parquet": self.user_map.save,
             "item_ids.parquet": self.item_map.save,
+            "meta.json": lambda p: p.write_text(json.dumps(meta)),
         }
-        for name, write in parts.items():
-            tmp = d / f".{name}.tmp"
-            write(tmp)
-            tmp.replace(d / name)
-        meta = {"num_rows": len(self), "format": 1}
-        tmp = d / ".meta.json.tmp"
-        tmp.write_text(json.dumps(meta))
-        tmp.replace(d / "meta.json")
+        written: list[tuple[Path, Path]] = []
+        try:
+            for name, write in parts.items():
+                tmp = d / f".{name}.tmp"
+                written.append((tmp, d / name))
+                write(tmp)
+        except BaseException:
+            for tmp, _ in written:
+                tmp.unlink(missing_ok=True)
+            raise
+        for tmp, final in written:
+            tmp.replace(final)
 
     @classmethod
     def load(cls, directory: str | Path) -> Interactions:
@@ -250,28 +260,71 @@ def read_table(
             header = None if names is not None else "infer"
             offset = 1 if names is not None else 2
             try:
+                # Blank lines are kept as rows so that row positions map to line numbers.
                 df = pd.read_csv(path, sep=sep, header=header, names=names, dtype=str,
                                  keep_default_na=False, na_values=[""], engine="c",
-                                 index_col=False)
+                                 index_col=False, skip_blank_lines=False)
             except pd.errors.EmptyDataError as exc:
                 raise DataError(f"{label}: the file is empty; expected columns {expected}") from exc
             except pd.errors.ParserError as exc:
-                raise DataError(f"{label}: {exc}; expected {len(names or expected)} "
-                                f"fields separated by {sep!r}") from exc
+                raise DataError(_parser_message(exc, label, len(names or expected), sep)) from exc
+            df = _drop_blank_lines(df, label, offset)
     if len(df) == 0:
         raise DataError(f"{label}: no rows; expected columns {expected}")
     missing = [c for c in expected if c not in df.columns]
     if missing:
         raise DataError(f"{label}: missing column(s) {missing}; found {list(df.columns)}. "
                         f"Pass a ColumnMap that names the right columns.")
-    if names is not None and not isinstance(source, pd.DataFrame) and df.shape[1] == len(names):
-        # pandas pads short lines with NaN: a line with too few fields must not slip through.
-        short = df[names[-1]].isna() & df[names[0]].notna()
-        if short.any() and names[-1] in expected:
-            row = int(np.flatnonzero(short.to_numpy())[0])
-            raise DataError(f"{where(label, row + offset)}: expected {len(names)} fields "
-                            f"({names}), found fewer")
+    if not isinstance(source, pd.DataFrame) and path.suffix.lower() not in (".parquet", ".pq"):
+        _check_short_lines(df, path, sep, offset)
     return df, label, offset
+
+
+def _parser_message(exc: Exception, label: str, n_fields: int, sep: str) -> str:
+    """Turn pandas' tokenizer error into ``file, line N: expected K fields ...``."""
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+    if found is None:
+        return f"{label}: {str(exc).strip()}; expected {n_fields} fields separated by {sep!r}"
+    expected, line, saw = (int(g) for g in found.groups())
+    return (f"{where(label, line)}: expected {expected} fields separated by {sep!r}, "
+            f"found {saw}")
+
+
+def _drop_blank_lines(df: pd.DataFrame, label: str, offset: int) -> pd.DataFrame:
+    """Drop blank lines at the end of a file; refuse them elsewhere.
+
+    Dropping a blank line in the middle would shift every later row's line number, and
+    error messages must point at the right line.
+    """
+    blank = df.isna().all(axis=1).to_numpy()
+    if not blank.any():
+        return df
+    n_data = len(blank) - int(np.argmin(blank[::-1])) if not blank.all() else 0
+    if blank[:n_data].any():
+        row = _first_bad(blank[:n_data])
+        raise DataError(f"{where(label, row + offset)}: blank line; expected "
+                        f"{df.shape[1]} fields ({list(df.columns)})")
+    return df.iloc[:n_data]
+
+
+def _check_short_lines(df: pd.DataFrame, path: Path, sep: str, offset: int) -> None:
+    """Refuse a line with too few fields.
+
+    pandas pads short lines with NaN, which looks the same as an empty last field. The
+    first row whose last field is empty is therefore looked up in the file and its fields
+    counted; reading up to one line keeps the usual (valid) case free.
+    """
+    candidates = df.iloc[:, -1].isna().to_numpy()
+    if not candidates.any():
+        return
+    row = _first_bad(candidates)
+    line = row + offset
+    with path.open(newline="") as f:
+        text = next(itertools.islice(f, line - 1, None), "")
+    n_found = len(text.rstrip("\r\n").split(sep)) if text.strip() else 0
+    if n_found < df.shape[1]:
+        raise DataError(f"{where(str(path), line)}: expected {df.shape[1]} fields "
+                        f"({list(df.columns)}) separated by {sep!r}, found {n_found}")
 
 
 def _first_bad(mask: np.ndarray) -> int:
@@ -306,8 +359,9 @@ def parse_numeric(col: pd.Series, label: str, name: str, offset: int) -> np.ndar
     bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
     if bad.any():
         row = _first_bad(bad)
+        found = "an empty value" if pd.isna(col.iloc[row]) else repr(col.iloc[row])
         raise DataError(f"{where(label, row + offset, name)}: expected a finite number, "
-                        f"found {col.iloc[row]!r}")
+                        f"found {found}")
     return values.to_numpy(dtype=np.float64)
 
 
@@ -315,13 +369,18 @@ def parse_timestamps(col: pd.Series, label: str, name: str, offset: int) -> np.n
     """Numbers are kept as they are; date strings become seconds since the epoch."""
     numeric = pd.to_numeric(col, errors="coerce")
     if numeric.notna().all():
+        if pd.api.types.is_integer_dtype(numeric):
+            # Nanosecond timestamps exceed float64's 53-bit mantissa: keep them exact.
+            return numeric.to_numpy(dtype=np.int64)
         return numeric.to_numpy(dtype=np.float64).astype(np.int64)
     times = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
     if times.isna().any():
         row = _first_bad(times.isna().to_numpy())
         raise DataError(f"{where(label, row + offset, name)}: cannot parse timestamp "
                         f"{col.iloc[row]!r}; expected a number or an ISO date")
-    return (times - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta("1s")
+    # A plain array: a Series here would be indexed by label, not position, further on.
+    seconds = (times - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta("1s")
+    return seconds.to_numpy(dtype=np.int64)
 
 
 def load_interactions(
@@ -385,6 +444,7 @@ def resolve_duplicates(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], int]:
     """Apply a duplicate policy; returns rows sorted by (user, item) and the count removed."""
     # Stable sort on (user, item, time) so "last" means latest in time, then in file order.
+    fields = {k: np.asarray(v) for k, v in fields.items()}
     keys = [np.arange(len(user))]
     if "timestamp" in fields:
         keys.append(fields["timestamp"])
