@@ -7,6 +7,7 @@ from graphrec.data.graph import RecGraph, TorchGraph
 from graphrec.data.idmap import IdMap
 from graphrec.data.interactions import ColumnMap, Interactions, LoadReport, load_interactions
 from graphrec.data.sampling import NegativeSampler
+from graphrec.data.social import SocialColumns, SocialEdges, load_social
 from graphrec.data.splits import (
     Split,
     SplitReport,
@@ -21,8 +22,8 @@ from graphrec.data.splits import (
 
 __all__ = [
     "Adjacency", "ColumnMap", "DataError", "IdMap", "Interactions", "LoadReport",
-    "NegativeSampler", "RecGraph", "Split", "SplitReport", "TorchGraph", "binarize",
+    "NegativeSampler", "RecGraph", "SocialColumns", "SocialEdges", "Split", "SplitReport", "TorchGraph", "binarize",
     "deduplicate", "given_split", "holdout_valid", "k_core", "leave_one_out",
-    "load_interactions", "per_user_split", "per_user_temporal_split", "random_split",
+    "load_interactions", "load_social", "per_user_split", "per_user_temporal_split", "random_split",
     "temporal_split",
 ]

@@ -1,0 +1,121 @@
+"""One-call descriptive statistics of a dataset, an interaction log or a split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from graphrec.data.interactions import Interactions
+from graphrec.data.splits import Split
+from graphrec.datasets.dataset import Dataset
+
+QUANTILES = {"min": 0.0, "25%": 0.25, "50%": 0.5, "75%": 0.75, "90%": 0.9, "99%": 0.99, "max": 1.0}
+
+
+@dataclass
+class DatasetSummary:
+    """Sizes and degree distributions of a dataset; ``print()`` it for a readable table.
+
+    Attributes:
+        name: the dataset's name (``""`` for bare interactions).
+        users, items: sizes of the user and item maps.
+        interactions: all interactions (every split part together).
+        density: ``interactions / (users * items)``.
+        users_without_interactions, items_without_interactions: isolated users/items.
+        user_degree, item_degree: interactions per user/item at the quantiles of
+            :data:`QUANTILES` (all users/items, isolated ones included).
+        rating_range: ``(min, max)`` rating, or ``None`` without ratings.
+        social_edges: directed social edges (a friendship stored both ways counts 2).
+        avg_friends: social edges per user.
+        split_sizes: rows of train/valid/test when the data is split.
+    """
+
+    name: str
+    users: int
+    items: int
+    interactions: int
+    density: float
+    users_without_interactions: int
+    items_without_interactions: int
+    user_degree: pd.Series
+    item_degree: pd.Series
+    rating_range: tuple[float, float] | None = None
+    social_edges: int | None = None
+    avg_friends: float | None = None
+    split_sizes: dict[str, int] | None = None
+
+    def to_series(self) -> pd.Series:
+        """Every figure as one flat Series (handy to compare datasets in a DataFrame)."""
+        row: dict[str, object] = {
+            "users": self.users, "items": self.items, "interactions": self.interactions,
+            "density": self.density,
+            "users without interactions": self.users_without_interactions,
+            "items without interactions": self.items_without_interactions,
+        }
+        row.update({f"user degree {q}": v for q, v in self.user_degree.items()})
+        row.update({f"item degree {q}": v for q, v in self.item_degree.items()})
+        if self.rating_range is not None:
+            row["rating min"], row["rating max"] = self.rating_range
+        if self.social_edges is not None:
+            row["social edges"], row["avg friends"] = self.social_edges, self.avg_friends
+        for part, n in (self.split_sizes or {}).items():
+            row[part] = n
+        return pd.Series(row, name=self.name or None)
+
+    def __str__(self) -> str:
+        lines = [f"{self.name or 'interactions'}: {self.users:,} users, {self.items:,} items, "
+                 f"{self.interactions:,} interactions (density {self.density:.4%})"]
+        if self.users_without_interactions or self.items_without_interactions:
+            lines.append(f"  without interactions: {self.users_without_interactions:,} users, "
+                         f"{self.items_without_interactions:,} items")
+        degrees = pd.DataFrame({"user degree": self.user_degree, "item degree": self.item_degree}).T
+        lines += ["  " + line for line in degrees.to_string(float_format=lambda x: f"{x:g}").splitlines()]
+        if self.rating_range is not None:
+            lines.append(f"  ratings {self.rating_range[0]:g} to {self.rating_range[1]:g}")
+        if self.social_edges is not None:
+            lines.append(f"  social: {self.social_edges:,} edges, {self.avg_friends:.2f} per user")
+        if self.split_sizes is not None:
+            lines.append("  split: " + ", ".join(f"{k} {v:,}" for k, v in self.split_sizes.items()))
+        return "\n".join(lines)
+
+
+def _quantiles(degrees: np.ndarray) -> pd.Series:
+    if len(degrees) == 0:
+        return pd.Series(np.nan, index=list(QUANTILES))
+    return pd.Series(np.quantile(degrees, list(QUANTILES.values())), index=list(QUANTILES))
+
+
+def summary(data: Dataset | Interactions | Split) -> DatasetSummary:
+    """Describe a dataset (or bare interactions, or a split) in one call.
+
+    Example::
+
+        >>> print(summary(synthetic()))          # doctest: +SKIP
+    """
+    name, social, split = "", None, None
+    if isinstance(data, Dataset):
+        name, social, split, inter = data.name, data.social, data.split, data.all_interactions()
+    elif isinstance(data, Split):
+        split = data
+        inter = Dataset("split", split=data).all_interactions()
+    elif isinstance(data, Interactions):
+        inter = data
+    else:
+        raise TypeError(f"summary() takes a Dataset, Interactions or Split, not {type(data).__name__}")
+    users, items = inter.num_users, inter.num_items
+    user_deg, item_deg = inter.user_degrees(), inter.item_degrees()
+    return DatasetSummary(
+        name=name, users=users, items=items, interactions=len(inter),
+        density=len(inter) / (users * items) if users and items else 0.0,
+        users_without_interactions=int((user_deg == 0).sum()),
+        items_without_interactions=int((item_deg == 0).sum()),
+        user_degree=_quantiles(user_deg), item_degree=_quantiles(item_deg),
+        rating_range=(None if inter.rating is None or len(inter) == 0
+                      else (float(inter.rating.min()), float(inter.rating.max()))),
+        social_edges=None if social is None else len(social),
+        avg_friends=None if social is None else len(social) / max(users, 1),
+        split_sizes=None if split is None else dict(split.report.sizes) or {
+            "train": len(split.train), "valid": len(split.valid), "test": len(split.test)},
+    )

@@ -1,0 +1,62 @@
+"""summary(): one call describing a dataset, interactions or a split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graphrec.data.interactions import Interactions
+from graphrec.data.social import SocialEdges
+from graphrec.data.splits import given_split
+from graphrec.datasets import Dataset, summary, synthetic
+
+
+@pytest.fixture
+def small() -> Interactions:
+    # Users 0..3 (user 3 without interactions), items 0..2.
+    return Interactions.from_arrays([0, 0, 0, 1, 2], [0, 1, 2, 0, 0], num_users=4, num_items=3,
+                                    rating=[1, 2, 3, 4, 5])
+
+
+def test_interactions(small):
+    s = summary(small)
+    assert (s.users, s.items, s.interactions) == (4, 3, 5)
+    assert s.density == pytest.approx(5 / 12)
+    assert s.users_without_interactions == 1 and s.items_without_interactions == 0
+    assert s.user_degree["min"] == 0 and s.user_degree["max"] == 3
+    assert s.user_degree["50%"] == pytest.approx(np.median([3, 1, 1, 0]))
+    assert s.item_degree.tolist() == pytest.approx(np.quantile([3, 1, 1], [0, .25, .5, .75, .9, .99, 1]))
+    assert s.rating_range == (1.0, 5.0)
+    assert s.social_edges is None and s.split_sizes is None
+
+
+def test_dataset_with_social_and_split(small):
+    train = small.subset(np.array([0, 1, 3]))
+    test = small.subset(np.array([2, 4]))
+    social = SocialEdges.from_arrays([0, 1, 2], [1, 0, 0], num_users=4)
+    d = Dataset("toy", split=given_split(train, test), social=social)
+    s = summary(d)
+    assert s.interactions == 5 and s.split_sizes == {"train": 3, "valid": 0, "test": 2}
+    assert s.social_edges == 3 and s.avg_friends == pytest.approx(3 / 4)
+    assert s.rating_range == (1.0, 5.0)
+    text = str(s)
+    assert "toy: 4 users, 3 items, 5 interactions" in text
+    assert "train 3, valid 0, test 2" in text and "3 edges" in text
+    row = s.to_series()
+    assert row["test"] == 2 and row["user degree max"] == 3 and row.name == "toy"
+    assert summary(d.split).split_sizes == s.split_sizes
+
+
+def test_synthetic_summary_is_consistent():
+    d = synthetic(num_users=80, num_items=60, num_communities=4, avg_degree=6)
+    s = summary(d)
+    x = d.interactions
+    assert s.interactions == len(x) and s.social_edges == len(d.social)
+    assert s.user_degree["min"] >= 1
+    assert s.user_degree["max"] == x.user_degrees().max()
+    assert "synthetic: 80 users, 60 items" in str(s)
+
+
+def test_rejects_other_types():
+    with pytest.raises(TypeError, match="Dataset, Interactions or Split"):
+        summary([1, 2, 3])
