@@ -7,9 +7,3 @@ The flow of data: interaction log → :mod:`graphrec.data` (ids, filtering, spli
 
 __version__ = "0.1.0"
 
-import warnings as _warnings
-
-# torch announces its sparse CSR support as "beta" on first use; graphrec relies on the
-# parts of it that are stable, so the notice is noise to users.
-_warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-_warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")

@@ -10,10 +10,28 @@ ids the caller knows (e.g. :class:`~graphrec.data.graph.RecGraph` edge ids).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+
+class SourceMajor(NamedTuple):
+    """The same edges grouped by source node (the CSR of the transposed matrix).
+
+    Attributes:
+        rowptr: ``int64[num_src + 1]``; the outgoing edges of ``s`` are positions
+            ``rowptr[s] .. rowptr[s+1]-1`` of this ordering.
+        col: ``int64[E]`` destination node of each edge in this ordering.
+        perm: ``int64[E]`` stored (destination-major) position of each edge in this
+            ordering, so ``values_src_major = values_stored[perm]``.
+    """
+
+    rowptr: Tensor
+    col: Tensor
+    perm: Tensor
 
 
 @dataclass
@@ -36,6 +54,11 @@ class Adjacency:
     num_src: int
     num_dst: int
     weight: Tensor | None = None
+    # Derived index tensors (destination per edge, source-major order, self-loop graph),
+    # built on first use and reused for the lifetime of this object; layers hit them on
+    # every forward/backward, so building them once per graph is what makes an
+    # ``Adjacency`` the fast path. Excluded from ``==``/``repr``.
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_edge_index(
@@ -55,10 +78,13 @@ class Adjacency:
         if num_nodes is None:
             n = int(edge_index.max()) + 1 if edge_index.numel() else 0
             num_src = num_dst = n
-        elif isinstance(num_nodes, int):
-            num_src = num_dst = num_nodes
+        elif isinstance(num_nodes, tuple | list):
+            num_src, num_dst = (operator.index(n) for n in num_nodes)
         else:
-            num_src, num_dst = num_nodes
+            # operator.index also accepts numpy and 0-d torch integers, which are not int.
+            num_src = num_dst = operator.index(num_nodes)
+        if weight is not None and weight.size(0) != src.numel():
+            raise ValueError(f"weight has {weight.size(0)} entries for {src.numel()} edges")
         if src.numel():
             if int(src.min()) < 0 or int(src.max()) >= num_src:
                 raise ValueError(f"edge_index sources must lie in [0, {num_src}), found "
@@ -124,3 +150,106 @@ class Adjacency:
         out = torch.empty_like(values)
         out[self.edge_id] = values
         return out
+
+    # ------------------------------------------------------------------ cached views
+    def dst_index_cached(self) -> Tensor:
+        """Like :meth:`dst_index`, but computed once and kept on this object."""
+        if "dst" not in self._cache:
+            self._cache["dst"] = self.dst_index()
+        return self._cache["dst"]
+
+    def source_major(self) -> SourceMajor:
+        """Edges regrouped by source node (cached); used for gradients w.r.t. sources."""
+        if "source_major" not in self._cache:
+            dst = self.dst_index_cached()
+            # Stable sort keeps destinations ascending within each source group.
+            perm = torch.argsort(self.col, stable=True)
+            counts = torch.bincount(self.col, minlength=self.num_src)
+            rowptr = torch.zeros(self.num_src + 1, dtype=torch.long, device=self.device)
+            rowptr[1:] = torch.cumsum(counts, 0)
+            self._cache["source_major"] = SourceMajor(rowptr, dst[perm], perm)
+        return self._cache["source_major"]
+
+    def compressed_indices(self, transposed: bool = False) -> tuple[Tensor, Tensor]:
+        """``(rowptr, col)`` for sparse kernels, as int32 when the graph fits (cached).
+
+        With ``transposed`` the source-major CSR (rows = sources, columns = destinations).
+        Sparse BLAS libraries work on 32-bit indices and would otherwise convert the
+        int64 arrays on every call.
+        """
+        key = ("compressed", transposed)
+        if key not in self._cache:
+            if transposed:
+                sm = self.source_major()
+                rowptr, col = sm.rowptr, sm.col
+            else:
+                rowptr, col = self.rowptr, self.col
+            if self.num_edges < 2**31 - 1 and max(self.num_src, self.num_dst) < 2**31 - 1:
+                rowptr, col = rowptr.to(torch.int32), col.to(torch.int32)
+            self._cache[key] = (rowptr, col)
+        return self._cache[key]
+
+    def has_duplicate_edges(self) -> bool:
+        """Whether some ``src → dst`` pair is stored more than once (cached)."""
+        if "duplicates" not in self._cache:
+            key = self.dst_index_cached() * max(self.num_src, 1) + self.col
+            if key.numel() > 1 and bool((key[1:] >= key[:-1]).all()):
+                dup = bool((key[1:] == key[:-1]).any())
+            else:
+                dup = torch.unique(key).numel() < key.numel()
+            self._cache["duplicates"] = dup
+        return self._cache["duplicates"]
+
+    def edge_view(self) -> Adjacency:
+        """The same destination segments with each edge's *own caller id* as its source.
+
+        Aggregating per-edge data (shape ``(E, ...)`` in caller order) over this view
+        computes ``out[d] = sum_{e -> d} w_e * data[e]``, which lets per-edge
+        features reuse the node-feature kernels. Cached.
+        """
+        if "edge_view" not in self._cache:
+            view = Adjacency(self.rowptr, self.edge_id, self.edge_id, self.num_edges,
+                             self.num_dst)
+            # In the transposed view every "source" (edge) has exactly one entry.
+            counts = torch.ones(self.num_edges, dtype=torch.long, device=self.device)
+            rowptr = torch.zeros(self.num_edges + 1, dtype=torch.long, device=self.device)
+            rowptr[1:] = torch.cumsum(counts, 0)
+            perm = torch.empty_like(self.edge_id)
+            perm[self.edge_id] = torch.arange(self.num_edges, device=self.device)
+            view._cache["dst"] = self.dst_index_cached()
+            view._cache["source_major"] = SourceMajor(rowptr, self.dst_index_cached()[perm],
+                                                      perm)
+            self._cache["edge_view"] = view
+        return self._cache["edge_view"]
+
+    def with_self_loops(self, num_nodes: int | None = None) -> Adjacency:
+        """This graph without its self-loops plus one loop ``i → i`` per ``i < num_nodes``.
+
+        ``num_nodes`` defaults to ``min(num_src, num_dst)``. Edges keep their caller
+        ids; the loop of node ``i`` gets id ``num_edges + i`` (so ids range over
+        ``0 .. num_edges + num_nodes - 1`` and those of removed self-loops are
+        absent). Cached per ``num_nodes``, so layers that add self-loops on every call
+        pay for it once.
+        """
+        n = min(self.num_src, self.num_dst) if num_nodes is None else num_nodes
+        if n > min(self.num_src, self.num_dst):
+            raise ValueError(f"cannot add {n} self-loops to a {self.num_src}x{self.num_dst} graph")
+        key = ("self_loops", n)
+        if key not in self._cache:
+            dst = self.dst_index_cached()
+            keep = self.col != dst
+            loops = torch.arange(n, device=self.device)
+            src = torch.cat([self.col[keep], loops])
+            dst_all = torch.cat([dst[keep], loops])
+            ids = torch.cat([self.edge_id[keep], loops + self.num_edges])
+            order = torch.argsort(dst_all * max(self.num_src, 1) + src, stable=True)
+            counts = torch.bincount(dst_all, minlength=self.num_dst)
+            rowptr = torch.zeros(self.num_dst + 1, dtype=torch.long, device=self.device)
+            rowptr[1:] = torch.cumsum(counts, 0)
+            weight = None
+            if self.weight is not None:
+                weight = torch.cat([self.weight[keep], self.weight.new_ones(n)])[order]
+            adj = Adjacency(rowptr, src[order], ids[order], self.num_src, self.num_dst, weight)
+            adj._cache["dst"] = dst_all[order]
+            self._cache[key] = adj
+        return self._cache[key]

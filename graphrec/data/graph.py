@@ -9,6 +9,7 @@ carries or keeps that id, so a boolean edge mask built against one is valid in a
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -262,9 +263,11 @@ class RecGraph:
 
 
 def _csr_to_torch(m: sp.csr_matrix, device: torch.device) -> Tensor:
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(m.indptr.astype(np.int64)),
-        torch.from_numpy(m.indices.astype(np.int64)),
-        torch.from_numpy(m.data.astype(np.float32)),
-        size=m.shape,
-    ).to(device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's "beta" notice for sparse CSR
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(m.indptr.astype(np.int64)),
+            torch.from_numpy(m.indices.astype(np.int64)),
+            torch.from_numpy(m.data.astype(np.float32)),
+            size=m.shape, check_invariants=False,
+        ).to(device)

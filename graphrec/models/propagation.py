@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor
 
@@ -55,4 +57,6 @@ def normalized_adjacency(
     rows, cols, vals = rows[order], cols[order], vals[order]
     crow = torch.zeros(n + 1, dtype=torch.long, device=edge_index.device)
     crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
-    return torch.sparse_csr_tensor(crow, cols, vals, size=(n, n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's "beta" notice for sparse CSR
+        return torch.sparse_csr_tensor(crow, cols, vals, size=(n, n), check_invariants=False)

@@ -1,0 +1,429 @@
+r"""Full-ranking evaluation of recommenders, plus rating-prediction errors.
+
+Every user with at least one target (held-out) item is scored against *all* items;
+items the user should not be recommended (training interactions and, when evaluating
+on the test set, validation interactions) are masked out, and the top :math:`K` of the
+rest are compared with the user's target items. Definitions follow the evaluation code
+of the LightGCN paper (He et al., 2020), with binary relevance.
+
+For a user :math:`u` with target set :math:`T_u` and ranked list
+:math:`r_1, r_2, \dots` (best first), let :math:`\mathrm{rel}_j = [r_j \in T_u]` and
+:math:`h_K = \sum_{j \le K} \mathrm{rel}_j`. Then
+
+* Recall@K :math:`= h_K / |T_u|`
+* Precision@K :math:`= h_K / K`
+* Hit@K :math:`= [h_K > 0]`
+* NDCG@K :math:`= \mathrm{DCG}_K / \mathrm{IDCG}_K` with
+  :math:`\mathrm{DCG}_K = \sum_{j=1}^{K} \mathrm{rel}_j / \log_2(j + 1)` and
+  :math:`\mathrm{IDCG}_K = \sum_{j=1}^{\min(K, |T_u|)} 1 / \log_2(j + 1)`
+* MRR@K :math:`= 1 / j^*` where :math:`j^*` is the rank of the first hit within the top
+  :math:`K` (0 without a hit)
+
+and each reported value is the mean over the counted users. Two list-level measures
+describe what is recommended rather than how accurate it is:
+
+* coverage@K: the fraction of all items that appear in at least one counted user's top
+  :math:`K`;
+* avg_popularity@K: the mean training degree of the recommended items, over all
+  (user, slot) pairs of the top-:math:`K` lists.
+
+Scoring is done in batches of users whose size follows from a memory budget, and all
+per-user computations are vectorised over the batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from graphrec.data.graph import RecGraph
+from graphrec.data.interactions import Interactions
+from graphrec.scoring import DotScorer, Scorer
+
+if TYPE_CHECKING:
+    from graphrec.models.base import Recommender
+
+ExcludeSource = Interactions | sp.spmatrix | sp.sparray | RecGraph
+
+RANKING_METRICS = ("recall", "ndcg", "precision", "hit", "mrr")
+LIST_METRICS = ("coverage", "avg_popularity")
+ALL_METRICS = RANKING_METRICS + LIST_METRICS
+
+# Per-row bytes of the top-K bookkeeping (values, indices, lookup keys, positions, hit
+# flags and cumulative sums): a generous bound, so the budget is respected.
+_BYTES_PER_TOPK_SLOT = 64
+# Group size of the two-stage top-K (see :func:`topk_rows`).
+_GROUP = 16
+
+
+def interaction_matrix(source: ExcludeSource, shape: tuple[int, int] | None = None) -> sp.csr_matrix:
+    """A binary user × item CSR matrix (one stored 1 per distinct pair, indices sorted).
+
+    Args:
+        source: interactions, a scipy sparse matrix (any nonzero counts as an
+            interaction) or a :class:`~graphrec.data.graph.RecGraph` (its training edges).
+        shape: expected ``(num_users, num_items)``; a mismatch raises ``ValueError``.
+    """
+    if isinstance(source, Interactions):
+        m = sp.csr_matrix(
+            (np.ones(len(source), dtype=np.int8), (source.user, source.item)),
+            shape=(source.num_users, source.num_items),
+        )
+    elif isinstance(source, RecGraph):
+        m = sp.csr_matrix(source.ui)
+    elif sp.issparse(source):
+        m = sp.csr_matrix(source)
+    else:
+        raise TypeError(f"expected Interactions, a RecGraph or a scipy sparse matrix, "
+                        f"got {type(source).__name__}")
+    if shape is not None and m.shape != tuple(shape):
+        raise ValueError(f"interaction matrix has shape {m.shape}, expected {tuple(shape)} "
+                         f"(users × items); build every part with the same id maps")
+    m.sum_duplicates()
+    m.eliminate_zeros()
+    # Duplicates were summed above, so every stored entry is one distinct pair.
+    m = sp.csr_matrix((np.ones(m.nnz, dtype=np.int8), m.indices, m.indptr), shape=m.shape)
+    m.sort_indices()
+    return m
+
+
+def _row_keys(m: sp.csr_matrix, num_items: int) -> np.ndarray:
+    """``row * num_items + column`` of every stored entry, ascending (rows are sorted)."""
+    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+    return rows * num_items + m.indices.astype(np.int64)
+
+
+class Evaluator:
+    """Full-ranking top-K evaluation.
+
+    Args:
+        exclude: what must never be recommended to a user: training interactions, and
+            validation interactions when evaluating on the test set. Each part may be
+            :class:`~graphrec.data.interactions.Interactions`, a scipy sparse user × item
+            matrix or a :class:`~graphrec.data.graph.RecGraph`; they are merged.
+        ks: the cut-offs :math:`K`.
+        metrics: names among ``recall``, ``ndcg``, ``precision``, ``hit``, ``mrr``,
+            ``coverage`` and ``avg_popularity``.
+        memory_budget_mb: bound on the working memory of one batch of users (their score
+            matrix ``B × num_items`` in float32 plus the top-K buffers); the batch size
+            is derived from it. Scorers without a matrix form (e.g. the MLP scorer) need
+            extra memory of their own that this does not cover.
+        item_popularity: training degree of each item for ``avg_popularity``; by default
+            the number of users per item in the first ``exclude`` part.
+
+    Target items that are also excluded stay in :math:`|T_u|` (they can never be hit);
+    with disjoint splits this does not arise.
+    """
+
+    def __init__(
+        self,
+        exclude: ExcludeSource | Sequence[ExcludeSource] = (),
+        ks: Sequence[int] = (10, 20),
+        metrics: Sequence[str] = RANKING_METRICS + LIST_METRICS,
+        memory_budget_mb: float = 128,
+        item_popularity: np.ndarray | None = None,
+    ) -> None:
+        if not isinstance(exclude, (list, tuple)):
+            exclude = [exclude]
+        self.ks = sorted({int(k) for k in ks})
+        if not self.ks or self.ks[0] < 1:
+            raise ValueError(f"ks must be positive integers, got {list(ks)}")
+        unknown = [m for m in metrics if m not in ALL_METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; choose among {list(ALL_METRICS)}")
+        self.metrics = [m for m in ALL_METRICS if m in metrics]
+        if memory_budget_mb <= 0:
+            raise ValueError(f"memory_budget_mb must be positive, got {memory_budget_mb}")
+        self.memory_budget_mb = float(memory_budget_mb)
+
+        parts = [interaction_matrix(e) for e in exclude]
+        for p in parts[1:]:
+            if p.shape != parts[0].shape:
+                raise ValueError(f"exclude parts have different shapes: {parts[0].shape} vs "
+                                 f"{p.shape}; build every part with the same id maps")
+        self.exclude: sp.csr_matrix | None = None
+        if parts:
+            self.exclude = interaction_matrix(sum(parts[1:], parts[0]))
+
+        if item_popularity is not None:
+            self.item_popularity: np.ndarray | None = np.asarray(item_popularity, dtype=np.float64)
+        elif parts:
+            self.item_popularity = np.bincount(parts[0].indices, minlength=parts[0].shape[1]).astype(np.float64)
+        else:
+            self.item_popularity = None
+        if "avg_popularity" in self.metrics and self.item_popularity is None:
+            raise ValueError("avg_popularity needs item_popularity or an exclude part to count "
+                             "item degrees from")
+
+    # ------------------------------------------------------------------ public API
+    def evaluate(
+        self, model: Recommender, target: Interactions, per_user: bool = False
+    ) -> dict[str, float] | tuple[dict[str, float], pd.DataFrame]:
+        """Rank all items for every user of ``target`` with ``model``'s embeddings.
+
+        ``model.embeddings()`` is called once; its time (propagation, for graph
+        models) is part of ``eval_seconds``.
+
+        Returns:
+            ``{"recall@20": ..., "ndcg@20": ..., ..., "users": n, "eval_seconds": t}``;
+            with ``per_user=True``, also a DataFrame with one row per counted user (see
+            :meth:`evaluate_embeddings`).
+        """
+        start = time.perf_counter()
+        user_emb, item_emb = model.embeddings()
+        return self._run(user_emb, item_emb, target, model.scorer, per_user, start)
+
+    def evaluate_embeddings(
+        self,
+        user_emb: Tensor,
+        item_emb: Tensor,
+        target: Interactions | sp.spmatrix | sp.sparray,
+        scorer: Scorer | None = None,
+        per_user: bool = False,
+    ) -> dict[str, float] | tuple[dict[str, float], pd.DataFrame]:
+        """Rank all items for every user of ``target`` given final embeddings.
+
+        Args:
+            user_emb: ``[U, D]``; item_emb: ``[I, D]``.
+            target: held-out interactions (or a user × item sparse matrix).
+            scorer: how to score users against items; default dot product.
+            per_user: also return a DataFrame with columns ``user``, ``num_target`` and
+                ``<metric>@<K>`` for the per-user metrics (everything but coverage), one
+                row per counted user, e.g. for breakdowns by user degree.
+        """
+        start = time.perf_counter()
+        return self._run(user_emb, item_emb, target, scorer or DotScorer(), per_user, start)
+
+    def batch_size(self, num_items: int, score_bytes: int = 4) -> int:
+        """Users scored at once: as many as fit in the memory budget (at least 1)."""
+        kmax = min(self.ks[-1], max(num_items, 1))
+        per_row = (num_items * score_bytes            # the scores
+                   + (num_items // _GROUP) * 4        # group maxima of topk_rows
+                   + kmax * (_GROUP + 1) * 12         # its candidates: values and columns
+                   + kmax * _BYTES_PER_TOPK_SLOT)     # metric bookkeeping
+        return max(1, int(self.memory_budget_mb * 2**20 // per_row))
+
+    # ------------------------------------------------------------------ implementation
+    @torch.no_grad()
+    def _run(
+        self,
+        user_emb: Tensor,
+        item_emb: Tensor,
+        target: Any,
+        scorer: Scorer,
+        per_user: bool,
+        start: float,
+    ) -> dict[str, float] | tuple[dict[str, float], pd.DataFrame]:
+        num_users, num_items = user_emb.shape[0], item_emb.shape[0]
+        dev = item_emb.device
+        tgt = interaction_matrix(target, (num_users, num_items))
+        if self.exclude is not None and self.exclude.shape != tgt.shape:
+            raise ValueError(f"exclude matrix has shape {self.exclude.shape} but the embeddings "
+                             f"give {tgt.shape} (users × items)")
+        pop = None
+        if "avg_popularity" in self.metrics:
+            assert self.item_popularity is not None
+            if len(self.item_popularity) != num_items:
+                raise ValueError(f"item_popularity has {len(self.item_popularity)} entries for "
+                                 f"{num_items} items")
+            pop = torch.as_tensor(self.item_popularity, dtype=torch.float64, device=dev)
+
+        users = np.flatnonzero(np.diff(tgt.indptr) > 0)
+        tgt = tgt[users]
+        # Flat keys row * I + item over the counted users (row = position in ``users``):
+        # a batch of rows [s, e) owns a contiguous, sorted slice of these arrays.
+        tgt_ptr = tgt.indptr.tolist()  # python ints: numpy scalars would make slicing copy
+        tgt_keys = torch.from_numpy(_row_keys(tgt, num_items)).to(dev)
+        num_target = torch.from_numpy(np.diff(tgt.indptr).astype(np.int64)).to(dev)
+        if self.exclude is not None:
+            exc = self.exclude[users]
+            exc_ptr = exc.indptr.tolist()
+            exc_keys = torch.from_numpy(_row_keys(exc, num_items)).to(dev)
+
+        kmax = self.ks[-1]
+        k_eff = min(kmax, num_items)  # torch.topk cannot return more items than exist
+        discount = 1.0 / torch.log2(torch.arange(2, k_eff + 2, dtype=torch.float64, device=dev))
+        ideal_dcg = torch.cumsum(discount, 0)
+        # Best (smallest) rank any counted user gives each item; coverage@K counts < K.
+        best_rank = torch.full((num_items,), k_eff, dtype=torch.long, device=dev)
+        slot = torch.arange(k_eff, device=dev)
+
+        per_user_parts: dict[str, list[Tensor]] = {}
+        pop_sum = dict.fromkeys(self.ks, 0.0)
+        pop_count = dict.fromkeys(self.ks, 0)
+        step = min(self.batch_size(num_items), max(len(users), 1))
+        users_t = torch.from_numpy(users).to(dev)
+        buffer = _score_buffer(scorer, user_emb, item_emb, step)
+        for s in range(0, len(users), step):
+            e = min(s + step, len(users))
+            u = user_emb[users_t[s:e]]
+            if buffer is not None:
+                scores = torch.mm(u, item_emb.T, out=buffer[: e - s])
+            else:
+                scores = scorer.score_all(u, item_emb).float()
+            if self.exclude is not None:
+                flat = exc_keys[exc_ptr[s]:exc_ptr[e]] - s * num_items
+                scores.view(-1).index_fill_(0, flat, -torch.inf)
+            values, items = topk_rows(scores, k_eff)
+            if torch.isnan(values).any():
+                raise ValueError("the scorer produced NaN scores; check the embeddings")
+            # Users with fewer than K allowed items get -inf fillers, which are not
+            # recommendations.
+            valid = values > -torch.inf
+
+            # Membership of (row, item) in the batch's target set by binary search on
+            # the sorted flat keys.
+            keys = tgt_keys[tgt_ptr[s]:tgt_ptr[e]] - s * num_items
+            query = torch.arange(e - s, device=dev).unsqueeze(1) * num_items + items
+            pos = torch.searchsorted(keys, query).clamp_(max=len(keys) - 1)
+            hits = (keys[pos] == query) & valid
+
+            n_t = num_target[s:e]
+            hits_f = hits.to(torch.float64)
+            hit_count = torch.cumsum(hits_f, 1)
+            dcg = torch.cumsum(hits_f * discount, 1)
+            any_hit = hits.any(1)
+            first = hits.to(torch.int8).argmax(1)  # argmax returns the first maximum
+            batch: dict[str, Tensor] = {}
+            for k in self.ks:
+                col = min(k, k_eff) - 1
+                h = hit_count[:, col]
+                if "recall" in self.metrics:
+                    batch[f"recall@{k}"] = h / n_t
+                if "ndcg" in self.metrics:
+                    idcg = ideal_dcg[n_t.clamp(max=col + 1) - 1]
+                    batch[f"ndcg@{k}"] = dcg[:, col] / idcg
+                if "precision" in self.metrics:
+                    batch[f"precision@{k}"] = h / k
+                if "hit" in self.metrics:
+                    batch[f"hit@{k}"] = (h > 0).to(torch.float64)
+                if "mrr" in self.metrics:
+                    found = any_hit & (first <= col)
+                    batch[f"mrr@{k}"] = torch.where(found, 1.0 / (first + 1).to(torch.float64), 0.0)
+                if pop is not None:
+                    v = valid[:, : col + 1]
+                    p = torch.where(v, pop[items[:, : col + 1]], 0.0).sum(1)
+                    n = v.sum(1)
+                    pop_sum[k] += float(p.sum())
+                    pop_count[k] += int(n.sum())
+                    batch[f"avg_popularity@{k}"] = p / n.clamp(min=1)
+            for name, t in batch.items():
+                per_user_parts.setdefault(name, []).append(t)
+            if "coverage" in self.metrics:
+                ranks = torch.where(valid, slot, k_eff)
+                best_rank.scatter_reduce_(0, items.reshape(-1), ranks.reshape(-1), reduce="amin")
+
+        cols = {name: torch.cat(parts).cpu().numpy() for name, parts in per_user_parts.items()}
+        result: dict[str, float] = {}
+        for m in self.metrics:
+            for k in self.ks:
+                key = f"{m}@{k}"
+                if m == "coverage":
+                    covered = int((best_rank < min(k, k_eff)).sum())
+                    result[key] = covered / num_items if num_items else 0.0
+                elif m == "avg_popularity":
+                    result[key] = pop_sum[k] / pop_count[k] if pop_count[k] else 0.0
+                else:
+                    result[key] = float(cols[key].mean()) if len(users) else 0.0
+        result["users"] = float(len(users))
+        result["eval_seconds"] = time.perf_counter() - start
+        if not per_user:
+            return result
+        frame = pd.DataFrame({"user": users, "num_target": np.diff(tgt.indptr).astype(np.int64), **cols})
+        return result, frame
+
+
+def topk_rows(scores: Tensor, k: int, group: int = _GROUP) -> tuple[Tensor, Tensor]:
+    """The ``k`` largest values of each row, best first, and their columns.
+
+    Same result as ``torch.topk(scores, k, dim=1)`` (up to the order of exactly equal
+    scores) but faster on wide rows, in two stages. Columns are split into groups
+    ``{g, g + G, g + 2G, ...}`` (``G = columns // group``), and the ``k`` groups with
+    the largest maxima are kept; the answer is the top ``k`` of their members plus the
+    few leftover columns. This is exact: an entry outside the kept groups is at most the
+    maximum of its group, which is below the maxima of ``k`` kept groups, i.e. below
+    ``k`` distinct entries. Striding the groups makes the maxima an elementwise max
+    over ``group`` contiguous slices, which vectorises well; only
+    ``k * group`` candidates per row go through the final ``torch.topk``.
+    """
+    rows, n = scores.shape
+    g = n // group
+    if g <= 2 * k:
+        return torch.topk(scores, k, dim=1)
+    group_max = scores[:, : g * group].reshape(rows, group, g).amax(1)
+    best_groups = torch.topk(group_max, k, dim=1, sorted=False).indices
+    offsets = torch.arange(group, device=scores.device) * g
+    leftover = torch.arange(g * group, n, device=scores.device).expand(rows, -1)
+    cols = torch.cat([(best_groups.unsqueeze(2) + offsets).reshape(rows, -1), leftover], 1)
+    values, pick = torch.topk(scores.gather(1, cols), k, dim=1)
+    return values, cols.gather(1, pick)
+
+
+def _score_buffer(scorer: Scorer, user_emb: Tensor, item_emb: Tensor, rows: int) -> Tensor | None:
+    """A reusable ``[rows, I]`` score matrix for plain float32 dot products, else ``None``.
+
+    Writing every batch's scores into one buffer matters on CPU: a fresh allocation of
+    this size is returned to the OS after each batch and page-faulted in again by the
+    next one, which costs about as much as the matrix product itself.
+    """
+    if type(scorer) is not DotScorer:
+        return None
+    if user_emb.dtype != torch.float32 or item_emb.dtype != torch.float32:
+        return None
+    return torch.empty(rows, item_emb.shape[0], dtype=torch.float32, device=item_emb.device)
+
+
+# ---------------------------------------------------------------------- rating metrics
+def rating_metrics(pred: np.ndarray | Tensor, target: np.ndarray | Tensor) -> dict[str, float]:
+    r"""Root mean squared and mean absolute error of predicted ratings.
+
+    :math:`\mathrm{RMSE} = \sqrt{\tfrac1n \sum_i (\hat y_i - y_i)^2}`,
+    :math:`\mathrm{MAE} = \tfrac1n \sum_i |\hat y_i - y_i|`, computed in float64.
+    """
+    p = _as_float64(pred)
+    t = _as_float64(target)
+    if p.shape != t.shape:
+        raise ValueError(f"predictions have shape {p.shape}, targets {t.shape}")
+    if p.size == 0:
+        raise ValueError("no ratings to compare")
+    err = p - t
+    return {"rmse": float(np.sqrt(np.mean(err * err))), "mae": float(np.mean(np.abs(err)))}
+
+
+def _as_float64(x: np.ndarray | Tensor) -> np.ndarray:
+    if isinstance(x, Tensor):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64).reshape(-1)
+
+
+def evaluate_ratings(
+    predict: Callable[[Tensor, Tensor], Tensor] | np.ndarray | Tensor,
+    target: Interactions,
+    batch_size: int = 65536,
+) -> dict[str, float]:
+    """RMSE and MAE of rating predictions on ``target`` (which must carry ratings).
+
+    Args:
+        predict: a function ``(users [B], items [B]) -> ratings [B]`` called under
+            ``torch.no_grad`` on int64 index tensors in batches of ``batch_size``, or the
+            predictions themselves, aligned with ``target``'s rows.
+    """
+    if target.rating is None:
+        raise ValueError("target has no ratings; load it with a rating column")
+    if not callable(predict):
+        return rating_metrics(predict, target.rating)
+    users = torch.from_numpy(target.user)
+    items = torch.from_numpy(target.item)
+    preds = []
+    with torch.no_grad():
+        for s in range(0, len(target), batch_size):
+            preds.append(_as_float64(predict(users[s:s + batch_size], items[s:s + batch_size])))
+    pred = np.concatenate(preds) if preds else np.zeros(0)
+    return rating_metrics(pred, target.rating)

@@ -1,0 +1,28 @@
+"""Sparse, edge-masked graph attention layers and the primitives they are built from.
+
+Layers: :class:`GATConv`, :class:`GATv2Conv`, :class:`DotProductAttentionConv`.
+Primitives: :func:`spmm`, :func:`sddmm`, :func:`edge_softmax`,
+:func:`additive_edge_softmax`, :func:`gatv2_scores`.
+"""
+
+from graphrec.nn.gat import GATConv
+from graphrec.nn.gatv2 import GATv2Conv
+from graphrec.nn.gatv2_score import gatv2_scores
+from graphrec.nn.graph_input import GraphInput, as_adjacency, prepare_graph
+from graphrec.nn.softmax import additive_edge_softmax, edge_softmax
+from graphrec.nn.sparse_matmul import sddmm, spmm
+from graphrec.nn.transformer import DotProductAttentionConv
+
+__all__ = [
+    "GATConv",
+    "GATv2Conv",
+    "DotProductAttentionConv",
+    "spmm",
+    "sddmm",
+    "edge_softmax",
+    "additive_edge_softmax",
+    "gatv2_scores",
+    "GraphInput",
+    "as_adjacency",
+    "prepare_graph",
+]

@@ -1,0 +1,28 @@
+import json
+
+from graphrec.cli import main
+
+TINY = ["--set", "data.synthetic_users=120", "--set", "data.synthetic_items=90",
+        "--set", "train.epochs=2", "--set", "train.progress=false", "--set", "model.dim=8"]
+
+
+def test_train_evaluate_recommend_round_trip(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--set", "model.name=gat", "--out", str(out)]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert {"best_epoch", "valid", "test"} <= set(trained)
+    assert (out / "best.pt").exists() and (out / "results.json").exists()
+
+    assert main(["evaluate", "--run", str(out)]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["recall@20"] == trained["test"]["recall@20"]
+
+    assert main(["recommend", "--run", str(out), "--users", "0", "5", "--k", "3", "--csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "user,rank,item,score" and len(lines) == 1 + 2 * 3
+
+
+def test_config_errors_are_reported_without_traceback(capsys):
+    assert main(["train", "--set", "model.nam=gat", "--out", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key(s) ['nam']" in err and "Traceback" not in err

@@ -1,0 +1,41 @@
+import pytest
+
+from graphrec.config import ConfigError, default_config_yaml, load_config
+
+
+def test_defaults_and_overrides():
+    cfg = load_config(None, ["train.epochs=3", "data.ratios=[0.7, 0.1, 0.2]", "train.ks=[5, 10]"])
+    assert cfg.train.epochs == 3
+    assert cfg.data.ratios == [0.7, 0.1, 0.2]
+    assert cfg.train.ks == (5, 10)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.epochz=3", r"unknown key\(s\) \['epochz'\]"),
+    ("train.epochs=abc", "train.epochs: expected an integer"),
+    ("train.loss=hinge", r"train.loss: expected one of \[.bpr., .bce., .softmax.\]"),
+    ("modle.dim=3", r"unknown section\(s\) \['modle'\]"),
+    ("epochs=3", "expected section.key=value"),
+])
+def test_bad_keys_and_values_are_named(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_yaml_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "run.yaml"
+    bad.write_text("model:\n  name: gat\n  dims: 3\n")
+    with pytest.raises(ConfigError, match=r"run.yaml: model: unknown key\(s\) \['dims'\]"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_printed_default_config_documents_and_round_trips_every_key(tmp_path):
+    text = default_config_yaml()
+    path = tmp_path / "default.yaml"
+    path.write_text(text)
+    assert load_config(path) == load_config(None)
+    for key in ("dataset:", "epochs:", "mask_batch_edges:", "memory_budget_mb:"):
+        line = next(ln for ln in text.splitlines() if ln.strip().startswith(key))
+        assert "#" in line, f"{key} is undocumented"

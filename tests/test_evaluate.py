@@ -1,0 +1,344 @@
+"""Tests of full-ranking evaluation against a plain per-user reference implementation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from graphrec.data.graph import RecGraph
+from graphrec.data.interactions import Interactions
+from graphrec.evaluate import Evaluator, evaluate_ratings, rating_metrics, topk_rows
+from graphrec.models.base import Recommender
+from graphrec.scoring import CosineScorer
+
+METRICS = ("recall", "ndcg", "precision", "hit", "mrr")
+
+
+# ---------------------------------------------------------------------- reference
+def naive_metrics(scores, exclude, target, ks, popularity):
+    """Per-user loops over a full argsort; formulas written out one by one.
+
+    ``exclude`` and ``target`` are lists of sets of items, one per user.
+    """
+    num_users, num_items = scores.shape
+    per_user = {}
+    top_lists = {k: [] for k in ks}
+    for u in range(num_users):
+        if not target[u]:
+            continue
+        order = np.argsort(-scores[u], kind="stable")
+        ranked = [int(i) for i in order if int(i) not in exclude[u]]
+        row = {}
+        for k in ks:
+            top = ranked[:k]
+            top_lists[k].append(top)
+            rel = [1 if i in target[u] else 0 for i in top]
+            hits = sum(rel)
+            dcg = sum(r / math.log2(pos + 2) for pos, r in enumerate(rel))
+            idcg = sum(1 / math.log2(pos + 2) for pos in range(min(k, len(target[u]))))
+            first = next((pos for pos, r in enumerate(rel) if r), None)
+            row[f"recall@{k}"] = hits / len(target[u])
+            row[f"precision@{k}"] = hits / k
+            row[f"ndcg@{k}"] = dcg / idcg
+            row[f"hit@{k}"] = 1.0 if hits else 0.0
+            row[f"mrr@{k}"] = 0.0 if first is None else 1 / (first + 1)
+            row[f"avg_popularity@{k}"] = (sum(popularity[i] for i in top) / len(top)) if top else 0.0
+        per_user[u] = row
+    summary = {}
+    for k in ks:
+        for m in METRICS:
+            vals = [row[f"{m}@{k}"] for row in per_user.values()]
+            summary[f"{m}@{k}"] = sum(vals) / len(vals) if vals else 0.0
+        shown = {i for top in top_lists[k] for i in top}
+        summary[f"coverage@{k}"] = len(shown) / num_items
+        recommended = [i for top in top_lists[k] for i in top]
+        summary[f"avg_popularity@{k}"] = (sum(popularity[i] for i in recommended) / len(recommended)
+                                          if recommended else 0.0)
+    summary["users"] = float(len(per_user))
+    return summary, per_user
+
+
+def to_sets(m: sp.csr_matrix) -> list[set[int]]:
+    return [set(m.indices[m.indptr[u]:m.indptr[u + 1]].tolist()) for u in range(m.shape[0])]
+
+
+def random_csr(rng, num_users, num_items, density):
+    return sp.csr_matrix((rng.random((num_users, num_items)) < density).astype(np.float32))
+
+
+def assert_close(result, expected):
+    for key, value in expected.items():
+        assert result[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+# ---------------------------------------------------------------------- hand-computed example
+def test_hand_computed_example():
+    # Scores are given directly: item embeddings are the identity, so score(u, i) =
+    # user_emb[u, i].
+    #   user 0: scores .9 .8 .7 .6 .5, training item {0}, target {2, 4}
+    #           ranking without item 0: 1, 2, 3, 4
+    #   user 1: scores .5 .2 .3 .4 .1, training item {4}, target {3}
+    #           ranking without item 4: 0, 3, 2, 1
+    #   user 2: training {0, 1}, no target: not counted.
+    # Let L = 1/log2(3) (the discount of rank 2).
+    # K=1: user 0 gets [1], user 1 gets [0]: no hits, everything 0.
+    #      coverage {0, 1} = 2/5; popularity (degrees 2,1,0,0,1): (deg 1 + deg 0)/2 = (1+2)/2.
+    # K=2: user 0 [1, 2]: one hit at rank 2: recall 1/2, precision 1/2,
+    #      ndcg L / (1 + L) (two target items, so the ideal list has 2 hits), mrr 1/2.
+    #      user 1 [0, 3]: hit at rank 2: recall 1, precision 1/2, ndcg L / 1, mrr 1/2.
+    #      coverage {0, 1, 2, 3} = 4/5; popularity (1 + 0 + 2 + 0)/4.
+    # K=3: user 0 [1, 2, 3], user 1 [0, 3, 2]: same hits; precision 1/3 for both,
+    #      ndcg unchanged (IDCG for user 0 still over min(3, 2) = 2 ranks).
+    #      coverage still 4/5; popularity (1 + 0 + 0 + 2 + 0 + 0)/6.
+    user_emb = torch.tensor([[.9, .8, .7, .6, .5], [.5, .2, .3, .4, .1], [.1, .2, .3, .4, .5]])
+    item_emb = torch.eye(5)
+    train = Interactions.from_arrays([0, 1, 2, 2], [0, 4, 0, 1], num_users=3, num_items=5)
+    test = Interactions.from_arrays([0, 0, 1], [2, 4, 3], num_users=3, num_items=5)
+    result = Evaluator([train], ks=(1, 2, 3)).evaluate_embeddings(user_emb, item_emb, test)
+    L = 1 / math.log2(3)
+    expected = {
+        "recall@1": 0, "precision@1": 0, "ndcg@1": 0, "hit@1": 0, "mrr@1": 0,
+        "coverage@1": 2 / 5, "avg_popularity@1": (1 + 2) / 2,
+        "recall@2": (1 / 2 + 1) / 2, "precision@2": 1 / 2, "ndcg@2": (L / (1 + L) + L) / 2,
+        "hit@2": 1, "mrr@2": 1 / 2, "coverage@2": 4 / 5, "avg_popularity@2": 3 / 4,
+        "recall@3": (1 / 2 + 1) / 2, "precision@3": 1 / 3, "ndcg@3": (L / (1 + L) + L) / 2,
+        "hit@3": 1, "mrr@3": 1 / 2, "coverage@3": 4 / 5, "avg_popularity@3": 3 / 6,
+        "users": 2,
+    }
+    assert_close(result, expected)
+    assert result["eval_seconds"] >= 0
+    assert set(result) == set(expected) | {"eval_seconds"}
+
+
+# ---------------------------------------------------------------------- against the reference
+@st.composite
+def ranking_problem(draw):
+    num_users = draw(st.integers(1, 12))
+    num_items = draw(st.integers(1, 40))
+    seed = draw(st.integers(0, 2**32 - 1))
+    ks = draw(st.lists(st.integers(1, 45), min_size=1, max_size=3))
+    rng = np.random.default_rng(seed)
+    exclude = random_csr(rng, num_users, num_items, draw(st.sampled_from([0.0, 0.2, 0.6, 0.95])))
+    target = random_csr(rng, num_users, num_items, draw(st.sampled_from([0.05, 0.2, 0.5])))
+    user_emb = torch.from_numpy(rng.normal(size=(num_users, 6)).astype(np.float32))
+    item_emb = torch.from_numpy(rng.normal(size=(num_items, 6)).astype(np.float32))
+    budget = draw(st.sampled_from([1e-9, 0.001, 128.0]))
+    return user_emb, item_emb, exclude, target, ks, budget
+
+
+@settings(max_examples=60, deadline=None)
+@given(ranking_problem())
+def test_matches_naive_reference(problem):
+    user_emb, item_emb, exclude, target, ks, budget = problem
+    ev = Evaluator([exclude], ks=ks, memory_budget_mb=budget)
+    result, frame = ev.evaluate_embeddings(user_emb, item_emb, target, per_user=True)
+    scores = (user_emb @ item_emb.T).numpy()
+    popularity = np.diff(exclude.tocsc().indptr)
+    expected, per_user = naive_metrics(scores, to_sets(exclude), to_sets(target), sorted(set(ks)),
+                                       popularity)
+    assert_close(result, expected)
+    # Per-user rows: exactly the users with target items, with the same values.
+    assert frame["user"].tolist() == sorted(per_user)
+    assert frame["num_target"].tolist() == [len(to_sets(target)[u]) for u in sorted(per_user)]
+    for col in frame.columns.drop(["user", "num_target"]):
+        np.testing.assert_allclose(frame[col].to_numpy(), [per_user[u][col] for u in frame["user"]],
+                                   rtol=1e-9, atol=1e-12, err_msg=col)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 25))
+def test_wide_catalogue_matches_naive(seed, k):
+    # Enough items that the two-stage top-K (grouped maxima) is used, not plain topk.
+    rng = np.random.default_rng(seed)
+    num_users, num_items = 20, 900
+    exclude = random_csr(rng, num_users, num_items, 0.3)
+    target = random_csr(rng, num_users, num_items, 0.02)
+    user_emb = torch.from_numpy(rng.normal(size=(num_users, 8)).astype(np.float32))
+    item_emb = torch.from_numpy(rng.normal(size=(num_items, 8)).astype(np.float32))
+    result = Evaluator([exclude], ks=(k, 2 * k)).evaluate_embeddings(user_emb, item_emb, target)
+    scores = (user_emb @ item_emb.T).numpy()
+    expected, _ = naive_metrics(scores, to_sets(exclude), to_sets(target), [k, 2 * k],
+                                np.diff(exclude.tocsc().indptr))
+    assert_close(result, expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 60), st.integers(1, 3000),
+       st.sampled_from([0.0, 0.5, 0.999]))
+def test_topk_rows_matches_torch_topk(seed, k, num_cols, masked):
+    k = min(k, num_cols)
+    gen = torch.Generator().manual_seed(seed)
+    scores = torch.randn(7, num_cols, generator=gen)
+    scores[torch.rand(7, num_cols, generator=gen) < masked] = -torch.inf
+    values, cols = topk_rows(scores, k)
+    ref_values, ref_cols = torch.topk(scores, k, dim=1)
+    assert torch.equal(values, ref_values)
+    finite = torch.isfinite(ref_values)  # the order among -inf fillers is arbitrary
+    assert torch.equal(cols[finite], ref_cols[finite])
+    assert torch.equal(scores.gather(1, cols), values)
+
+
+def test_excluded_items_never_recommended_and_skipped_users():
+    rng = np.random.default_rng(3)
+    num_users, num_items = 30, 50
+    train = random_csr(rng, num_users, num_items, 0.5)
+    valid = random_csr(rng, num_users, num_items, 0.1)
+    target_dense = rng.random((num_users, num_items)) < 0.1
+    target_dense[:5] = False  # five users without test items
+    target = sp.csr_matrix(target_dense.astype(np.float32))
+    # Scores that favour exactly the excluded items: any leak would top the lists.
+    excluded = ((train + valid) > 0).toarray()
+    user_emb = torch.from_numpy(np.hstack([excluded * 10.0, rng.random((num_users, 1))]).astype(np.float32))
+    item_emb = torch.from_numpy(np.hstack([np.eye(num_items), rng.random((num_items, 1))]).astype(np.float32))
+    ev = Evaluator([train, valid], ks=(5, 10), metrics=("hit", "coverage"))
+    result, frame = ev.evaluate_embeddings(user_emb, item_emb, target, per_user=True)
+    assert result["users"] == num_users - 5
+    assert 0 not in frame["user"].tolist()
+    # With the excluded items removed, the lists must match the naive ranking.
+    expected, _ = naive_metrics((user_emb @ item_emb.T).numpy(), to_sets(sp.csr_matrix(excluded)),
+                                to_sets(target), [5, 10], np.zeros(num_items))
+    assert_close({k: v for k, v in result.items() if k != "eval_seconds"},
+                 {k: expected[k] for k in result if k != "eval_seconds"})
+    assert "recall@5" not in result and "avg_popularity@5" not in result
+
+
+def test_batch_size_independence():
+    rng = np.random.default_rng(7)
+    num_users, num_items = 40, 300
+    train = random_csr(rng, num_users, num_items, 0.2)
+    target = random_csr(rng, num_users, num_items, 0.05)
+    user_emb = torch.randn(num_users, 16, generator=torch.Generator().manual_seed(1))
+    item_emb = torch.randn(num_items, 16, generator=torch.Generator().manual_seed(2))
+    big = Evaluator([train], ks=(5, 20))
+    tiny = Evaluator([train], ks=(5, 20), memory_budget_mb=0.002)
+    assert tiny.batch_size(num_items) == 1
+    assert big.batch_size(num_items) >= num_users
+    a = big.evaluate_embeddings(user_emb, item_emb, target)
+    b = tiny.evaluate_embeddings(user_emb, item_emb, target)
+    assert_close(a, {k: v for k, v in b.items() if k != "eval_seconds"})
+
+
+def test_batch_size_follows_budget():
+    ev = Evaluator(ks=(20,), metrics=METRICS, memory_budget_mb=128)
+    b = ev.batch_size(40981)
+    # Scores alone take 4 bytes per item; the top-K buffers add a little.
+    assert 0.9 * 128 * 2**20 / (4 * 40981) < b <= 128 * 2**20 / (4 * 40981)
+    assert Evaluator(ks=(20,), metrics=METRICS, memory_budget_mb=256).batch_size(40981) > 1.9 * b
+
+
+def test_more_k_than_items():
+    # K beyond the catalogue: lists are as long as the allowed items, precision uses K.
+    user_emb = torch.tensor([[3.0, 2.0, 1.0]])
+    train = sp.csr_matrix(np.array([[0, 1, 0]], dtype=np.float32))
+    target = sp.csr_matrix(np.array([[0, 0, 1]], dtype=np.float32))
+    result = Evaluator([train], ks=(5,)).evaluate_embeddings(user_emb, torch.eye(3), target)
+    # Ranking: item 0, item 2 (item 1 excluded); the hit is at rank 2.
+    assert result["recall@5"] == 1 and result["precision@5"] == pytest.approx(1 / 5)
+    assert result["mrr@5"] == pytest.approx(1 / 2)
+    assert result["ndcg@5"] == pytest.approx(1 / math.log2(3))
+    assert result["coverage@5"] == pytest.approx(2 / 3)
+
+
+class FixedEmbeddings(Recommender):
+    """A model whose propagated embeddings are its parameters; counts its calls."""
+
+    def __init__(self, graph, user_emb, item_emb, scorer="dot"):
+        super().__init__(graph, user_emb.shape[1], scorer)
+        self.user = nn.Parameter(user_emb.clone())
+        self.item = nn.Parameter(item_emb.clone())
+        self.calls = 0
+
+    def propagate(self, edge_mask=None):
+        self.calls += 1
+        return self.user * 1.0, self.item * 1.0
+
+
+@pytest.mark.parametrize("scorer", ["dot", "cosine"])
+def test_evaluate_model_mixed_exclude_parts(scorer):
+    rng = np.random.default_rng(11)
+    num_users, num_items = 25, 60
+    u, i = np.nonzero(rng.random((num_users, num_items)) < 0.2)
+    train = Interactions.from_arrays(u, i, num_users=num_users, num_items=num_items)
+    valid = random_csr(rng, num_users, num_items, 0.05)
+    target = random_csr(rng, num_users, num_items, 0.1)
+    user_emb = torch.from_numpy(rng.normal(size=(num_users, 8)).astype(np.float32))
+    item_emb = torch.from_numpy(rng.normal(size=(num_items, 8)).astype(np.float32))
+    graph = RecGraph(train)
+    model = FixedEmbeddings(graph, user_emb, item_emb, scorer)
+    test = Interactions.from_arrays(*target.nonzero(), num_users=num_users, num_items=num_items)
+    result = Evaluator([graph, valid], ks=(3, 10)).evaluate(model, test)
+    assert model.calls == 1
+    if scorer == "cosine":
+        scores = CosineScorer().score_all(user_emb, item_emb).numpy()
+    else:
+        scores = (user_emb @ item_emb.T).numpy()
+    excluded = to_sets(graph.ui + valid)
+    expected, _ = naive_metrics(scores, excluded, to_sets(target), [3, 10], graph.item_degree())
+    assert_close(result, expected)
+
+
+def test_item_popularity_argument_and_errors():
+    rng = np.random.default_rng(5)
+    train = random_csr(rng, 10, 20, 0.3)
+    target = random_csr(rng, 10, 20, 0.2)
+    user_emb, item_emb = torch.randn(10, 4), torch.randn(20, 4)
+    pop = rng.random(20) * 100
+    result = Evaluator([train], ks=(4,), item_popularity=pop).evaluate_embeddings(user_emb, item_emb, target)
+    expected, _ = naive_metrics((user_emb @ item_emb.T).numpy(), to_sets(train), to_sets(target), [4], pop)
+    assert result["avg_popularity@4"] == pytest.approx(expected["avg_popularity@4"])
+
+    with pytest.raises(ValueError, match="unknown metric"):
+        Evaluator([train], metrics=("auc",))
+    with pytest.raises(ValueError, match="item_popularity"):
+        Evaluator([], metrics=("avg_popularity",))
+    with pytest.raises(ValueError, match="shape"):
+        Evaluator([train]).evaluate_embeddings(user_emb, torch.randn(21, 4), random_csr(rng, 10, 21, 0.2))
+    with pytest.raises(ValueError, match="NaN"):
+        Evaluator([train]).evaluate_embeddings(user_emb * np.nan, item_emb, target)
+
+
+def test_no_target_users():
+    result, frame = Evaluator([], ks=(5,), metrics=METRICS).evaluate_embeddings(
+        torch.randn(4, 3), torch.randn(6, 3), sp.csr_matrix((4, 6), dtype=np.float32), per_user=True)
+    assert result["users"] == 0 and result["recall@5"] == 0
+    assert len(frame) == 0 and "num_target" in frame
+
+
+# ---------------------------------------------------------------------- ratings
+def test_rating_metrics_against_numpy():
+    rng = np.random.default_rng(0)
+    pred, target = rng.normal(size=50), rng.normal(size=50)
+    expected = {"rmse": np.sqrt(np.mean((pred - target) ** 2)), "mae": np.mean(np.abs(pred - target))}
+    assert rating_metrics(pred, target) == pytest.approx(expected)
+    assert rating_metrics(torch.from_numpy(pred), torch.from_numpy(target)) == pytest.approx(expected)
+    assert rating_metrics([1.0, 2.0], [2.0, 4.0]) == pytest.approx({"rmse": math.sqrt(2.5), "mae": 1.5})
+    with pytest.raises(ValueError, match="shape"):
+        rating_metrics(pred[:3], target)
+
+
+def test_evaluate_ratings_batches():
+    rng = np.random.default_rng(1)
+    users, items = rng.integers(0, 8, 37), rng.integers(0, 9, 37)
+    ratings = rng.integers(1, 6, 37).astype(np.float32)
+    target = Interactions.from_arrays(users, items, num_users=8, num_items=9, rating=ratings)
+    bias_u, bias_i = torch.randn(8), torch.randn(9)
+    seen = []
+
+    def predict(u, i):
+        seen.append(len(u))
+        return 3.0 + bias_u[u] + bias_i[i]
+
+    result = evaluate_ratings(predict, target, batch_size=10)
+    assert seen == [10, 10, 10, 7]
+    pred = 3.0 + bias_u.numpy()[users] + bias_i.numpy()[items]
+    assert result == pytest.approx(rating_metrics(pred, ratings), rel=1e-6)
+    assert evaluate_ratings(pred, target) == pytest.approx(result, rel=1e-6)
+    with pytest.raises(ValueError, match="no ratings"):
+        evaluate_ratings(predict, Interactions.from_arrays(users, items))
