@@ -73,13 +73,14 @@ def interaction_matrix(source: ExcludeSource, shape: tuple[int, int] | None = No
     """
     if isinstance(source, Interactions):
         m = sp.csr_matrix(
-            (np.ones(len(source), dtype=np.int8), (source.user, source.item)),
+            (np.ones(len(source), dtype=np.int32), (source.user, source.item)),
             shape=(source.num_users, source.num_items),
         )
     elif isinstance(source, RecGraph):
-        m = sp.csr_matrix(source.ui)
+        # A copy: cleaning up below must not renumber the graph's edges.
+        m = sp.csr_matrix(source.ui, copy=True)
     elif sp.issparse(source):
-        m = sp.csr_matrix(source)
+        m = sp.csr_matrix(source, copy=True)
     else:
         raise TypeError(f"expected Interactions, a RecGraph or a scipy sparse matrix, "
                         f"got {type(source).__name__}")
@@ -348,8 +349,8 @@ def topk_rows(scores: Tensor, k: int, group: int = _GROUP) -> tuple[Tensor, Tens
     ``{g, g + G, g + 2G, ...}`` (``G = columns // group``), and the ``k`` groups with
     the largest maxima are kept; the answer is the top ``k`` of their members plus the
     few leftover columns. This is exact: an entry outside the kept groups is at most the
-    maximum of its group, which is below the maxima of ``k`` kept groups, i.e. below
-    ``k`` distinct entries. Striding the groups makes the maxima an elementwise max
+    maximum of its group, which is at most each of the ``k`` kept maxima, i.e. at most
+    ``k`` distinct entries, so it is never needed. Striding the groups makes the maxima an elementwise max
     over ``group`` contiguous slices, which vectorises well; only
     ``k * group`` candidates per row go through the final ``torch.topk``.
     """

@@ -304,6 +304,20 @@ def test_item_popularity_argument_and_errors():
         Evaluator([train]).evaluate_embeddings(user_emb * np.nan, item_emb, target)
 
 
+def test_inputs_left_unchanged_and_repeated_pairs():
+    # Explicit zeros and unsorted indices in a caller's matrix must survive evaluation.
+    m = sp.csr_matrix((np.array([0.0, 1.0, 2.0]), np.array([2, 0, 1]), np.array([0, 2, 3])),
+                      shape=(2, 3))
+    before = (m.data.copy(), m.indices.copy(), m.indptr.copy())
+    ev = Evaluator([m], ks=(1,))
+    assert ev.exclude.toarray().tolist() == [[1, 0, 0], [0, 1, 0]]
+    for a, b in zip(before, (m.data, m.indices, m.indptr)):
+        np.testing.assert_array_equal(a, b)
+    # A pair logged 256 times is still one interaction (no small-integer wrap-around).
+    repeated = Interactions.from_arrays(np.zeros(256), np.ones(256), num_users=2, num_items=3)
+    assert Evaluator([repeated]).exclude.toarray().tolist() == [[0, 1, 0], [0, 0, 0]]
+
+
 def test_no_target_users():
     result, frame = Evaluator([], ks=(5,), metrics=METRICS).evaluate_embeddings(
         torch.randn(4, 3), torch.randn(6, 3), sp.csr_matrix((4, 6), dtype=np.float32), per_user=True)
