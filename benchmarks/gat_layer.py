@@ -5,7 +5,7 @@ Workloads:
   node (70,839 nodes, 1,691,095 edges). Users are ``0..29857``, items follow.
 * ``1``, ``4``, ``10`` (``--scales``): synthetic graphs with that many times Gowalla's
   nodes and edges, same average degree, power-law-ish degrees (endpoints drawn with
-  probability ∝ (rank + 10)^-0.8), symmetric, plus self-loops (multi-edges possible).
+  probability ∝ (rank + 10)^-0.8), symmetric, no repeated pairs, plus self-loops.
 
 Layer: 64 → 4 heads × 16, concat, ``add_self_loops=False`` (the graph already has them),
 2 CPU threads. Both libraries get the same destination-sorted edge list; graphrec gets an
@@ -54,10 +54,11 @@ GOWALLA_NODES = 70_839
 GOWALLA_EDGES = 1_691_095
 IN_CHANNELS, HEADS, CHANNELS = 64, 4, 16
 IMPLS = ["pyg-gat", "graphrec-gat", "pyg-gatv2", "graphrec-gatv2"]
-# Peak RSS growth per edge of one fwd+bwd step, measured on Gowalla (2.15 GB and 2.96 GB
-# over 1.69M edges, H*C = 64), plus margin; used only to skip runs that cannot fit.
-EST_BYTES_PER_EDGE = {"pyg-gat": 1400, "pyg-gatv2": 1900, "graphrec-gat": 250,
-                      "graphrec-gatv2": 300}
+# Peak RSS growth per edge of one fwd+bwd step (PyG: 17.2 GB over 16.3M edges for GATConv,
+# 2.96 GB over 1.69M for GATv2Conv, H*C = 64), plus margin; used only to skip runs that
+# cannot fit.
+EST_BYTES_PER_EDGE = {"pyg-gat": 1100, "pyg-gatv2": 1800, "graphrec-gat": 200,
+                      "graphrec-gatv2": 250}
 
 
 # ----------------------------------------------------------------------------- graphs
@@ -79,15 +80,23 @@ def load_gowalla(path: Path) -> tuple[np.ndarray, int]:
 
 
 def synthetic_graph(scale: float, seed: int = 0) -> tuple[np.ndarray, int]:
-    """Power-law-ish symmetric graph with ``scale`` × Gowalla's nodes and edges."""
+    """Power-law-ish symmetric simple graph with ``scale`` × Gowalla's nodes and edges."""
     rng = np.random.default_rng(seed)
     num_nodes = int(GOWALLA_NODES * scale)
     pairs = (int(GOWALLA_EDGES * scale) - num_nodes) // 2
     p = (np.arange(num_nodes) + 10.0) ** -0.8
     p /= p.sum()
     perm = rng.permutation(num_nodes)  # spread the heavy nodes over the id range
-    src = perm[rng.choice(num_nodes, size=pairs, p=p)]
-    dst = perm[rng.choice(num_nodes, size=pairs, p=p)]
+    keys = np.empty(0, dtype=np.int64)
+    while keys.size < pairs:  # draw until there are enough distinct undirected pairs
+        n = int((pairs - keys.size) * 1.1) + 16
+        a = perm[rng.choice(num_nodes, size=n, p=p)]
+        b = perm[rng.choice(num_nodes, size=n, p=p)]
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        new = (lo * num_nodes + hi)[lo != hi]
+        keys = np.unique(np.concatenate([keys, new]))
+    keys = rng.permutation(keys)[:pairs]
+    src, dst = keys // num_nodes, keys % num_nodes
     loops = np.arange(num_nodes, dtype=np.int64)
     return np.stack([np.concatenate([src, dst, loops]),
                      np.concatenate([dst, src, loops])]).astype(np.int64), num_nodes

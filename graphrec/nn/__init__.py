@@ -2,9 +2,10 @@
 
 Layers: :class:`GATConv`, :class:`GATv2Conv`, :class:`DotProductAttentionConv`.
 Primitives: :func:`spmm`, :func:`sddmm`, :func:`edge_softmax`,
-:func:`additive_edge_softmax`, :func:`gatv2_scores`.
+:func:`additive_edge_softmax`, :func:`additive_attention`, :func:`gatv2_scores`.
 """
 
+from graphrec.nn.additive_attention import additive_attention
 from graphrec.nn.gat import GATConv
 from graphrec.nn.gatv2 import GATv2Conv
 from graphrec.nn.gatv2_score import gatv2_scores
@@ -21,6 +22,7 @@ __all__ = [
     "sddmm",
     "edge_softmax",
     "additive_edge_softmax",
+    "additive_attention",
     "gatv2_scores",
     "GraphInput",
     "as_adjacency",

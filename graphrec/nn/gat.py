@@ -7,9 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphrec.data.adjacency import Adjacency
+from graphrec.nn.additive_attention import additive_attention
 from graphrec.nn.graph_input import FillValue, prepare_graph
-from graphrec.nn.softmax import additive_edge_softmax
-from graphrec.nn.sparse_matmul import spmm
 
 __all__ = ["GATConv"]
 
@@ -41,8 +40,8 @@ class GATConv(nn.Module):
     Because the score is a sum of per-node terms, every per-edge quantity is ``(E, H)``:
     the edge-feature term folds :math:`\mathbf{a}_{edge,h}^\top \mathbf{W}^{edge}_h` into a
     ``D × H`` matrix, and aggregation is a sparse–dense product per head
-    (:func:`~graphrec.nn.sparse_matmul.spmm`), so no ``(E, H, C)`` message tensor is built in
-    the forward or backward pass.
+    (:func:`~graphrec.nn.additive_attention.additive_attention`), so no ``(E, H, C)``
+    message tensor is built in the forward or backward pass.
 
     Parameter names match ``torch_geometric.nn.GATConv`` (``lin`` or
     ``lin_src``/``lin_dst``, ``att_src``, ``att_dst``, ``lin_edge``, ``att_edge``, ``res``,
@@ -185,11 +184,8 @@ class GATConv(nn.Module):
             fold = self._fold(self.lin_edge.weight, self.att_edge)
             a_edge = F.linear(g.edge_values(edge_attr.to(fold.dtype), self.fill_value), fold)
 
-        alpha = additive_edge_softmax(a_src, a_dst, g.adj, a_edge, self.negative_slope, g.mask)
-        weights = alpha
-        if self.training and self.dropout > 0:
-            weights = F.dropout(alpha, p=self.dropout)
-        out = spmm(g.adj, weights, x_src)
+        out, alpha = additive_attention(a_src, a_dst, x_src, g.adj, a_edge, self.negative_slope,
+                                        g.mask, self.dropout if self.training else 0.0)
 
         out = out.reshape(num_dst, heads * channels) if self.concat else out.mean(dim=1)
         if self.res is not None and x_dst_in is not None:

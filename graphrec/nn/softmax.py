@@ -81,6 +81,34 @@ def _softmax_backward(alpha: Tensor, grad_alpha: Tensor, adj: Adjacency) -> Tens
     return out
 
 
+def _additive_logits(a_src: Tensor, a_dst: Tensor | None, a_edge: Tensor | None,
+                     adj: Adjacency) -> Tensor:
+    """Head-major ``a_src[src_e] + a_dst[dst_e] + a_edge[e]`` → ``(H, E)`` (before LeakyReLU)."""
+    z = a_src.t().contiguous().index_select(1, adj.col)
+    if a_dst is not None:
+        dst, a_dst_he = adj.dst_index_cached(), a_dst.t().contiguous()
+        for h in range(z.size(0)):  # head by head: an E-sized temporary, not (H, E)
+            z[h].add_(a_dst_he[h].index_select(0, dst))
+    if a_edge is not None:
+        z.add_(a_edge.t())
+    return z
+
+
+def _additive_logits_backward(grad: Tensor, positive: Tensor, slope: float, adj: Adjacency,
+                              num_src: int, needs: tuple[bool, ...]):
+    """Gradient w.r.t. LeakyReLU(logits) ``(H, E)`` (overwritten) → grads of
+    ``(a_src, a_dst, a_edge)`` as ``(N, H)``/``(E, H)`` views (``None`` where not needed)."""
+    # d LeakyReLU(z)/dz is 1 for z > 0 and negative_slope otherwise.
+    for g, pos in zip(grad, positive):
+        g.mul_(pos.to(g.dtype).mul_(1.0 - slope).add_(slope))
+    grad_src = grad_dst = None
+    if needs[0]:
+        grad_src = grad.new_zeros(grad.size(0), num_src).index_add_(1, adj.col, grad).t()
+    if needs[1]:
+        grad_dst = torch.stack([_segment(g, "sum", adj) for g in grad], dim=1)
+    return grad_src, grad_dst, grad.t() if needs[2] else None
+
+
 class _EdgeSoftmax(torch.autograd.Function):
     @staticmethod
     def forward(ctx, scores: Tensor, adj: Adjacency, mask: Tensor | None) -> Tensor:
@@ -101,12 +129,9 @@ class _AdditiveEdgeSoftmax(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a_src: Tensor, a_dst: Tensor | None, a_edge: Tensor | None,
                 adj: Adjacency, negative_slope: float, mask: Tensor | None) -> Tensor:
-        z = a_src.t().contiguous().index_select(1, adj.col)
-        if a_dst is not None:
-            z.add_(a_dst.t().contiguous().index_select(1, adj.dst_index_cached()))
-        if a_edge is not None:
-            z.add_(a_edge.t())
-        positive = z > 0
+        z = _additive_logits(a_src, a_dst, a_edge, adj)
+        # The sign of z is all backward needs from it (1 byte per edge and head).
+        positive = z > 0 if any(ctx.needs_input_grad[:3]) else None
         torch.nn.functional.leaky_relu_(z, negative_slope)
         alpha = _softmax_inplace(z, adj, mask)
         ctx.adj, ctx.negative_slope = adj, negative_slope
@@ -121,18 +146,8 @@ class _AdditiveEdgeSoftmax(torch.autograd.Function):
         adj: Adjacency = ctx.adj
         slope = ctx.negative_slope
         grad_z = _softmax_backward(alpha, grad_alpha.t(), adj)
-        # d LeakyReLU(z)/dz is 1 for z > 0 and negative_slope otherwise.
-        for g, pos in zip(grad_z, positive):
-            g.mul_(pos.to(g.dtype).mul_(1.0 - slope).add_(slope))
-        grad_src = grad_dst = None
-        if ctx.needs_input_grad[0]:
-            grad_src = grad_z.new_zeros(grad_z.size(0), ctx.num_src)
-            grad_src.index_add_(1, adj.col, grad_z)
-            grad_src = grad_src.t()
-        if ctx.needs_input_grad[1]:
-            grad_dst = torch.stack([_segment(g, "sum", adj) for g in grad_z], dim=1)
-        grad_edge = grad_z.t() if ctx.needs_input_grad[2] else None
-        return grad_src, grad_dst, grad_edge, None, None, None
+        return (*_additive_logits_backward(grad_z, positive, slope, adj, ctx.num_src,
+                                           ctx.needs_input_grad[:3]), None, None, None)
 
 
 def _as_2d(t: Tensor) -> tuple[Tensor, bool]:

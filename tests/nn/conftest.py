@@ -10,15 +10,23 @@ from torch import Tensor
 
 
 def make_graph(num_src: int, num_dst: int, num_edges: int, seed: int = 0,
-               isolated: int = 0, self_loops: int = 0) -> Tensor:
-    """Random ``(2, E)`` edge_index; the last ``isolated`` destinations get no edges and
-    ``self_loops`` extra ``i → i`` edges are appended (homogeneous graphs only)."""
+               isolated: int = 0, self_loops: int = 0, multi: bool = False) -> Tensor:
+    """Random ``(2, E)`` edge_index in random order; the last ``isolated`` destinations get
+    no edges and ``self_loops`` extra ``i → i`` edges are added (homogeneous graphs only).
+    Repeated pairs are dropped unless ``multi`` (multigraphs take another kernel path)."""
     g = torch.Generator().manual_seed(seed)
     src = torch.randint(0, num_src, (num_edges,), generator=g)
     dst = torch.randint(0, max(num_dst - isolated, 1), (num_edges,), generator=g)
     ei = torch.stack([src, dst])
+    if not multi:
+        ei = torch.unique(ei, dim=1)
+        ei = ei[:, torch.randperm(ei.size(1), generator=g)]
     if self_loops:
         loops = torch.randint(0, min(num_src, num_dst) - isolated, (self_loops,), generator=g)
+        if not multi:
+            loops = torch.unique(loops)
+            keep = ei[0] != ei[1]
+            ei = ei[:, keep]
         ei = torch.cat([ei, torch.stack([loops, loops])], dim=1)
         ei = ei[:, torch.randperm(ei.size(1), generator=g)]
     return ei

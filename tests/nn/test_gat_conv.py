@@ -8,7 +8,7 @@ import torch_geometric.nn as pyg
 from torch.func import functional_call
 
 from graphrec.data.adjacency import Adjacency
-from graphrec.nn import GATConv
+from graphrec.nn import GATConv, GATv2Conv
 
 N, F_IN, C, H = 12, 6, 4, 3
 
@@ -29,6 +29,16 @@ def test_homogeneous_matches_pyg(graph_factory, assert_same_as, concat, add_self
     ref = pyg.GATConv(F_IN, C, heads=H, concat=concat, add_self_loops=add_self_loops,
                       residual=True)
     assert_same_as(ours, ref, _x(), graph, ei)
+
+
+@pytest.mark.parametrize("layer", ["gat", "gatv2"])
+def test_multigraph_matches_pyg(graph_factory, assert_same_as, layer):
+    # Repeated (src, dst) pairs are separate edges with their own attention weight.
+    ei = graph_factory(5, 5, 40, multi=True)
+    ei = torch.cat([ei, ei[:, :5]], dim=1)
+    ours, ref = ((GATConv, pyg.GATConv) if layer == "gat" else (GATv2Conv, pyg.GATv2Conv))
+    assert Adjacency.from_edge_index(ei, 5).has_duplicate_edges()
+    assert_same_as(ours(F_IN, C, heads=2), ref(F_IN, C, heads=2), _x(5), ei, ei)
 
 
 @pytest.mark.parametrize("fill_value", ["mean", 0.5])

@@ -19,11 +19,14 @@ def _dense_spmm(ei, w, x, num_dst):
 @settings(max_examples=25, deadline=None)
 @given(n_src=st.integers(1, 8), n_dst=st.integers(1, 8), e=st.integers(0, 30),
        heads=st.integers(1, 3), k=st.integers(1, 4), seed=st.integers(0, 2**16),
-       broadcast=st.booleans())
-def test_spmm_and_sddmm_match_dense(n_src, n_dst, e, heads, k, seed, broadcast):
+       broadcast=st.booleans(), multi=st.booleans())
+def test_spmm_and_sddmm_match_dense(n_src, n_dst, e, heads, k, seed, broadcast, multi):
     g = torch.Generator().manual_seed(seed)
     ei = torch.stack([torch.randint(0, n_src, (e,), generator=g),
                       torch.randint(0, n_dst, (e,), generator=g)])
+    if not multi:
+        ei = torch.unique(ei, dim=1)
+        e = ei.size(1)
     adj = Adjacency.from_edge_index(ei, (n_src, n_dst))
     w = torch.randn(e, heads, generator=g)
     x = torch.randn(n_src, 1 if broadcast else heads, k, generator=g)

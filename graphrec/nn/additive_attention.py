@@ -1,0 +1,150 @@
+r"""GAT attention and aggregation fused into one autograd function.
+
+:class:`~graphrec.nn.gat.GATConv` computes
+
+.. math::
+    \alpha = \operatorname{softmax}_{e \to d}\big(\mathrm{LeakyReLU}(a^{src}_s + a^{dst}_d
+             + a^{edge}_e)\big),
+    \qquad
+    \mathbf{out}_{d,h} = \sum_{e = (s \to d)} \mathrm{dropout}(\alpha)_{e,h}\,\mathbf{x}_{s,h}.
+
+Chaining :func:`~graphrec.nn.softmax.additive_edge_softmax` and
+:func:`~graphrec.nn.sparse_matmul.spmm` gives the same values, but in the backward pass
+the gradient w.r.t. :math:`\alpha` and the gradient w.r.t. the logits then exist side by
+side, two ``(E, H)`` tensors. Fused, the logit gradient is computed in place over the
+attention gradient, so the backward pass holds only :math:`\alpha`, one gradient buffer
+and the sign of the logits (one byte per edge and head) at its peak, which is what bounds
+the layer's memory on large graphs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from graphrec.data.adjacency import Adjacency
+from graphrec.nn.softmax import (
+    _additive_logits,
+    _additive_logits_backward,
+    _per_edge,
+    _segment,
+    _softmax_inplace,
+)
+from graphrec.nn.sparse_matmul import _aggregate, _csr, _head, _sampled_dot
+
+__all__ = ["additive_attention"]
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _transposed_aggregate(adj: Adjacency, alpha: Tensor, keep: Tensor | None, scale: float,
+                          g: Tensor) -> Tensor:
+    """``out[s, h] = sum_{e=(s->d)} w[h, e] g[d, h]`` with ``w = alpha * keep * scale``
+    formed one head at a time (the dropped-out weights are never stored)."""
+    perm = adj.source_major().perm
+    rowptr, col = adj.compressed_indices(transposed=True)
+    out = g.new_empty(adj.num_src, alpha.size(0), g.size(2))
+    if adj.num_edges == 0:
+        return out.zero_()
+    for h in range(alpha.size(0)):
+        values = alpha[h].index_select(0, perm)
+        if keep is not None:
+            values.mul_(keep[h].index_select(0, perm)).mul_(scale)
+        out[:, h, :] = torch.sparse.mm(_csr(rowptr, col, values, (adj.num_src, adj.num_dst)),
+                                       _head(g, h))
+    return out
+
+
+class _AdditiveAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a_src: Tensor, a_dst: Tensor | None, a_edge: Tensor | None, x: Tensor,
+                adj: Adjacency, negative_slope: float, mask: Tensor | None,
+                dropout: float) -> tuple[Tensor, Tensor]:
+        z = _additive_logits(a_src, a_dst, a_edge, adj)
+        positive = z > 0 if any(ctx.needs_input_grad[:3]) else None
+        torch.nn.functional.leaky_relu_(z, negative_slope)
+        alpha = _softmax_inplace(z, adj, mask)
+        keep, scale, weights = None, 1.0, alpha
+        if dropout > 0:
+            keep = torch.rand_like(alpha) >= dropout
+            scale = 1.0 / (1.0 - dropout)
+            weights = alpha * keep * scale
+        rowptr, col = adj.compressed_indices()
+        out = _aggregate(rowptr, col, weights, x, (adj.num_dst, adj.num_src))
+        del weights
+        ctx.adj, ctx.negative_slope, ctx.scale = adj, negative_slope, scale
+        ctx.num_src = a_src.size(0)
+        ctx.save_for_backward(alpha, positive, keep, x)
+        return out, alpha.t()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out: Tensor, grad_alpha: Tensor | None):
+        alpha, positive, keep, x = ctx.saved_tensors
+        adj: Adjacency = ctx.adj
+        grad_x = None
+        if ctx.needs_input_grad[3]:
+            grad_x = _transposed_aggregate(adj, alpha, keep, ctx.scale, grad_out)
+        if not any(ctx.needs_input_grad[:3]):
+            return None, None, None, grad_x, None, None, None, None
+        # g <- dL/d(weights) <- dL/d(alpha) <- dL/d(logits), all in one (H, E) buffer.
+        g = _sampled_dot(adj, grad_out, x)
+        if keep is not None:
+            g.mul_(keep).mul_(ctx.scale)
+        if grad_alpha is not None:
+            g.add_(grad_alpha.t())
+        for a, gh in zip(alpha, g):
+            gh.mul_(a)
+            gh.sub_(_per_edge(_segment(gh, "sum", adj), adj).mul_(a))
+        grads = _additive_logits_backward(g, positive, ctx.negative_slope, adj, ctx.num_src,
+                                          ctx.needs_input_grad[:3])
+        return (*grads, grad_x, None, None, None, None)
+
+
+def additive_attention(
+    a_src: Tensor,
+    a_dst: Tensor | None,
+    x: Tensor,
+    adj: Adjacency,
+    a_edge: Tensor | None = None,
+    negative_slope: float = 0.2,
+    mask: Tensor | None = None,
+    dropout: float = 0.0,
+) -> tuple[Tensor, Tensor]:
+    r"""GAT attention weights and the aggregation they drive, in one step.
+
+    .. math::
+        \mathbf{out}_{d,h} = \sum_{e=(s \to d)} \mathrm{dropout}(\alpha_{e,h})\,
+            \mathbf{x}_{s,h},
+        \qquad
+        \alpha = \text{additive\_edge\_softmax}(a^{src}, a^{dst}, a^{edge})
+
+    Args:
+        a_src: ``(num_src, H)`` source score terms.
+        a_dst: ``(num_dst, H)`` destination score terms, or ``None``.
+        x: ``(num_src, H, C)`` source features to aggregate.
+        adj: the graph.
+        a_edge: optional ``(E, H)`` per-edge score terms in stored order.
+        negative_slope: LeakyReLU slope.
+        mask: optional bool ``(E,)`` in stored order; ``False`` removes the edge.
+        dropout: probability of zeroing an attention weight (pass 0 outside training).
+
+    Returns:
+        ``(out, alpha)``: ``(num_dst, H, C)`` and the ``(E, H)`` attention weights in
+        stored order, before dropout. Both are differentiable.
+    """
+    if x.dim() != 3 or x.shape[:2] != a_src.shape:
+        raise ValueError(f"x must have shape ({a_src.size(0)}, {a_src.size(1)}, C), "
+                         f"got {tuple(x.shape)}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    dtype = torch.promote_types(a_src.dtype, x.dtype)
+    if dtype in _LOW_PRECISION:
+        out, alpha = _AdditiveAttention.apply(
+            a_src.float(), None if a_dst is None else a_dst.float(),
+            None if a_edge is None else a_edge.float(), x.float(), adj,
+            float(negative_slope), mask, float(dropout))
+        return out.to(dtype), alpha.to(dtype)
+    return _AdditiveAttention.apply(a_src, a_dst, a_edge, x, adj, float(negative_slope), mask,
+                                    float(dropout))
