@@ -8,6 +8,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -129,11 +130,17 @@ class Trainer:
     ``best.pt`` (best weights) and ``metrics.csv``/``metrics.json`` after every epoch.
     Every epoch draws its randomness from ``(seed, epoch)``, so a run killed and
     resumed ends with the same weights as an uninterrupted one.
+
+    ``on_epoch_end(trainer, row)`` is called after each epoch (and its validation) with
+    that epoch's metrics row, while ``trainer.model`` holds the epoch's weights; use it
+    to log, snapshot or evaluate along the way.
     """
 
     def __init__(self, model: Recommender, valid: Interactions | None, config: TrainConfig | None = None,
-                 exclude_valid: list[Any] | None = None) -> None:
+                 exclude_valid: list[Any] | None = None,
+                 on_epoch_end: Callable[[Trainer, dict[str, float]], None] | None = None) -> None:
         self.config = config or TrainConfig()
+        self.on_epoch_end = on_epoch_end
         self.device = resolve_device(self.config.device)
         self.model = model.to(self.device)
         self.valid = valid if valid is not None and len(valid) else None
@@ -264,6 +271,8 @@ class Trainer:
                 else:
                     best["bad"] += 1
             history.append(row)
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(self, row)
             if cfg.progress:
                 shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
                 tqdm.write(str(shown))

@@ -17,6 +17,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from graphrec.data.csr import csr_tensor
+
 
 class SourceMajor(NamedTuple):
     """The same edges grouped by source node (the CSR of the transposed matrix).
@@ -136,8 +138,8 @@ class Adjacency:
         if values is None:
             values = self.weight if self.weight is not None else torch.ones(
                 self.num_edges, device=self.device)
-        return torch.sparse_csr_tensor(self.rowptr, self.col, values,
-                                       size=(self.num_dst, self.num_src))
+        return csr_tensor(self.rowptr, self.col, values, (self.num_dst, self.num_src),
+                          compact_indices=False)
 
     def mask_to_stored(self, edge_mask: Tensor) -> Tensor:
         """Turn a per-edge-id boolean mask into stored order."""

@@ -9,7 +9,6 @@ carries or keeps that id, so a boolean edge mask built against one is valid in a
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ import torch
 from torch import Tensor
 
 from graphrec.data.adjacency import Adjacency
+from graphrec.data.csr import csr_tensor
 from graphrec.data.errors import DataError
 from graphrec.data.idmap import IdMap
 
@@ -239,7 +239,8 @@ class RecGraph:
             num_users=self.num_users, num_items=self.num_items,
             edge_index=torch.from_numpy(np.stack([u, i])).to(dev),
             ui=ui, iu=iu, item_to_user=item_to_user, user_to_item=user_to_item, social=social,
-            norm_adj=_csr_to_torch(self.normalized_adjacency(), dev) if normalized else None,
+            norm_adj=(_csr_to_torch(self.normalized_adjacency(), dev, compact_indices=True)
+                      if normalized else None),
         )
 
     # ------------------------------------------------------------------ other libraries
@@ -262,12 +263,10 @@ class RecGraph:
         return to_networkx(self)
 
 
-def _csr_to_torch(m: sp.csr_matrix, device: torch.device) -> Tensor:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # torch's "beta" notice for sparse CSR
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(m.indptr.astype(np.int64)),
-            torch.from_numpy(m.indices.astype(np.int64)),
-            torch.from_numpy(m.data.astype(np.float32)),
-            size=m.shape, check_invariants=False,
-        ).to(device)
+def _csr_to_torch(m: sp.csr_matrix, device: torch.device, compact_indices: bool = False) -> Tensor:
+    return csr_tensor(
+        torch.from_numpy(m.indptr.astype(np.int64)).to(device),
+        torch.from_numpy(m.indices.astype(np.int64)).to(device),
+        torch.from_numpy(m.data.astype(np.float32)).to(device),
+        m.shape, compact_indices=compact_indices,
+    )

@@ -71,14 +71,20 @@ class GATRecommender(Recommender):
         nn.init.normal_(self.item_emb.weight, std=self.init_std)
         nn.init.zeros_(self.beta)
 
-    def _direction(self, adj: Adjacency, x_dst: Tensor, x_src: Tensor, beta: Tensor,
-                   inv_sqrt_src: Tensor, inv_sqrt_dst: Tensor, mask: Tensor | None) -> Tensor:
+    def _alpha(self, adj: Adjacency, x_dst: Tensor, x_src: Tensor, beta: Tensor,
+               inv_sqrt_src: Tensor, mask: Tensor | None) -> Tensor:
+        """Softmax attention ``[E, H]`` (stored order) of one direction of one layer."""
         h, c = self.heads, self.dim // self.heads
         xd = F.normalize(x_dst.view(-1, h, c), dim=-1)
         xs = F.normalize(x_src.view(-1, h, c), dim=-1)
         prior = torch.log(inv_sqrt_src.clamp(min=1e-12))[adj.col]  # -½ log d_j per edge
         scores = sddmm(adj, xd, xs) * beta + prior.unsqueeze(1)
-        alpha = edge_softmax(scores, adj, mask)
+        return edge_softmax(scores, adj, mask)
+
+    def _direction(self, adj: Adjacency, x_dst: Tensor, x_src: Tensor, beta: Tensor,
+                   inv_sqrt_src: Tensor, inv_sqrt_dst: Tensor, mask: Tensor | None) -> Tensor:
+        h, c = self.heads, self.dim // self.heads
+        alpha = self._alpha(adj, x_dst, x_src, beta, inv_sqrt_src, mask)
         # c_i = Σ_k d_k^{-1/2} / √d_i restores LightGCN's scale when β = 0.
         keep = inv_sqrt_src[adj.col] if mask is None else inv_sqrt_src[adj.col] * mask
         mass = torch.segment_reduce(keep, "sum", offsets=adj.rowptr, axis=0, unsafe=True)
@@ -87,20 +93,25 @@ class GATRecommender(Recommender):
             weights = F.dropout(weights, self.attention_dropout)
         return spmm(adj, weights, x_src.view(-1, h, c)).reshape(-1, self.dim)
 
+    def _degrees(self, edge_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``d^{-1/2}`` of users and items (0 for isolated nodes), after masking."""
+        tg = self.torch_graph()
+        if edge_mask is None:
+            du = tg.item_to_user.in_degree().float()
+            di = tg.user_to_item.in_degree().float()
+        else:
+            du = torch.bincount(tg.edge_index[0][edge_mask], minlength=self.num_users).float()
+            di = torch.bincount(tg.edge_index[1][edge_mask], minlength=self.num_items).float()
+        return du.clamp(min=1).rsqrt() * (du > 0), di.clamp(min=1).rsqrt() * (di > 0)
+
     def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         tg = self.torch_graph()
         to_user, to_item = tg.item_to_user, tg.user_to_item
         mask_u = mask_i = None
-        if edge_mask is None:
-            du = to_user.in_degree().float()
-            di = to_item.in_degree().float()
-        else:
-            du = torch.bincount(tg.edge_index[0][edge_mask], minlength=self.num_users).float()
-            di = torch.bincount(tg.edge_index[1][edge_mask], minlength=self.num_items).float()
+        if edge_mask is not None:
             mask_u = to_user.mask_to_stored(edge_mask)
             mask_i = to_item.mask_to_stored(edge_mask)
-        inv_u = du.clamp(min=1).rsqrt() * (du > 0)
-        inv_i = di.clamp(min=1).rsqrt() * (di > 0)
+        inv_u, inv_i = self._degrees(edge_mask)
         xu, xi = self.user_emb.weight, self.item_emb.weight
         out_u, out_i = xu, xi
         for layer in range(self.num_layers):
@@ -110,6 +121,35 @@ class GATRecommender(Recommender):
             out_u, out_i = out_u + xu, out_i + xi
         scale = 1.0 / (self.num_layers + 1)
         return out_u * scale, out_i * scale
+
+    @torch.no_grad()
+    def attention(self) -> list[dict[str, Tensor]]:
+        """Attention weights of every layer, in inference mode.
+
+        Returns one dict per layer with ``"item_to_user"`` and ``"user_to_item"``, each
+        ``[E, H]`` with rows in interaction-edge-id order (``graph.edges()``): the softmax
+        weight of item → user (normalised over each user's items, per head) and of
+        user → item (normalised over each item's users). The propagation weight of an
+        edge is this attention times the destination's scale :math:`c_i` (see above).
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            tg = self.torch_graph()
+            to_user, to_item = tg.item_to_user, tg.user_to_item
+            inv_u, inv_i = self._degrees(None)
+            xu, xi = self.user_emb.weight, self.item_emb.weight
+            layers = []
+            for layer in range(self.num_layers):
+                a_u = self._alpha(to_user, xu, xi, self.beta[layer, 0], inv_i, None)
+                a_i = self._alpha(to_item, xi, xu, self.beta[layer, 1], inv_u, None)
+                layers.append({"item_to_user": to_user.to_edge_order(a_u),
+                               "user_to_item": to_item.to_edge_order(a_i)})
+                xu, xi = (self._direction(to_user, xu, xi, self.beta[layer, 0], inv_i, inv_u, None),
+                          self._direction(to_item, xi, xu, self.beta[layer, 1], inv_u, inv_i, None))
+            return layers
+        finally:
+            self.train(was_training)
 
     def regularized(self, users: Tensor, items: Tensor) -> list[Tensor]:
         return [self.user_emb(users), self.item_emb(items)]

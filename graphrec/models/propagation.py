@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import Tensor
+
+from graphrec.data.csr import csr_matmul, csr_tensor
 
 
 class SymmetricSpMM(torch.autograd.Function):
@@ -19,11 +19,11 @@ class SymmetricSpMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
         ctx.adj = adj
-        return adj @ x
+        return csr_matmul(adj, x.detach())
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:  # type: ignore[override]
-        return None, ctx.adj @ grad
+        return None, csr_matmul(ctx.adj, grad)
 
 
 def symmetric_spmm(adj: Tensor, x: Tensor) -> Tensor:
@@ -57,6 +57,4 @@ def normalized_adjacency(
     rows, cols, vals = rows[order], cols[order], vals[order]
     crow = torch.zeros(n + 1, dtype=torch.long, device=edge_index.device)
     crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # torch's "beta" notice for sparse CSR
-        return torch.sparse_csr_tensor(crow, cols, vals, size=(n, n), check_invariants=False)
+    return csr_tensor(crow, cols, vals, (n, n))

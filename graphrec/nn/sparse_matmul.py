@@ -27,13 +27,12 @@ cast back.
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from graphrec.data.adjacency import Adjacency
+from graphrec.data.csr import csr_tensor
 
 __all__ = ["spmm", "sddmm"]
 
@@ -41,12 +40,9 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def _csr(rowptr: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
-    # The index arrays come from an Adjacency that validated them once; re-checking the
-    # invariants on every call would cost a pass over E. torch also emits a one-off
-    # "beta feature" notice for CSR tensors, which callers cannot act on.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(rowptr, col, values, size=shape, check_invariants=False)
+    # The index arrays come from an Adjacency that validated them once (and are int32
+    # already when they fit).
+    return csr_tensor(rowptr, col, values, shape, compact_indices=False)
 
 
 def _head(x: Tensor, h: int) -> Tensor:

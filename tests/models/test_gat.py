@@ -62,3 +62,39 @@ def test_gradients_reach_beta_and_embeddings():
     (u[:5] @ i[:5].T).sum().backward()
     assert gat.beta.grad is not None and gat.beta.grad.abs().sum() > 0
     assert torch.isfinite(gat.user_emb.weight.grad).all()
+
+
+def test_attention_weights_in_edge_order_match_lightgcn_at_init():
+    """At β = 0 the item → user attention of edge (u, i) is d_i^{-1/2} / Σ_k d_k^{-1/2}
+    over u's items; every user's weights sum to 1 in every layer and head."""
+    g = graph(3)
+    gat = GATRecommender(g, dim=8, num_layers=2, heads=2)
+    layers = gat.attention()
+    assert len(layers) == 2
+    users, items = g.edges()
+    d_i = np.bincount(items, minlength=g.num_items).astype(float)
+    w = d_i[items] ** -0.5
+    expected = w / np.bincount(users, weights=w, minlength=g.num_users)[users]
+    for layer in layers:
+        a = layer["item_to_user"].numpy()
+        assert a.shape == (g.num_edges, 2)
+        np.testing.assert_allclose(a[:, 0], expected, rtol=1e-5)
+        np.testing.assert_allclose(a[:, 1], expected, rtol=1e-5)
+        sums = np.bincount(items, weights=layer["user_to_item"][:, 0].numpy(), minlength=g.num_items)
+        np.testing.assert_allclose(sums[d_i > 0], 1.0, rtol=1e-5)
+    assert gat.training  # the call restores the module's mode
+
+
+def test_attention_follows_beta():
+    g = graph(4)
+    gat = GATRecommender(g, dim=8, num_layers=1)
+    with torch.no_grad():
+        gat.beta.fill_(5.0)
+    a = gat.attention()[0]["item_to_user"][:, 0].numpy()
+    users, items = g.edges()
+    ue, ie = (torch.nn.functional.normalize(e, dim=-1) for e in (gat.user_emb.weight, gat.item_emb.weight))
+    cos = (ue[users] * ie[items]).sum(-1).detach().numpy()
+    d_i = np.bincount(items, minlength=g.num_items).astype(float)
+    logits = 5.0 * cos - 0.5 * np.log(d_i[items])
+    expected = np.exp(logits) / np.bincount(users, weights=np.exp(logits), minlength=g.num_users)[users]
+    np.testing.assert_allclose(a, expected, rtol=1e-4)
