@@ -29,8 +29,11 @@ def _train(args: argparse.Namespace) -> int:
     if args.out is None and cfg.train.run_dir is None:
         raise ConfigError("give --out DIR (or train.run_dir) so the trained model is kept")
     result = run(cfg, args.out or cfg.train.run_dir)
-    print(json.dumps({"best_epoch": result.fit.best_epoch, "valid": result.fit.best_metrics,
-                      "test": result.test}, indent=1))
+    summary = {"best_epoch": result.fit.best_epoch, "valid": result.fit.best_metrics,
+               "test": result.test}
+    if result.selected_test is not None:
+        summary["selected_test"] = result.selected_test
+    print(json.dumps(summary, indent=1))
     return 0
 
 

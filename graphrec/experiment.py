@@ -6,6 +6,7 @@ The ``graphrec`` command and the example scripts share these steps, so the three
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -31,7 +32,7 @@ from graphrec.data.splits import (
 )
 from graphrec.evaluate import Evaluator
 from graphrec.models import MF, LightGCN, Recommender
-from graphrec.train import Trainer, TrainResult, atomic_write_bytes
+from graphrec.train import Trainer, TrainResult, atomic_write_bytes, save_checkpoint
 
 DATASETS = ("synthetic", "movielens_small", "filmtrust", "lastfm", "gowalla", "file")
 SPLITS = ("per_user", "random", "temporal", "per_user_temporal", "leave_one_out", "given")
@@ -91,12 +92,18 @@ def build_model(cfg: ModelConfig, graph: RecGraph) -> Recommender:
 
 @dataclass
 class RunResult:
-    """Outcome of :func:`run`."""
+    """Outcome of :func:`run`.
+
+    With ``train.refit``, ``model`` is the refitted model (trained on training +
+    validation for ``fit.best_epoch`` epochs) and ``test`` its metrics; ``selected_test``
+    holds the test metrics of the model chosen on validation.
+    """
 
     model: Recommender
     split: Split
     fit: TrainResult
     test: dict[str, float]
+    selected_test: dict[str, float] | None = None
 
 
 def evaluate_test(model: Recommender, split: Split, cfg: RunConfig) -> dict[str, float]:
@@ -124,11 +131,36 @@ def run(cfg: RunConfig, out_dir: str | Path | None = None) -> RunResult:
     start = time.perf_counter()
     fit = Trainer(model, split.valid, cfg.train).fit()
     test = evaluate_test(model, split, cfg)
+    selected_test = None
+    if cfg.train.refit and fit.best_epoch > 0:
+        selected_test, (model, test) = test, refit(cfg, split, fit.best_epoch, out_dir)
     if out_dir is not None:
         summary = {"best_epoch": fit.best_epoch, "stopped": fit.stopped, "valid": fit.best_metrics,
                    "test": test, "seconds": time.perf_counter() - start}
+        if selected_test is not None:
+            summary["selected_test"] = selected_test
         atomic_write_bytes(Path(out_dir) / "results.json", json.dumps(summary, indent=1).encode())
-    return RunResult(model, split, fit, test)
+    return RunResult(model, split, fit, test, selected_test)
+
+
+def refit(cfg: RunConfig, split: Split, epochs: int,
+          out_dir: str | Path | None = None) -> tuple[Recommender, dict[str, float]]:
+    """Train a fresh model on training + validation for ``epochs`` epochs; test it.
+
+    The number of epochs comes from model selection on validation, so test is still
+    looked at once. With ``out_dir``, the weights go to ``final.pt`` there (and
+    :func:`load_run` prefers them).
+    """
+    torch.manual_seed(cfg.train.seed)
+    full = split.train.concat(split.valid)
+    model = build_model(cfg.model, RecGraph(full))
+    train_cfg = dataclasses.replace(cfg.train, epochs=epochs, patience=0, run_dir=None, resume=False)
+    Trainer(model, None, train_cfg).fit()
+    evaluator = Evaluator(exclude=[full], ks=tuple(cfg.eval.ks), memory_budget_mb=cfg.eval.memory_budget_mb)
+    test = evaluator.evaluate(model, split.test)
+    if out_dir is not None:
+        save_checkpoint({"epoch": epochs, "model": model.state_dict()}, Path(out_dir) / "final.pt")
+    return model, test
 
 
 def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
@@ -148,7 +180,9 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, Split, Recommender]:
     """Rebuild a finished run's data and model and load its best weights.
 
     The data are prepared again from the saved config (loading and splitting are
-    deterministic), and ``best.pt`` is read with ``weights_only=True``.
+    deterministic), and the weights are read with ``weights_only=True``: ``final.pt``
+    (the refitted model, whose graph is training + validation) when the run has one,
+    else ``best.pt``.
     """
     d = Path(run_dir)
     for name in ("config.yaml", "best.pt"):
@@ -156,7 +190,9 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, Split, Recommender]:
             raise ConfigError(f"{d}: missing {name}; expected a directory written by 'graphrec train'")
     cfg = config_from_dict(yaml.safe_load((d / "config.yaml").read_text()), str(d / "config.yaml"))
     split = prepare_split(cfg.data)
-    model = build_model(cfg.model, RecGraph(split.train))
-    ckpt = torch.load(d / "best.pt", map_location="cpu", weights_only=True)
+    final = d / "final.pt"
+    train = split.train.concat(split.valid) if final.exists() else split.train
+    model = build_model(cfg.model, RecGraph(train))
+    ckpt = torch.load(final if final.exists() else d / "best.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(ckpt["model"])
     return cfg, split, model

@@ -50,6 +50,11 @@ class TrainConfig:
         run_dir: where checkpoints and per-epoch metrics go (``None`` = nowhere).
         resume: continue from ``run_dir/last.pt`` when it exists.
         progress: show a tqdm progress bar.
+        refit: after the epoch is chosen on validation, train a fresh model on training
+            + validation for that many epochs and report its test metrics (read by
+            :func:`graphrec.experiment.run` and the ``graphrec`` command; a
+            :class:`Trainer` itself trains once). Published results usually train on
+            the whole training file, so this makes numbers comparable with them.
     """
 
     epochs: int = 100
@@ -71,6 +76,7 @@ class TrainConfig:
     run_dir: str | None = None
     resume: bool = False
     progress: bool = True
+    refit: bool = False
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:

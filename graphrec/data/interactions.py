@@ -153,6 +153,26 @@ class Interactions:
                             rating=pick(self.rating), timestamp=pick(self.timestamp),
                             weight=pick(self.weight))
 
+    def concat(self, *others: Interactions) -> Interactions:
+        """These rows followed by ``others``' rows (all must share this object's id maps).
+
+        Optional columns are kept only when every part has them.
+        """
+        parts = (self, *others)
+        for k, o in enumerate(others, 1):
+            if o.user_map is not self.user_map and o.user_map != self.user_map or \
+                    o.item_map is not self.item_map and o.item_map != self.item_map:
+                raise DataError(f"part {k} has different id maps; concat needs shared maps "
+                                f"(e.g. the parts of one Split)")
+
+        def cat(name: str) -> np.ndarray | None:
+            arrs = [getattr(p, name) for p in parts]
+            return None if any(a is None for a in arrs) else np.concatenate(arrs)
+
+        return Interactions(np.concatenate([p.user for p in parts]),
+                            np.concatenate([p.item for p in parts]), self.user_map, self.item_map,
+                            rating=cat("rating"), timestamp=cat("timestamp"), weight=cat("weight"))
+
     def with_maps(self, user_map: IdMap, item_map: IdMap) -> Interactions:
         """The same rows expressed in other (larger) maps, e.g. the union of two files'."""
         user = user_map.to_index(self.user_map.raw.take(self.user))

@@ -1,0 +1,249 @@
+"""Accuracy on Gowalla (LightGCN split): time to accuracy and full reproduction.
+
+Protocol: the published train/test files; 10% of each user's training rows are carved
+out as a validation split (seeded), models train on the rest, the epoch is chosen on
+validation Recall@20, and test is evaluated with the chosen weights — training and
+validation items masked, full ranking over all 40,981 items.
+
+Two modes:
+
+* ``--minutes 10 30``: train for the last mark's minutes of *training* time (validation
+  excluded, evaluated after every ``--eval-every`` epochs) and report, for every mark, the
+  test metrics of the best-on-validation weights seen by then. ``--model pyg-lightgcn``
+  runs PyG's ``LightGCN`` the way its example trains it, on a pre-normalised CSR adjacency,
+  and is validated at every epoch end and exactly at each mark (its epochs are long).
+* ``--epochs N --patience P``: the full run, early stopping on validation; with
+  ``--refit``, a fresh model is then trained on training + validation for the chosen
+  number of epochs and that model's test metrics are reported as well (the papers train
+  on the whole training file).
+
+Every run prints its per-evaluation curve, a table and one JSON line; ``--log`` appends the
+JSON line to a file. Examples::
+
+    python benchmarks/gowalla.py --model lightgcn --minutes 10 30
+    python benchmarks/gowalla.py --model gat --minutes 10 30 --batch-size 8192 --lr 5e-3
+    python benchmarks/gowalla.py --model pyg-lightgcn --minutes 10 30
+    python benchmarks/gowalla.py --model mf --epochs 1000 --patience 20 --refit
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from graphrec import datasets
+from graphrec.data.graph import RecGraph
+from graphrec.data.splits import Split, holdout_valid
+from graphrec.evaluate import Evaluator
+from graphrec.models import MF, LightGCN, Recommender
+from graphrec.models.gat import GATRecommender
+from graphrec.train import TrainConfig, Trainer
+
+METRICS = ("recall", "ndcg")
+
+
+def build(name: str, graph: RecGraph, args: argparse.Namespace) -> Recommender:
+    if name == "mf":
+        return MF(graph, dim=args.dim)
+    if name == "lightgcn":
+        return LightGCN(graph, dim=args.dim, num_layers=args.layers)
+    if name == "gat":
+        return GATRecommender(graph, dim=args.dim, num_layers=args.layers, heads=args.heads,
+                              attention_dropout=args.attention_dropout)
+    raise ValueError(f"unknown model {name!r}")
+
+
+def train_config(args: argparse.Namespace, minutes: float | None) -> TrainConfig:
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, l2=args.l2,
+                       loss=args.loss, num_negatives=args.negatives,
+                       mask_batch_edges=args.mask_batch_edges, eval_every=args.eval_every,
+                       patience=args.patience, max_minutes=minutes, seed=args.seed,
+                       progress=args.progress, device=args.device, ks=(20,))
+
+
+def run_graphrec(split: Split, args: argparse.Namespace) -> dict:
+    torch.manual_seed(args.seed)
+    graph = RecGraph(split.train)
+    model = build(args.model, graph, args)
+    marks = sorted(args.minutes) if args.minutes else []
+    snapshots: dict[float, dict] = {m: {"value": -math.inf} for m in marks}
+    curve: list[dict] = []
+
+    def on_epoch_end(trainer: Trainer, row: dict) -> None:
+        if "valid_recall@20" not in row:
+            return
+        curve.append({"epoch": row["epoch"], "train_minutes": row["train_seconds"] / 60,
+                      "valid_recall@20": row["valid_recall@20"]})
+        print(json.dumps(curve[-1]), flush=True)
+        for m, snap in snapshots.items():
+            # The last mark is where training stops (the batch that crosses it is included).
+            in_time = row["train_seconds"] <= m * 60 or m == marks[-1]
+            if in_time and row["valid_recall@20"] > snap["value"]:
+                snapshots[m] = {"value": row["valid_recall@20"], "epoch": row["epoch"],
+                                "state": {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}}
+
+    cfg = train_config(args, marks[-1] if marks else None)
+    fit = Trainer(model, split.valid, cfg, on_epoch_end=on_epoch_end).fit()
+    evaluator = Evaluator(exclude=[split.train, split.valid], ks=(20,), metrics=METRICS)
+    result: dict = {"epochs_run": len(fit.history), "train_minutes": fit.train_seconds / 60,
+                    "best_epoch": fit.best_epoch, "stopped": fit.stopped, "curve": curve}
+    if marks:
+        result["marks"] = {}
+        for m, snap in snapshots.items():
+            if "state" not in snap:
+                result["marks"][str(m)] = None
+                continue
+            model.load_state_dict(snap["state"])
+            result["marks"][str(m)] = {"epoch": snap["epoch"], "valid_recall@20": snap["value"],
+                                       **_test(evaluator, model, split)}
+    else:
+        result["test"] = _test(evaluator, model, split)  # best weights were restored by fit()
+        if args.refit and fit.best_epoch > 0:
+            torch.manual_seed(args.seed)
+            full = RecGraph(split.train.concat(split.valid))
+            refit_model = build(args.model, full, args)
+            refit_cfg = replace(cfg, epochs=fit.best_epoch, patience=0)
+            Trainer(refit_model, None, refit_cfg).fit()
+            refit_eval = Evaluator(exclude=[full.ui], ks=(20,), metrics=METRICS)
+            result["refit_test"] = _test(refit_eval, refit_model, split)
+    return result
+
+
+def _test(evaluator: Evaluator, model: Recommender, split: Split) -> dict:
+    m = evaluator.evaluate(model, split.test)
+    return {"test_recall@20": m["recall@20"], "test_ndcg@20": m["ndcg@20"]}
+
+
+def run_pyg(split: Split, args: argparse.Namespace) -> dict:
+    """PyG's LightGCN, trained as in its example (BPR via ``recommendation_loss``)."""
+    from torch_geometric.nn.models import LightGCN as PygLightGCN
+
+    torch.manual_seed(args.seed)
+    graph = RecGraph(split.train)
+    nu = graph.num_users
+    model = PygLightGCN(graph.num_nodes, args.dim, args.layers, normalize=False)
+    norm = graph.to_torch().norm_adj
+    adj = torch.sparse_csr_tensor(norm.crow_indices().long(), norm.col_indices().long(),
+                                  norm.values(), norm.shape)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    u, i = graph.edges()
+    edges = torch.from_numpy(np.stack([u, i + nu]))
+    evaluator = Evaluator(exclude=[split.train], ks=(20,), metrics=METRICS)
+    test_eval = Evaluator(exclude=[split.train, split.valid], ks=(20,), metrics=METRICS)
+    marks = sorted(args.minutes)
+    best: dict[float, dict] = {m: {"value": -math.inf} for m in marks}
+    curve: list[dict] = []
+    trained, epoch, pending = 0.0, 0, list(marks)
+
+    def validate(mark: float | None = None) -> None:
+        with torch.no_grad():
+            emb = model.get_embedding(adj)
+        val = evaluator.evaluate_embeddings(emb[:nu], emb[nu:], split.valid)["recall@20"]
+        curve.append({"epoch": epoch, "train_minutes": trained / 60, "valid_recall@20": val})
+        print(json.dumps(curve[-1]), flush=True)
+        for m in marks:
+            in_time = trained <= m * 60 or (mark is not None and m >= mark)
+            if in_time and val > best[m]["value"]:
+                best[m] = {"value": val, "epoch": epoch,
+                           "state": {k: v.clone() for k, v in model.state_dict().items()}}
+
+    while pending:
+        epoch += 1
+        perm = torch.randperm(edges.size(1))
+        for start in range(0, perm.numel(), args.batch_size):
+            t0 = time.perf_counter()
+            pos = edges[:, perm[start:start + args.batch_size]]
+            neg = torch.randint(nu, graph.num_nodes, (pos.size(1),))
+            label_index = torch.cat([pos, torch.stack([pos[0], neg])], dim=1)
+            pos_rank, neg_rank = model(adj, label_index).chunk(2)
+            loss = model.recommendation_loss(pos_rank, neg_rank, node_id=label_index.unique(),
+                                             lambda_reg=args.l2)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            trained += time.perf_counter() - t0
+            if trained >= pending[0] * 60:
+                validate(pending.pop(0))
+                if not pending:
+                    break
+        else:
+            validate()
+    result: dict = {"epochs_run": epoch, "train_minutes": trained / 60, "curve": curve, "marks": {}}
+    for m, snap in best.items():
+        model.load_state_dict(snap["state"])
+        with torch.no_grad():
+            emb = model.get_embedding(adj)
+        t = test_eval.evaluate_embeddings(emb[:nu], emb[nu:], split.test)
+        result["marks"][str(m)] = {"epoch": snap["epoch"], "valid_recall@20": snap["value"],
+                                   "test_recall@20": t["recall@20"], "test_ndcg@20": t["ndcg@20"]}
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--root", default=None, help="datasets directory (default: GRAPHREC_DATA)")
+    p.add_argument("--model", default="lightgcn", choices=["mf", "lightgcn", "gat", "pyg-lightgcn"])
+    p.add_argument("--minutes", type=float, nargs="*", default=None,
+                   help="time-to-accuracy marks in training minutes (e.g. 10 30)")
+    p.add_argument("--epochs", type=int, default=1000)
+    p.add_argument("--patience", type=int, default=20, help="validations without improvement")
+    p.add_argument("--refit", action="store_true", help="retrain on train+valid for the chosen epochs")
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--layers", type=int, default=3)
+    p.add_argument("--heads", type=int, default=1)
+    p.add_argument("--attention-dropout", type=float, default=0.0)
+    p.add_argument("--batch-size", type=int, default=2048)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--l2", type=float, default=1e-4)
+    p.add_argument("--loss", default="bpr", choices=["bpr", "bce", "softmax"])
+    p.add_argument("--negatives", type=int, default=1)
+    p.add_argument("--mask-batch-edges", action="store_true")
+    p.add_argument("--eval-every", type=int, default=1)
+    p.add_argument("--valid-ratio", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--progress", action="store_true", help="show tqdm bars")
+    p.add_argument("--log", type=Path, default=None, help="append the JSON line to this file")
+    args = p.parse_args(argv)
+    if args.model == "pyg-lightgcn" and not args.minutes:
+        p.error("--model pyg-lightgcn needs --minutes")
+    torch.set_num_threads(args.threads)
+    ds = datasets.gowalla(root=args.root)
+    split = holdout_valid(ds.split, ratio=args.valid_ratio, seed=args.seed)
+    start = time.perf_counter()
+    result = run_pyg(split, args) if args.model == "pyg-lightgcn" else run_graphrec(split, args)
+    settings = {k: v for k, v in vars(args).items() if k not in ("root", "log", "progress")}
+    line = {"benchmark": "gowalla", **settings, "wall_minutes": (time.perf_counter() - start) / 60,
+            **{k: v for k, v in result.items() if k != "curve"}, "curve": result["curve"]}
+    print(f"\n{args.model}: {result['epochs_run']} epochs, {result['train_minutes']:.1f} training "
+          f"minutes, {line['wall_minutes']:.1f} wall minutes")
+    print("| mark | epoch | valid Recall@20 | test Recall@20 | test NDCG@20 |")
+    print("|---|---|---|---|---|")
+    for mark, r in (result.get("marks") or {}).items():
+        if r:
+            print(f"| {mark} min | {r['epoch']} | {r['valid_recall@20']:.4f} | "
+                  f"{r['test_recall@20']:.4f} | {r['test_ndcg@20']:.4f} |")
+    for key in ("test", "refit_test"):
+        if key in result:
+            r = result[key]
+            print(f"| {key} (best epoch {result['best_epoch']}) | | | {r['test_recall@20']:.4f} | "
+                  f"{r['test_ndcg@20']:.4f} |")
+    text = json.dumps(line)
+    print(text)
+    if args.log:
+        with open(args.log, "a") as fh:
+            fh.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
