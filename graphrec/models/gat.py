@@ -72,51 +72,58 @@ class GATRecommender(Recommender):
         nn.init.zeros_(self.beta)
 
     def _alpha(self, adj: Adjacency, x_dst: Tensor, x_src: Tensor, beta: Tensor,
-               inv_sqrt_src: Tensor, mask: Tensor | None) -> Tensor:
+               prior: Tensor, mask: Tensor | None) -> Tensor:
         """Softmax attention ``[E, H]`` (stored order) of one direction of one layer."""
         h, c = self.heads, self.dim // self.heads
         xd = F.normalize(x_dst.view(-1, h, c), dim=-1)
         xs = F.normalize(x_src.view(-1, h, c), dim=-1)
-        prior = torch.log(inv_sqrt_src.clamp(min=1e-12))[adj.col]  # -½ log d_j per edge
-        scores = sddmm(adj, xd, xs) * beta + prior.unsqueeze(1)
-        return edge_softmax(scores, adj, mask)
+        return edge_softmax(torch.addcmul(prior, sddmm(adj, xd, xs), beta), adj, mask)
 
     def _direction(self, adj: Adjacency, x_dst: Tensor, x_src: Tensor, beta: Tensor,
-                   inv_sqrt_src: Tensor, inv_sqrt_dst: Tensor, mask: Tensor | None) -> Tensor:
+                   prior: Tensor, scale: Tensor, mask: Tensor | None) -> Tensor:
         h, c = self.heads, self.dim // self.heads
-        alpha = self._alpha(adj, x_dst, x_src, beta, inv_sqrt_src, mask)
-        # c_i = Σ_k d_k^{-1/2} / √d_i restores LightGCN's scale when β = 0.
-        keep = inv_sqrt_src[adj.col] if mask is None else inv_sqrt_src[adj.col] * mask
-        mass = torch.segment_reduce(keep, "sum", offsets=adj.rowptr, axis=0, unsafe=True)
-        weights = alpha * (mass * inv_sqrt_dst)[adj.dst_index_cached()].unsqueeze(1)
+        alpha = self._alpha(adj, x_dst, x_src, beta, prior, mask)
         if self.training and self.attention_dropout > 0:
-            weights = F.dropout(weights, self.attention_dropout)
-        return spmm(adj, weights, x_src.view(-1, h, c)).reshape(-1, self.dim)
+            alpha = F.dropout(alpha, self.attention_dropout)
+        # The destination scale c_i multiplies all of a node's weights, so it is applied
+        # to the N output rows rather than to the E edge weights.
+        out = spmm(adj, alpha, x_src.view(-1, h, c)).reshape(-1, self.dim)
+        return out * scale.unsqueeze(1)
 
-    def _degrees(self, edge_mask: Tensor | None) -> tuple[Tensor, Tensor]:
-        """``d^{-1/2}`` of users and items (0 for isolated nodes), after masking."""
+    def _constants(self, edge_mask: Tensor | None) -> list[tuple[Adjacency, Tensor, Tensor, Tensor | None]]:
+        r"""Per direction (item→user, user→item): the adjacency, the degree prior
+        :math:`-\tfrac12 \log d_j` per stored edge ``[E, 1]``, the destination scale
+        :math:`c_i` ``[N_dst]`` and the stored-order mask. They depend only on the graph
+        and the mask, so one propagation computes them once for all layers."""
         tg = self.torch_graph()
+        to_user, to_item = tg.item_to_user, tg.user_to_item
         if edge_mask is None:
-            du = tg.item_to_user.in_degree().float()
-            di = tg.user_to_item.in_degree().float()
+            du, di = to_user.in_degree().float(), to_item.in_degree().float()
+            mask_u = mask_i = None
         else:
             du = torch.bincount(tg.edge_index[0][edge_mask], minlength=self.num_users).float()
             di = torch.bincount(tg.edge_index[1][edge_mask], minlength=self.num_items).float()
-        return du.clamp(min=1).rsqrt() * (du > 0), di.clamp(min=1).rsqrt() * (di > 0)
+            mask_u, mask_i = to_user.mask_to_stored(edge_mask), to_item.mask_to_stored(edge_mask)
+        inv_u = du.clamp(min=1).rsqrt() * (du > 0)
+        inv_i = di.clamp(min=1).rsqrt() * (di > 0)
+        out = []
+        for adj, inv_src, inv_dst, mask in ((to_user, inv_i, inv_u, mask_u),
+                                            (to_item, inv_u, inv_i, mask_i)):
+            prior = torch.log(inv_src.clamp(min=1e-12))[adj.col].unsqueeze(1)
+            # c_i = Σ_k d_k^{-1/2} / √d_i restores LightGCN's scale when β = 0.
+            keep = inv_src[adj.col] if mask is None else inv_src[adj.col] * mask
+            mass = torch.segment_reduce(keep, "sum", offsets=adj.rowptr, axis=0, unsafe=True)
+            out.append((adj, prior, mass * inv_dst, mask))
+        return out
 
     def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        tg = self.torch_graph()
-        to_user, to_item = tg.item_to_user, tg.user_to_item
-        mask_u = mask_i = None
-        if edge_mask is not None:
-            mask_u = to_user.mask_to_stored(edge_mask)
-            mask_i = to_item.mask_to_stored(edge_mask)
-        inv_u, inv_i = self._degrees(edge_mask)
+        (to_user, prior_u, scale_u, mask_u), (to_item, prior_i, scale_i, mask_i) = \
+            self._constants(edge_mask)
         xu, xi = self.user_emb.weight, self.item_emb.weight
         out_u, out_i = xu, xi
         for layer in range(self.num_layers):
-            new_u = self._direction(to_user, xu, xi, self.beta[layer, 0], inv_i, inv_u, mask_u)
-            new_i = self._direction(to_item, xi, xu, self.beta[layer, 1], inv_u, inv_i, mask_i)
+            new_u = self._direction(to_user, xu, xi, self.beta[layer, 0], prior_u, scale_u, mask_u)
+            new_i = self._direction(to_item, xi, xu, self.beta[layer, 1], prior_i, scale_i, mask_i)
             xu, xi = new_u, new_i
             out_u, out_i = out_u + xu, out_i + xi
         scale = 1.0 / (self.num_layers + 1)
@@ -135,18 +142,16 @@ class GATRecommender(Recommender):
         was_training = self.training
         self.eval()
         try:
-            tg = self.torch_graph()
-            to_user, to_item = tg.item_to_user, tg.user_to_item
-            inv_u, inv_i = self._degrees(None)
+            (to_user, prior_u, scale_u, _), (to_item, prior_i, scale_i, _) = self._constants(None)
             xu, xi = self.user_emb.weight, self.item_emb.weight
             layers = []
             for layer in range(self.num_layers):
-                a_u = self._alpha(to_user, xu, xi, self.beta[layer, 0], inv_i, None)
-                a_i = self._alpha(to_item, xi, xu, self.beta[layer, 1], inv_u, None)
+                a_u = self._alpha(to_user, xu, xi, self.beta[layer, 0], prior_u, None)
+                a_i = self._alpha(to_item, xi, xu, self.beta[layer, 1], prior_i, None)
                 layers.append({"item_to_user": to_user.to_edge_order(a_u),
                                "user_to_item": to_item.to_edge_order(a_i)})
-                xu, xi = (self._direction(to_user, xu, xi, self.beta[layer, 0], inv_i, inv_u, None),
-                          self._direction(to_item, xi, xu, self.beta[layer, 1], inv_u, inv_i, None))
+                xu, xi = (self._direction(to_user, xu, xi, self.beta[layer, 0], prior_u, scale_u, None),
+                          self._direction(to_item, xi, xu, self.beta[layer, 1], prior_i, scale_i, None))
             return layers
         finally:
             self.train(was_training)

@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from graphrec.data.adjacency import Adjacency
-from graphrec.data.csr import csr_tensor
+from graphrec.data.csr import csr_matmul, csr_tensor
 
 __all__ = ["spmm", "sddmm"]
 
@@ -61,6 +61,8 @@ def _aggregate(rowptr: Tensor, col: Tensor, values: Tensor, x: Tensor,
     ``values`` is ``(H, nnz)`` with contiguous rows; ``x`` is ``(cols, H or 1, K)``.
     """
     heads = values.size(0)
+    if heads == 1 and values.size(1) > 0:
+        return csr_matmul(_csr(rowptr, col, values[0], shape), _head(x, 0)).unsqueeze(1)
     out = x.new_empty(shape[0], heads, x.size(2))
     if values.size(1) == 0:
         return out.zero_()
@@ -117,6 +119,9 @@ def _aggregate_transposed(adj: Adjacency, weights_he: Tensor, g: Tensor) -> Tens
     perm = adj.source_major().perm
     rowptr, col = adj.compressed_indices(transposed=True)
     heads = weights_he.size(0)
+    if heads == 1 and adj.num_edges > 0:
+        values = weights_he[0].index_select(0, perm)
+        return csr_matmul(_csr(rowptr, col, values, (adj.num_src, adj.num_dst)), _head(g, 0)).unsqueeze(1)
     out = g.new_empty(adj.num_src, heads, g.size(2))
     if adj.num_edges == 0:
         return out.zero_()
