@@ -12,10 +12,16 @@ class DataError(ValueError):
 
 
 def where(source: str, line: int | None = None, column: str | None = None) -> str:
-    """Format a location such as ``ratings.csv, line 12, column 'rating'``."""
+    """Format a location such as ``ratings.csv, line 12, column 'rating'``.
+
+    Text files count lines from 1 (header included). Tables without lines — a
+    ``DataFrame`` or a ``.parquet`` file — give the row's 0-based position instead
+    (``DataFrame, row 3``: ``df.iloc[3]``).
+    """
     parts = [source]
     if line is not None:
-        parts.append(f"line {line}")
+        tabular = source == "DataFrame" or source.lower().endswith(".parquet")
+        parts.append(f"row {line}" if tabular else f"line {line}")
     if column is not None:
         parts.append(f"column {column!r}")
     return ", ".join(parts)

@@ -165,7 +165,7 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 def test_parquet_and_dataframe_errors_name_the_column(tmp_path: Path) -> None:
     df = pd.DataFrame({"user": [1, 2], "item": [1.0, np.nan]})
     df.to_parquet(tmp_path / "log.parquet")
-    with pytest.raises(DataError, match=r"log.parquet, line 1, column 'item': missing id"):
+    with pytest.raises(DataError, match=r"log.parquet, row 1, column 'item': missing id"):
         load_interactions(tmp_path / "log.parquet")
     with pytest.raises(DataError, match=r"DataFrame: missing column\(s\) \['stars'\]"):
         load_interactions(df, ColumnMap(rating="stars"))
@@ -287,3 +287,9 @@ def test_load_names_the_missing_file(tmp_path: Path) -> None:
 def test_indices_outside_the_maps_are_refused() -> None:
     with pytest.raises(DataError, match=r"item indices must lie in \[0, 2\)"):
         Interactions([0], [2], IdMap.identity(1), IdMap.identity(2))
+
+
+def test_dataframe_errors_give_the_row_position() -> None:
+    df = pd.DataFrame({"user": [1, 2, 3], "item": [4, 5, 6], "rating": [1.0, 2.0, "x"]})
+    with pytest.raises(DataError, match=r"DataFrame, row 2, column 'rating'"):
+        load_interactions(df, ColumnMap(rating="rating"))
