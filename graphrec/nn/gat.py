@@ -8,19 +8,13 @@ from torch import Tensor, nn
 
 from graphrec.data.adjacency import Adjacency
 from graphrec.nn.additive_attention import additive_attention
+from graphrec.nn.conv_base import AttentionConv, glorot_
 from graphrec.nn.graph_input import FillValue, prepare_graph
 
 __all__ = ["GATConv"]
 
 
-def glorot_(t: Tensor) -> Tensor:
-    """Glorot-uniform init over the last two dims (as for a ``(1, H, C)`` attention vector)."""
-    bound = (6.0 / (t.size(-2) + t.size(-1))) ** 0.5
-    with torch.no_grad():
-        return t.uniform_(-bound, bound)
-
-
-class GATConv(nn.Module):
+class GATConv(AttentionConv):
     r"""Multi-head graph attention (Veličković et al., *Graph Attention Networks*, 2018).
 
     For a destination node :math:`i` with incoming edges from :math:`j \in \mathcal{N}(i)`
@@ -78,13 +72,8 @@ class GATConv(nn.Module):
         bias: bool = True,
         residual: bool = False,
     ) -> None:
-        super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.heads = heads
-        self.concat = concat
+        super().__init__(in_channels, out_channels, heads, concat, dropout)
         self.negative_slope = negative_slope
-        self.dropout = dropout
         self.add_self_loops = add_self_loops
         self.edge_dim = edge_dim
         self.fill_value = fill_value
@@ -106,14 +95,7 @@ class GATConv(nn.Module):
         else:
             self.lin_edge = None
             self.register_parameter("att_edge", None)
-
-        total_out = hc if concat else out_channels
-        dst_in = in_channels if isinstance(in_channels, int) else in_channels[1]
-        self.res: nn.Linear | None = nn.Linear(dst_in, total_out, bias=False) if residual else None
-        if bias:
-            self.bias: nn.Parameter | None = nn.Parameter(torch.empty(total_out))
-        else:
-            self.register_parameter("bias", None)
+        self._init_residual_and_bias(residual, bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -187,11 +169,7 @@ class GATConv(nn.Module):
         out, alpha = additive_attention(a_src, a_dst, x_src, g.adj, a_edge, self.negative_slope,
                                         g.mask, self.dropout if self.training else 0.0)
 
-        out = out.reshape(num_dst, heads * channels) if self.concat else out.mean(dim=1)
-        if self.res is not None and x_dst_in is not None:
-            out = out + self.res(x_dst_in)
-        if self.bias is not None:
-            out = out + self.bias
+        out = self.add_residual_and_bias(self.combine_heads(out), x_dst_in)
         if return_attention:
             return out, g.to_caller_order(alpha)
         return out
@@ -200,7 +178,3 @@ class GATConv(nn.Module):
         """``(H·C, F)`` projection and ``(1, H, C)`` attention → ``(H, F)`` score weights."""
         return (weight.view(self.heads, self.out_channels, -1)
                 * att.view(self.heads, self.out_channels, 1)).sum(1)
-
-    def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
-                f"heads={self.heads})")

@@ -3,11 +3,10 @@ r"""Dynamic graph attention layer (GATv2, Brody et al., 2022) on sparse, maskabl
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphrec.data.adjacency import Adjacency
-from graphrec.nn.gat import glorot_
+from graphrec.nn.conv_base import AttentionConv, glorot_
 from graphrec.nn.gatv2_score import gatv2_scores
 from graphrec.nn.graph_input import FillValue, prepare_graph
 from graphrec.nn.softmax import edge_softmax
@@ -16,7 +15,7 @@ from graphrec.nn.sparse_matmul import spmm
 __all__ = ["GATv2Conv"]
 
 
-class GATv2Conv(nn.Module):
+class GATv2Conv(AttentionConv):
     r"""Multi-head GATv2 attention (Brody et al., *How Attentive are Graph Attention
     Networks?*, 2022).
 
@@ -68,31 +67,21 @@ class GATv2Conv(nn.Module):
         share_weights: bool = False,
         residual: bool = False,
     ) -> None:
-        super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.heads = heads
-        self.concat = concat
+        super().__init__(in_channels, out_channels, heads, concat, dropout)
         self.negative_slope = negative_slope
-        self.dropout = dropout
         self.add_self_loops = add_self_loops
         self.edge_dim = edge_dim
         self.fill_value = fill_value
         self.share_weights = share_weights
         hc = heads * out_channels
-        src_in, dst_in = (in_channels, in_channels) if isinstance(in_channels, int) else in_channels
+        src_in, dst_in = self.src_dst_channels
 
         self.lin_l = nn.Linear(src_in, hc, bias=bias)
         self.lin_r = self.lin_l if share_weights else nn.Linear(dst_in, hc, bias=bias)
         self.att = nn.Parameter(torch.empty(1, heads, out_channels))
         self.lin_edge: nn.Linear | None = (nn.Linear(edge_dim, hc, bias=False)
                                            if edge_dim is not None else None)
-        total_out = hc if concat else out_channels
-        self.res: nn.Linear | None = nn.Linear(dst_in, total_out, bias=False) if residual else None
-        if bias:
-            self.bias: nn.Parameter | None = nn.Parameter(torch.empty(total_out))
-        else:
-            self.register_parameter("bias", None)
+        self._init_residual_and_bias(residual, bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -149,20 +138,8 @@ class GATv2Conv(nn.Module):
         scores = gatv2_scores(x_src, x_dst, self.att.view(heads, channels), g.adj, attr, weight,
                               self.negative_slope)
         alpha = edge_softmax(scores, g.adj, g.mask)
-        weights = alpha
-        if self.training and self.dropout > 0:
-            weights = F.dropout(alpha, p=self.dropout)
-        out = spmm(g.adj, weights, x_src)
-
-        out = out.reshape(num_dst, heads * channels) if self.concat else out.mean(dim=1)
-        if self.res is not None:
-            out = out + self.res(x_dst_in)
-        if self.bias is not None:
-            out = out + self.bias
+        out = spmm(g.adj, self.attention_dropout(alpha), x_src)
+        out = self.add_residual_and_bias(self.combine_heads(out), x_dst_in)
         if return_attention:
             return out, g.to_caller_order(alpha)
         return out
-
-    def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
-                f"heads={self.heads})")

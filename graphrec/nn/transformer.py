@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphrec.data.adjacency import Adjacency
+from graphrec.nn.conv_base import AttentionConv
 from graphrec.nn.graph_input import prepare_graph
 from graphrec.nn.softmax import edge_softmax
 from graphrec.nn.sparse_matmul import sddmm, spmm
@@ -16,7 +16,7 @@ from graphrec.nn.sparse_matmul import sddmm, spmm
 __all__ = ["DotProductAttentionConv"]
 
 
-class DotProductAttentionConv(nn.Module):
+class DotProductAttentionConv(AttentionConv):
     r"""Multi-head scaled dot-product attention restricted to the graph's edges
     (the graph Transformer operator of Shi et al., 2021; cf. PyG ``TransformerConv``).
 
@@ -69,23 +69,18 @@ class DotProductAttentionConv(nn.Module):
         bias: bool = True,
         root_weight: bool = True,
     ) -> None:
-        super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.heads = heads
-        self.concat = concat
+        super().__init__(in_channels, out_channels, heads, concat, dropout)
         self.beta = beta and root_weight
         self.root_weight = root_weight
-        self.dropout = dropout
         self.edge_dim = edge_dim
-        src_in, dst_in = (in_channels, in_channels) if isinstance(in_channels, int) else in_channels
+        src_in, dst_in = self.src_dst_channels
         hc = heads * out_channels
         self.lin_key = nn.Linear(src_in, hc, bias=bias)
         self.lin_query = nn.Linear(dst_in, hc, bias=bias)
         self.lin_value = nn.Linear(src_in, hc, bias=bias)
         self.lin_edge: nn.Linear | None = (nn.Linear(edge_dim, hc, bias=False)
                                            if edge_dim is not None else None)
-        total_out = hc if concat else out_channels
+        total_out = self.total_out
         self.lin_skip: nn.Linear | None = (nn.Linear(dst_in, total_out, bias=bias)
                                            if root_weight else None)
         self.lin_beta: nn.Linear | None = (nn.Linear(3 * total_out, 1, bias=False)
@@ -141,15 +136,13 @@ class DotProductAttentionConv(nn.Module):
             query_e = torch.einsum("nhc,hcd->nhd", query, w_edge)
             scores = scores + sddmm(adj.edge_view(), query_e, attr)
         alpha = edge_softmax(scores * scale, adj, g.mask)
-        weights = alpha
-        if self.training and self.dropout > 0:
-            weights = F.dropout(alpha, p=self.dropout)
+        weights = self.attention_dropout(alpha)
         out = spmm(adj, weights, value)
         if w_edge is not None:
             attr_sum = spmm(adj.edge_view(), weights, attr)
             out = out + torch.einsum("nhd,hcd->nhc", attr_sum, w_edge)
 
-        out = out.reshape(num_dst, heads * channels) if self.concat else out.mean(dim=1)
+        out = self.combine_heads(out)
         if self.lin_skip is not None:
             skip = self.lin_skip(x_dst)
             if self.lin_beta is not None:
@@ -160,7 +153,3 @@ class DotProductAttentionConv(nn.Module):
         if return_attention:
             return out, g.to_caller_order(alpha)
         return out
-
-    def __repr__(self) -> str:
-        return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
-                f"heads={self.heads})")
