@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from graphrec.data.graph import RecGraph
 from graphrec.models.base import Recommender
-from graphrec.models.propagation import normalized_adjacency, symmetric_spmm
+from graphrec.models.propagation import layer_mean_propagation, normalized_adjacency
 from graphrec.scoring import Scorer
 
 
@@ -47,11 +47,7 @@ class LightGCN(Recommender):
         adj = tg.norm_adj if edge_mask is None else normalized_adjacency(
             tg.edge_index, self.num_users, self.num_items, edge_mask)
         x = torch.cat([self.user_emb.weight, self.item_emb.weight])
-        out = x
-        for _ in range(self.num_layers):
-            x = symmetric_spmm(adj, x)
-            out = out + x
-        out = out / (self.num_layers + 1)
+        out = layer_mean_propagation(adj, x, self.num_layers)
         return out[: self.num_users], out[self.num_users:]
 
     def regularized(self, users: Tensor, items: Tensor) -> list[Tensor]:

@@ -5,30 +5,38 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from graphrec.data.csr import csr_matmul, csr_tensor
+from graphrec.data.csr import csr_tensor
 
 
-class SymmetricSpMM(torch.autograd.Function):
-    r"""``A @ X`` for a symmetric sparse CSR ``A``, with gradient ``A @ dY``.
+class PolynomialPropagation(torch.autograd.Function):
+    r"""``(x + A x + A² x + … + A^L x) / (L + 1)`` for a symmetric sparse CSR ``A``.
 
-    Because :math:`A = A^\top`, the backward pass reuses the forward matrix instead of
-    building a transpose (which torch would otherwise convert to another layout on every
-    step).
+    Evaluated Horner-style, :math:`x + A(x + A(x + \dots))`, with the addition fused
+    into each sparse product (``addmm``), so a layer costs one product and no stored
+    intermediate. The polynomial in a symmetric matrix is itself symmetric, so the
+    backward pass is the same computation applied to the incoming gradient.
     """
 
     @staticmethod
-    def forward(ctx, adj: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
-        ctx.adj = adj
-        return csr_matmul(adj, x.detach())
+    def forward(ctx, adj: Tensor, x: Tensor, num_layers: int) -> Tensor:  # type: ignore[override]
+        ctx.adj, ctx.num_layers = adj, num_layers
+        return _polynomial(adj, x.detach(), num_layers)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:  # type: ignore[override]
-        return None, csr_matmul(ctx.adj, grad)
+    def backward(ctx, grad: Tensor) -> tuple[None, Tensor, None]:  # type: ignore[override]
+        return None, _polynomial(ctx.adj, grad, ctx.num_layers), None
 
 
-def symmetric_spmm(adj: Tensor, x: Tensor) -> Tensor:
-    """Multiply a symmetric sparse CSR matrix with a dense matrix (autograd-aware in ``x``)."""
-    return SymmetricSpMM.apply(adj, x)
+def _polynomial(adj: Tensor, x: Tensor, num_layers: int) -> Tensor:
+    out = x
+    for _ in range(num_layers):
+        out = torch.addmm(x, adj, out)
+    return out / (num_layers + 1) if num_layers else out.clone()
+
+
+def layer_mean_propagation(adj: Tensor, x: Tensor, num_layers: int) -> Tensor:
+    """Mean of ``x, A x, …, A^L x`` for a symmetric sparse CSR ``A`` (autograd-aware in ``x``)."""
+    return PolynomialPropagation.apply(adj, x, num_layers)
 
 
 def normalized_adjacency(
