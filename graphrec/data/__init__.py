@@ -4,6 +4,7 @@ from graphrec.data.adjacency import Adjacency
 from graphrec.data.errors import DataError
 from graphrec.data.filtering import binarize, deduplicate, k_core
 from graphrec.data.graph import RecGraph, TorchGraph
+from graphrec.data.hetero import HeteroGraph
 from graphrec.data.idmap import IdMap
 from graphrec.data.interactions import ColumnMap, Interactions, LoadReport, load_interactions
 from graphrec.data.sampling import NegativeSampler
@@ -21,7 +22,7 @@ from graphrec.data.splits import (
 )
 
 __all__ = [
-    "Adjacency", "ColumnMap", "DataError", "IdMap", "Interactions", "LoadReport",
+    "Adjacency", "ColumnMap", "DataError", "HeteroGraph", "IdMap", "Interactions", "LoadReport",
     "NegativeSampler", "RecGraph", "SocialColumns", "SocialEdges", "Split", "SplitReport", "TorchGraph", "binarize",
     "deduplicate", "given_split", "holdout_valid", "k_core", "leave_one_out",
     "load_interactions", "load_social", "per_user_split", "per_user_temporal_split", "random_split",
