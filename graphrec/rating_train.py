@@ -1,0 +1,275 @@
+"""Training loop for rating prediction: batches of rated edges, MSE, early stopping on RMSE."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from graphrec.data.interactions import Interactions
+from graphrec.evaluate import evaluate_ratings
+from graphrec.models.rating import RatingModel
+from graphrec.scoring import mse_loss
+from graphrec.train import atomic_write_bytes, resolve_device, save_checkpoint
+
+
+@dataclass
+class RatingTrainConfig:
+    """Settings of :class:`RatingTrainer`.
+
+    Attributes:
+        epochs: maximum number of passes over the training ratings.
+        batch_size: ratings per optimisation step.
+        lr: Adam learning rate.
+        l2: weight of the L2 penalty on the batch's regularised tensors (the model's
+            :meth:`~graphrec.models.rating.RatingModel.regularized`):
+            ``l2 * 0.5 * sum ||t||² / batch_size``.
+        weight_decay: Adam weight decay on all parameters.
+        mask_batch_edges: hide each batch's own rating edges from the model's graph
+            aggregations, so that a rating is never predicted from its own opinion
+            embedding (a held-out rating is not in the graph either).
+        eval_every: epochs between validation runs.
+        patience: stop after this many validations without an RMSE improvement of more
+            than ``min_delta`` (0 = never).
+        min_delta: the smallest decrease of validation RMSE that counts as improvement.
+        clip: clip predictions to the training rating range when evaluating.
+        max_minutes: stop after this much training time (``None`` = no limit).
+        seed: seeds batching and dropout; the same seed gives the same run.
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ...
+        run_dir: where checkpoints and per-epoch metrics go (``None`` = nowhere).
+        resume: continue from ``run_dir/last.pt`` when it exists.
+        progress: show a tqdm progress bar.
+    """
+
+    epochs: int = 100
+    batch_size: int = 1024
+    lr: float = 1e-3
+    l2: float = 0.0
+    weight_decay: float = 0.0
+    mask_batch_edges: bool = True
+    eval_every: int = 1
+    patience: int = 5
+    min_delta: float = 0.0
+    clip: bool = True
+    max_minutes: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    run_dir: str | None = None
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("lr", "l2", "weight_decay", "min_delta"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass
+class RatingTrainResult:
+    """What :meth:`RatingTrainer.fit` returns."""
+
+    best_epoch: int
+    best_metrics: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    stopped: str = "epochs"
+
+
+class RatingTrainer:
+    """Trains a :class:`~graphrec.models.rating.RatingModel` with MSE on its graph's ratings.
+
+    The training ratings are the model's graph edges with their ratings
+    (``model.edge_rating``), so only what the graph was built from is ever trained on.
+    Each epoch shuffles them into batches; with ``mask_batch_edges`` the batch's edges
+    are hidden from the model's aggregations for that step. Validation RMSE/MAE
+    (:func:`~graphrec.evaluate.rating_metrics`) is computed on ``valid`` — ratings held
+    out of the training graph — and the epoch with the lowest RMSE is restored at the
+    end.
+
+    A run with ``run_dir`` writes ``last.pt`` (model, optimiser, best state and history,
+    enough to resume), ``best.pt`` and ``metrics.csv``/``metrics.json`` after every epoch,
+    each atomically. Every epoch draws its randomness from ``(seed, epoch)``.
+    """
+
+    def __init__(self, model: RatingModel, valid: Interactions | None,
+                 config: RatingTrainConfig | None = None) -> None:
+        self.config = config or RatingTrainConfig()
+        self.device = resolve_device(self.config.device)
+        self.model = model.to(self.device)
+        if valid is not None and len(valid) and valid.rating is None:
+            raise ValueError("valid has no ratings; load it with a rating column")
+        self.valid = valid if valid is not None and len(valid) else None
+        users, items = model.graph.edges()
+        self.edge_users = torch.from_numpy(users).to(self.device)
+        self.edge_items = torch.from_numpy(items).to(self.device)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=self.config.lr,
+                                          weight_decay=self.config.weight_decay)
+        self.run_dir = Path(self.config.run_dir) if self.config.run_dir else None
+        if self.run_dir:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, target: Interactions) -> dict[str, float]:
+        """RMSE and MAE of the model on ``target`` (inference mode, predictions clipped
+        to the training range when the config says so)."""
+        model = self.model
+        was_training = model.training
+        model.eval()
+        try:
+            predict = model.predictor()
+            if self.config.clip:
+                def fn(u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+                    return model.clip(predict(u.to(self.device), i.to(self.device)))
+            else:
+                def fn(u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+                    return predict(u.to(self.device), i.to(self.device))
+            return evaluate_ratings(fn, target)
+        finally:
+            model.train(was_training)
+
+    # ------------------------------------------------------------------ one epoch
+    def _train_epoch(self, epoch: int, deadline: float | None) -> tuple[float, bool]:
+        cfg = self.config
+        model = self.model
+        model.train()
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        num_edges = self.edge_users.numel()
+        perm = torch.randperm(num_edges, generator=gen)
+        batches = math.ceil(num_edges / cfg.batch_size)
+        ratings = model.edge_rating
+        total, seen, timed_out = 0.0, 0, False
+        bar = tqdm(range(batches), desc=f"epoch {epoch}", disable=not cfg.progress, leave=False)
+        start = time.perf_counter()
+        for b in bar:
+            eids = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(self.device)
+            users = self.edge_users[eids]
+            items = self.edge_items[eids]
+            mask = None
+            if cfg.mask_batch_edges:
+                mask = torch.ones(num_edges, dtype=torch.bool, device=self.device)
+                mask[eids] = False
+            pred = model(users, items, edge_mask=mask)
+            loss = mse_loss(pred, ratings[eids])
+            mse = loss.item()
+            reg = model.regularized(users, items)
+            if reg and cfg.l2 > 0:
+                loss = loss + cfg.l2 * 0.5 * sum(t.pow(2).sum() for t in reg) / users.numel()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"epoch {epoch}, batch {b}: the loss became {loss.item()}; lower the learning "
+                    f"rate (now {cfg.lr}) or check the ratings")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += mse * users.numel()
+            seen += users.numel()
+            bar.set_postfix(mse=f"{total / seen:.4f}",
+                            ratings_per_s=f"{seen / (time.perf_counter() - start):.0f}")
+            if deadline is not None and time.perf_counter() > deadline:
+                timed_out = True
+                break
+        bar.close()
+        return total / max(seen, 1), timed_out
+
+    # ------------------------------------------------------------------ persistence
+    def _state(self, epoch: int, best: dict[str, Any], history: list[dict[str, float]],
+               train_seconds: float) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "best": best,
+            "history": history,
+            "train_seconds": train_seconds,
+            "config": asdict(self.config),
+        }
+
+    def _write_metrics(self, history: list[dict[str, float]]) -> None:
+        assert self.run_dir is not None
+        atomic_write_bytes(self.run_dir / "metrics.json", json.dumps(history, indent=1).encode())
+        keys: list[str] = []
+        for row in history:
+            keys += [k for k in row if k not in keys]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(history)
+        atomic_write_bytes(self.run_dir / "metrics.csv", buf.getvalue().encode())
+
+    # ------------------------------------------------------------------ main loop
+    def fit(self) -> RatingTrainResult:
+        """Train until ``epochs``, early stopping or ``max_minutes``; restore the best weights.
+
+        Without validation data the last epoch's weights are kept.
+        """
+        cfg = self.config
+        best: dict[str, Any] = {"epoch": 0, "metrics": {}, "value": math.inf, "state": None,
+                                "bad": 0}
+        history: list[dict[str, float]] = []
+        start_epoch, train_seconds = 1, 0.0
+        last = self.run_dir / "last.pt" if self.run_dir else None
+        if cfg.resume and last is not None and last.exists():
+            ckpt = torch.load(last, map_location=self.device, weights_only=True)
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            best, history = ckpt["best"], ckpt["history"]
+            start_epoch, train_seconds = ckpt["epoch"] + 1, ckpt["train_seconds"]
+        deadline = None
+        if cfg.max_minutes is not None:
+            deadline = time.perf_counter() + cfg.max_minutes * 60 - train_seconds
+        stopped = "epochs"
+        for epoch in range(start_epoch, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            devices = [self.device] if self.device.type == "cuda" else []
+            # Dropout draws from the global generator; forking keeps each epoch's draws a
+            # function of (seed, epoch) and leaves the caller's generator untouched.
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(cfg.seed * 1_000_003 + epoch)
+                loss, timed_out = self._train_epoch(epoch, deadline)
+            epoch_seconds = time.perf_counter() - t0
+            train_seconds += epoch_seconds
+            row: dict[str, float] = {"epoch": epoch, "train_mse": loss,
+                                     "epoch_seconds": epoch_seconds, "train_seconds": train_seconds}
+            if self.valid is not None and (epoch % cfg.eval_every == 0 or timed_out
+                                           or epoch == cfg.epochs):
+                metrics = self.evaluate(self.valid)
+                row.update({f"valid_{k}": v for k, v in metrics.items()})
+                if metrics["rmse"] < best["value"] - cfg.min_delta:
+                    best = {"epoch": epoch, "metrics": metrics, "value": metrics["rmse"],
+                            "state": {k: v.detach().clone()
+                                      for k, v in self.model.state_dict().items()},
+                            "bad": 0}
+                    if self.run_dir:
+                        save_checkpoint({"epoch": epoch, "model": best["state"],
+                                         "metrics": metrics}, self.run_dir / "best.pt")
+                else:
+                    best["bad"] += 1
+            history.append(row)
+            if cfg.progress:
+                shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+                tqdm.write(str(shown))
+            if self.run_dir:
+                self._write_metrics(history)
+                save_checkpoint(self._state(epoch, best, history, train_seconds),
+                                self.run_dir / "last.pt")
+            if timed_out:
+                stopped = "time"
+                break
+            if cfg.patience and best["bad"] >= cfg.patience:
+                stopped = "early"
+                break
+        if best["state"] is not None:
+            self.model.load_state_dict(best["state"])
+        return RatingTrainResult(best_epoch=best["epoch"], best_metrics=best["metrics"],
+                                 history=history, train_seconds=train_seconds, stopped=stopped)
