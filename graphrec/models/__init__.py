@@ -1,15 +1,18 @@
-"""Recommenders: each produces user and item embeddings that a scorer compares."""
+"""Recommenders: each produces user and item embeddings that a scorer compares.
+
+Ranking models (implicit feedback): ``MF``, ``LightGCN``, ``GATRecommender``,
+``SocialGATRecommender``. Rating models (explicit feedback, MSE): ``MFRating``,
+``GraphRec``.
+"""
 
 from graphrec.models.base import Recommender
+from graphrec.models.gat import GATRecommender
 from graphrec.models.lightgcn import LightGCN
 from graphrec.models.mf import MF
+from graphrec.models.mf_rating import MFRating
+from graphrec.models.rating import RatingModel
+from graphrec.models.social_gat import SocialGATRecommender
+from graphrec.models.social_graphrec import GraphRec
 
-__all__ = ["MF", "LightGCN", "Recommender"]
-
-# Social and rating-prediction models.
-from graphrec.models.mf_rating import MFRating  # noqa: E402
-from graphrec.models.rating import RatingModel  # noqa: E402
-from graphrec.models.social_gat import SocialGATRecommender  # noqa: E402
-from graphrec.models.social_graphrec import GraphRec  # noqa: E402
-
-__all__ += ["GraphRec", "MFRating", "RatingModel", "SocialGATRecommender"]
+__all__ = ["GATRecommender", "GraphRec", "LightGCN", "MF", "MFRating", "RatingModel",
+           "Recommender", "SocialGATRecommender"]
