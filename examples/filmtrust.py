@@ -4,7 +4,8 @@ FilmTrust's 35,494 ratings (0.5–4 stars, 1,508 users, 2,071 films) are split a
 80/10/10 with a seed. Both models are trained with MSE by the same RatingTrainer; each
 is selected by its validation RMSE (early stopping, best epoch restored) and evaluated
 once on test. GraphRec's graphs — the user–item ratings and the directed trust network
-restricted to raters — are built from the training split only.
+restricted to raters, each user aggregating over the users they trust — are built from
+the training split only.
 
     python examples/filmtrust.py --root ../shared/datasets
     python examples/filmtrust.py --help
@@ -19,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from graphrec.data import RecGraph
+from graphrec.data import RecGraph, SocialEdges
 from graphrec.data.splits import random_split
 from graphrec.datasets import filmtrust
 from graphrec.models.mf_rating import MFRating
@@ -60,7 +61,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     print(data.description)
     split = random_split(data.interactions, (0.8, 0.1, 0.1), seed=args.seed)
     print(split.report)
-    graph = RecGraph(split.train, data.social)
+    # trust.txt lists (truster, trustee). A user is informed by the users they trust, so
+    # social messages must flow trustee → truster: the graph gets the reversed edges.
+    trust = SocialEdges.from_arrays(data.social.dst, data.social.src,
+                                    num_users=data.social.num_users)
+    graph = RecGraph(split.train, trust)
     print(graph)
 
     def config(lr: float, batch_size: int, l2: float = 0.0,

@@ -1,6 +1,3 @@
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,9 +11,7 @@ from graphrec.models.gat import GATRecommender
 from graphrec.models.social_gat import SocialGATRecommender
 from graphrec.train import TrainConfig, Trainer
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
-NUM_USERS, NUM_ITEMS = 30, 20
-U = NUM_USERS
+U, NUM_ITEMS = 30, 20
 
 
 def interactions(seed=0):
@@ -182,22 +177,12 @@ def test_rejects_social_without_graph():
     assert SocialGATRecommender(RecGraph(interactions())).use_social is False
 
 
-@pytest.fixture(scope="module")
-def lastfm_root() -> Path:
-    env = os.environ.get("GRAPHREC_DATA")
-    root = Path(env) if env else SHARED
-    if not (root / "lastfm" / "trustnetwork.txt").is_file():
-        pytest.skip(f"Last.fm not found under {root} (set GRAPHREC_DATA to the folder holding "
-                    f"lastfm/)")
-    return root
-
-
 @pytest.mark.slow
-def test_lastfm_social_gat_runs(lastfm_root):
+def test_lastfm_social_gat_runs(data_folder):
     from graphrec.data.splits import holdout_valid
     from graphrec.datasets import lastfm
 
-    data = lastfm(root=lastfm_root)
+    data = lastfm(root=data_folder("lastfm"))
     split = holdout_valid(data.split, ratio=0.1, seed=0)
     g = RecGraph(split.train, data.social)
     model = SocialGATRecommender(g, dim=32, num_layers=2)

@@ -1,6 +1,3 @@
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,8 +9,6 @@ from graphrec.data.splits import per_user_split
 from graphrec.datasets import synthetic
 from graphrec.models.social_graphrec import GraphRec
 from graphrec.rating_train import RatingTrainConfig, RatingTrainer
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
 
 # A hand-built graph: 5 users, 4 items, ratings on a 1–5 scale. Social edges point from
 # the friend to the user they inform. User 2 and user 4 receive no social edges, user 4
@@ -213,22 +208,12 @@ def test_training_lowers_the_mse_on_synthetic_ratings():
     assert fit.best_metrics["rmse"] < baseline
 
 
-@pytest.fixture(scope="module")
-def filmtrust_root() -> Path:
-    env = os.environ.get("GRAPHREC_DATA")
-    root = Path(env) if env else SHARED
-    if not (root / "filmtrust" / "ratings.txt").is_file():
-        pytest.skip(f"FilmTrust not found under {root} (set GRAPHREC_DATA to the folder holding "
-                    f"filmtrust/)")
-    return root
-
-
 @pytest.mark.slow
-def test_filmtrust_graphrec_learns(filmtrust_root):
+def test_filmtrust_graphrec_learns(data_folder):
     from graphrec.data.splits import random_split
     from graphrec.datasets import filmtrust
 
-    data = filmtrust(root=filmtrust_root)
+    data = filmtrust(root=data_folder("filmtrust"))
     split = random_split(data.interactions, (0.8, 0.1, 0.1), seed=0)
     g = RecGraph(split.train, data.social)
     torch.manual_seed(0)
