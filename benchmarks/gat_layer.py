@@ -36,8 +36,6 @@ such. Usage::
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
 import json
 import os
 import statistics
@@ -48,6 +46,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from peak_memory import peak_increase
 
 GOWALLA_USERS = 29_858
 GOWALLA_NODES = 70_839
@@ -117,22 +116,6 @@ def prepare_graph_file(name: str, data: Path, cache: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- workers
-def _rss_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _release_free_memory() -> None:
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:
-        pass
-
-
 def _build(impl: str, graph_file: Path, seed: int = 0):
     import torch
 
@@ -210,14 +193,10 @@ def worker_mem(args) -> None:
     layer, x, graph, *_rest = _build(impl, args.graph_file)
     step = _train_step if args.mode == "train" else _infer_step
     step(layer, x, graph)  # warm-up: lazy caches and first-touch of parameters' grads
-    _release_free_memory()
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before = _rss_kb("VmRSS")
-    step(layer, x, graph)
-    peak = _rss_kb("VmHWM")
-    print(json.dumps({"impl": impl, "mode": args.mode,
-                      "peak_increase_MB": (peak - before) / 1024}), flush=True)
+    with peak_increase() as mem:
+        step(layer, x, graph)
+    print(json.dumps({"impl": impl, "mode": args.mode, "peak_increase_MB": mem["MB"]}),
+          flush=True)
 
 
 # ----------------------------------------------------------------------------- driver

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from train_eval import pyg_model
 
 from graphrec import datasets
 from graphrec.data.graph import RecGraph
@@ -123,15 +124,10 @@ def _test(evaluator: Evaluator, model: Recommender, split: Split) -> dict:
 
 def run_pyg(split: Split, args: argparse.Namespace) -> dict:
     """PyG's LightGCN, trained as in its example (BPR via ``recommendation_loss``)."""
-    from torch_geometric.nn.models import LightGCN as PygLightGCN
-
     torch.manual_seed(args.seed)
     graph = RecGraph(split.train)
     nu = graph.num_users
-    model = PygLightGCN(graph.num_nodes, args.dim, args.layers, normalize=False)
-    norm = graph.to_torch().norm_adj
-    adj = torch.sparse_csr_tensor(norm.crow_indices().long(), norm.col_indices().long(),
-                                  norm.values(), norm.shape)
+    model, adj = pyg_model(graph, args.dim, args.layers)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     u, i = graph.edges()
     edges = torch.from_numpy(np.stack([u, i + nu]))

@@ -36,8 +36,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
 import json
 import math
 import os
@@ -48,6 +46,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from peak_memory import peak_increase
 
 CIAO = dict(users=7_317, items=104_975, ratings=283_319, links=111_781)
 MODELS = ["graphrec", "mf"]
@@ -102,22 +101,6 @@ def workload(name: str, root: Path | None):
 
 
 # ----------------------------------------------------------------------------- workers
-def _rss_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _release_free_memory() -> None:
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:
-        pass
-
-
 def worker(args: argparse.Namespace) -> None:
     import torch
 
@@ -145,14 +128,11 @@ def worker(args: argparse.Namespace) -> None:
     RatingTrainer(model, None, RatingTrainConfig(
         epochs=1, batch_size=max(1, math.ceil(graph.num_edges / 20)), lr=1e-3, progress=False,
         device="cpu")).fit()
-    _release_free_memory()
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before = _rss_kb("VmRSS")
-    fit = RatingTrainer(model, None, RatingTrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, progress=False,
-        device="cpu")).fit()
-    peak_mb = (_rss_kb("VmHWM") - before) / 1024
+    with peak_increase() as mem:
+        fit = RatingTrainer(model, None, RatingTrainConfig(
+            epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, progress=False,
+            device="cpu")).fit()
+    peak_mb = mem["MB"]
     times = [row["epoch_seconds"] for row in fit.history]
     users, items = (torch.from_numpy(a) for a in graph.edges())
     t0 = time.perf_counter()

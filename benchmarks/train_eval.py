@@ -35,9 +35,11 @@ import statistics
 import time
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from graphrec import datasets
+from graphrec.data.csr import csr_tensor
 from graphrec.data.graph import RecGraph
 from graphrec.data.sampling import NegativeSampler
 from graphrec.evaluate import Evaluator
@@ -53,8 +55,8 @@ def pyg_model(graph: RecGraph, dim: int, layers: int):
     model = PygLightGCN(graph.num_nodes, dim, layers, normalize=False)
     adj = graph.to_torch().norm_adj
     # PyG's sparse path takes int64 indices; give it the same matrix it would build itself.
-    adj = torch.sparse_csr_tensor(adj.crow_indices().long(), adj.col_indices().long(),
-                                  adj.values(), adj.shape)
+    adj = csr_tensor(adj.crow_indices().long(), adj.col_indices().long(), adj.values(),
+                     tuple(adj.shape), compact_indices=False)
     return model, adj
 
 
@@ -116,9 +118,8 @@ def pyg_example_eval(model, adj, graph: RecGraph, test, k: int = 20,
         emb = model.get_embedding(adj)
     user_emb, item_emb = emb[: graph.num_users], emb[graph.num_users:]
     train = graph.ui
-    truth = torch.zeros(0)
-    test_csr = __import__("scipy.sparse", fromlist=["csr_matrix"]).csr_matrix(
-        (np.ones(len(test)), (test.user, test.item)), shape=(graph.num_users, graph.num_items))
+    test_csr = sp.csr_matrix((np.ones(len(test)), (test.user, test.item)),
+                             shape=(graph.num_users, graph.num_items))
     recalls, ndcgs = [], []
     discounts = 1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64))
     for start in range(0, graph.num_users, batch_size):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,7 +15,7 @@ from graphrec.data.interactions import Interactions
 from graphrec.evaluate import evaluate_ratings
 from graphrec.models.rating import RatingModel
 from graphrec.scoring import mse_loss
-from graphrec.train import atomic_write_bytes, resolve_device, save_checkpoint
+from graphrec.train import epoch_rng, resolve_device, save_checkpoint, write_metrics
 
 
 @dataclass
@@ -195,18 +192,6 @@ class RatingTrainer:
             "config": asdict(self.config),
         }
 
-    def _write_metrics(self, history: list[dict[str, float]]) -> None:
-        assert self.run_dir is not None
-        atomic_write_bytes(self.run_dir / "metrics.json", json.dumps(history, indent=1).encode())
-        keys: list[str] = []
-        for row in history:
-            keys += [k for k in row if k not in keys]
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
-        atomic_write_bytes(self.run_dir / "metrics.csv", buf.getvalue().encode())
-
     # ------------------------------------------------------------------ main loop
     def fit(self) -> RatingTrainResult:
         """Train until ``epochs``, early stopping or ``max_minutes``; restore the best weights.
@@ -231,11 +216,7 @@ class RatingTrainer:
         stopped = "epochs"
         for epoch in range(start_epoch, cfg.epochs + 1):
             t0 = time.perf_counter()
-            devices = [self.device] if self.device.type == "cuda" else []
-            # Dropout draws from the global generator; forking keeps each epoch's draws a
-            # function of (seed, epoch) and leaves the caller's generator untouched.
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(cfg.seed * 1_000_003 + epoch)
+            with epoch_rng(self.device, cfg.seed, epoch):
                 loss, timed_out = self._train_epoch(epoch, deadline)
             epoch_seconds = time.perf_counter() - t0
             train_seconds += epoch_seconds
@@ -260,7 +241,7 @@ class RatingTrainer:
                 shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
                 tqdm.write(str(shown))
             if self.run_dir:
-                self._write_metrics(history)
+                write_metrics(self.run_dir, history)
                 save_checkpoint(self._state(epoch, best, history, train_seconds),
                                 self.run_dir / "last.pt")
             if timed_out:

@@ -8,7 +8,8 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -117,6 +118,33 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
+    """Per-epoch rows to ``run_dir/metrics.json`` and ``metrics.csv`` (atomically)."""
+    atomic_write_bytes(run_dir / "metrics.json", json.dumps(history, indent=1).encode())
+    keys: list[str] = []
+    for row in history:
+        keys += [k for k in row if k not in keys]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_bytes(run_dir / "metrics.csv", buf.getvalue().encode())
+
+
+@contextmanager
+def epoch_rng(device: torch.device, seed: int, epoch: int) -> Iterator[None]:
+    """Seed torch's global generator from ``(seed, epoch)`` for one epoch.
+
+    Dropout draws from the global generator: forking it makes each epoch's draws depend
+    only on ``(seed, epoch)`` (so a resumed run matches an uninterrupted one) and leaves
+    the caller's generator untouched.
+    """
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed * 1_000_003 + epoch)
+        yield
+
+
 def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
     """``torch.save`` made atomic: a crash never leaves a truncated checkpoint."""
     buf = io.BytesIO()
@@ -220,18 +248,6 @@ class Trainer:
             "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()},
         }
 
-    def _write_metrics(self, history: list[dict[str, float]]) -> None:
-        assert self.run_dir is not None
-        atomic_write_bytes(self.run_dir / "metrics.json", json.dumps(history, indent=1).encode())
-        keys: list[str] = []
-        for row in history:
-            keys += [k for k in row if k not in keys]
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(history)
-        atomic_write_bytes(self.run_dir / "metrics.csv", buf.getvalue().encode())
-
     # ------------------------------------------------------------------ main loop
     def fit(self) -> TrainResult:
         """Train until ``epochs``, early stopping, or ``max_minutes``; restore the best weights."""
@@ -252,11 +268,7 @@ class Trainer:
         stopped = "epochs"
         for epoch in range(start_epoch, cfg.epochs + 1):
             t0 = time.perf_counter()
-            # Dropout draws from torch's global generator: fork it so each epoch's draws
-            # depend only on (seed, epoch) and the caller's generator is left untouched.
-            devices = [self.device] if self.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(cfg.seed * 1_000_003 + epoch)
+            with epoch_rng(self.device, cfg.seed, epoch):
                 loss, timed_out = self._train_epoch(epoch, deadline)
             epoch_seconds = time.perf_counter() - t0
             train_seconds += epoch_seconds
@@ -283,7 +295,7 @@ class Trainer:
                 shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
                 tqdm.write(str(shown))
             if self.run_dir:
-                self._write_metrics(history)
+                write_metrics(self.run_dir, history)
                 save_checkpoint(self._state(epoch, best, history, train_seconds), self.run_dir / "last.pt")
             if timed_out:
                 stopped = "time"
