@@ -45,19 +45,21 @@ from graphrec.data.splits import Split, holdout_valid
 from graphrec.evaluate import Evaluator
 from graphrec.models import MF, LightGCN, Recommender
 from graphrec.models.gat import GATRecommender
+from graphrec.scoring import CosineScorer
 from graphrec.train import TrainConfig, Trainer
 
 METRICS = ("recall", "ndcg")
 
 
 def build(name: str, graph: RecGraph, args: argparse.Namespace) -> Recommender:
+    scorer = CosineScorer(args.temperature) if args.scorer == "cosine" else args.scorer
     if name == "mf":
-        return MF(graph, dim=args.dim)
+        return MF(graph, dim=args.dim, scorer=scorer)
     if name == "lightgcn":
-        return LightGCN(graph, dim=args.dim, num_layers=args.layers)
+        return LightGCN(graph, dim=args.dim, num_layers=args.layers, scorer=scorer)
     if name == "gat":
         return GATRecommender(graph, dim=args.dim, num_layers=args.layers, heads=args.heads,
-                              attention_dropout=args.attention_dropout)
+                              attention_dropout=args.attention_dropout, scorer=scorer)
     raise ValueError(f"unknown model {name!r}")
 
 
@@ -201,6 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--l2", type=float, default=1e-4)
     p.add_argument("--loss", default="bpr", choices=["bpr", "bce", "softmax"])
+    p.add_argument("--scorer", default="dot", choices=["dot", "cosine"])
+    p.add_argument("--temperature", type=float, default=0.1, help="of the cosine scorer")
     p.add_argument("--negatives", type=int, default=1)
     p.add_argument("--mask-batch-edges", action="store_true")
     p.add_argument("--eval-every", type=int, default=1)

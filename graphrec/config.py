@@ -43,6 +43,17 @@ class DataConfig:
         valid_ratio: for ``given`` splits, the share of training carved out for validation.
         synthetic_users, synthetic_items: sizes of the synthetic dataset.
         seed: seed of the synthetic data and of the split.
+        social: user–user edges for the social models: ``none``, ``dataset`` (the
+            dataset's own network: FilmTrust trust, Last.fm friendships, synthetic ties)
+            or ``file`` (read ``social_path``).
+        social_path: the social file when ``social: file`` (CSV/TSV/Parquet, raw user
+            ids of the interaction log; edges to unknown users, self-loops and
+            duplicates are dropped).
+        social_src_col, social_dst_col: column names of the edge ends in ``social_path``.
+        social_reverse: flip every edge. A user aggregates messages along edges into
+            them, so a trust list of (truster, trustee) rows needs flipping for users to
+            learn from the people they trust.
+        social_symmetrize: add the missing reverse of every edge (undirected networks).
     """
 
     dataset: str = "synthetic"
@@ -61,18 +72,33 @@ class DataConfig:
     synthetic_users: int = 2000
     synthetic_items: int = 1500
     seed: int = 0
+    social: str = "none"
+    social_path: str | None = None
+    social_src_col: str = "src"
+    social_dst_col: str = "dst"
+    social_reverse: bool = False
+    social_symmetrize: bool = False
 
 
 @dataclass
 class ModelConfig:
-    """Which model to build.
+    """Which model to build. The model decides the task.
+
+    Ranking models (top-K from implicit feedback, BPR-style training, full-ranking
+    evaluation): ``mf``, ``lightgcn``, ``gat`` and ``social_gat``. Rating models (MSE on
+    the ratings, RMSE/MAE evaluation; the data need a rating column): ``mf_rating``
+    (biased MF) and ``graphrec``.
 
     Attributes:
-        name: ``mf``, ``lightgcn`` or ``gat``.
+        name: ``mf``, ``lightgcn``, ``gat``, ``social_gat``, ``mf_rating`` or ``graphrec``.
         dim: embedding size.
-        layers: propagation layers (graph models).
-        heads: attention heads (``gat``).
-        scorer: ``dot``, ``cosine``, ``bilinear`` or ``mlp``.
+        layers: propagation layers (``lightgcn``, ``gat``, ``social_gat``).
+        heads: attention heads (``gat``, ``social_gat``).
+        scorer: ``dot``, ``cosine``, ``bilinear`` or ``mlp`` (ranking models).
+        dropout: dropout of GraphRec's attention and MLPs, attention dropout of the
+            attention rankers.
+        use_social: let ``social_gat``/``graphrec`` use the social edges; ``false``
+            trains the same model without them (the ablation).
     """
 
     name: str = "lightgcn"
@@ -80,6 +106,8 @@ class ModelConfig:
     layers: int = 3
     heads: int = 1
     scorer: str = "dot"
+    dropout: float = 0.0
+    use_social: bool = True
 
 
 @dataclass
@@ -136,6 +164,12 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
         return type(value)(_check_type(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)) \
             if origin is list else tuple(_check_type(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
     if annotation is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads exponents without a dot (3e-4) as strings.
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)

@@ -20,7 +20,8 @@ import yaml
 from graphrec.config import ConfigError, DataConfig, ModelConfig, RunConfig, config_from_dict
 from graphrec.data.filtering import binarize, k_core
 from graphrec.data.graph import RecGraph
-from graphrec.data.interactions import ColumnMap, load_interactions
+from graphrec.data.interactions import ColumnMap, Interactions, load_interactions
+from graphrec.data.social import SocialColumns, SocialEdges, load_social
 from graphrec.data.splits import (
     Split,
     holdout_valid,
@@ -30,34 +31,88 @@ from graphrec.data.splits import (
     random_split,
     temporal_split,
 )
-from graphrec.evaluate import Evaluator
-from graphrec.models import MF, LightGCN, Recommender
-from graphrec.train import Trainer, TrainResult, atomic_write_bytes, save_checkpoint
+from graphrec.evaluate import Evaluator, evaluate_ratings
+from graphrec.models import (
+    MF,
+    GATRecommender,
+    GraphRec,
+    LightGCN,
+    MFRating,
+    RatingModel,
+    Recommender,
+    SocialGATRecommender,
+)
+from graphrec.rating_train import RatingTrainConfig, RatingTrainer, RatingTrainResult
+from graphrec.train import TrainConfig, Trainer, TrainResult, atomic_write_bytes, save_checkpoint
 
 DATASETS = ("synthetic", "movielens_small", "filmtrust", "lastfm", "gowalla", "file")
 SPLITS = ("per_user", "random", "temporal", "per_user_temporal", "leave_one_out", "given")
+SOCIAL = ("none", "dataset", "file")
+RANKING_MODELS = ("mf", "lightgcn", "gat", "social_gat")
+RATING_MODELS = ("mf_rating", "graphrec")
+SOCIAL_MODELS = ("social_gat", "graphrec")
+
+Model = Recommender | RatingModel
 
 
-def prepare_split(cfg: DataConfig) -> Split:
-    """Load the configured dataset, filter it and split it (validation carved from training)."""
+def is_rating_model(cfg: ModelConfig) -> bool:
+    """Whether ``cfg`` names a rating model (MSE training, RMSE/MAE evaluation)."""
+    if cfg.name not in RANKING_MODELS + RATING_MODELS:
+        raise ConfigError(f"model.name: expected one of {list(RANKING_MODELS + RATING_MODELS)}, "
+                          f"got {cfg.name!r}")
+    return cfg.name in RATING_MODELS
+
+
+@dataclass
+class PreparedData:
+    """A run's data: the split (validation carved from training) and the social edges.
+
+    ``social`` is over the same user indices as ``split`` (``None`` without a social
+    network).
+    """
+
+    split: Split
+    social: SocialEdges | None = None
+
+    def graph(self, interactions: Interactions | None = None) -> RecGraph:
+        """The graph models train on: ``interactions`` (default: training) and the social edges."""
+        return RecGraph(self.split.train if interactions is None else interactions, self.social)
+
+
+def prepare_data(cfg: DataConfig) -> PreparedData:
+    """Load the configured dataset, filter it, split it and attach its social edges."""
     from graphrec import datasets
 
     if cfg.dataset not in DATASETS:
         raise ConfigError(f"data.dataset: expected one of {list(DATASETS)}, got {cfg.dataset!r}")
     if cfg.split not in SPLITS:
         raise ConfigError(f"data.split: expected one of {list(SPLITS)}, got {cfg.split!r}")
+    if cfg.social not in SOCIAL:
+        raise ConfigError(f"data.social: expected one of {list(SOCIAL)}, got {cfg.social!r}")
     if cfg.dataset == "file":
         if not cfg.path:
             raise ConfigError("data.path: required when data.dataset is 'file'")
         inter = load_interactions(cfg.path, ColumnMap(cfg.user_col, cfg.item_col, cfg.rating_col,
                                                       cfg.timestamp_col))
-        given = None
+        given, own_social = None, None
     elif cfg.dataset == "synthetic":
         ds = datasets.synthetic(num_users=cfg.synthetic_users, num_items=cfg.synthetic_items, seed=cfg.seed)
-        inter, given = ds.interactions, ds.split
+        inter, given, own_social = ds.interactions, ds.split, ds.social
     else:
         ds = getattr(datasets, cfg.dataset)(root=cfg.root)
-        inter, given = ds.interactions, ds.split
+        inter, given, own_social = ds.interactions, ds.split, ds.social
+    # The dataset's network is over the dataset's user map; filtering may re-index users.
+    own_map = (inter if inter is not None else given.train).user_map if own_social is not None else None
+    split = _split(cfg, inter, given)
+    return PreparedData(split, _social(cfg, split, own_social, own_map))
+
+
+def prepare_split(cfg: DataConfig) -> Split:
+    """The split of :func:`prepare_data` alone."""
+    return prepare_data(cfg).split
+
+
+def _split(cfg: DataConfig, inter: Interactions | None, given: Split | None) -> Split:
     if cfg.split == "given":
         if given is None:
             raise ConfigError(f"data.split: dataset {cfg.dataset!r} comes without a given split; "
@@ -77,17 +132,73 @@ def prepare_split(cfg: DataConfig) -> Split:
     return fn(inter, ratios=ratios, seed=cfg.seed)
 
 
-def build_model(cfg: ModelConfig, graph: RecGraph) -> Recommender:
-    """The configured model on ``graph``."""
+def _social(cfg: DataConfig, split: Split, own: SocialEdges | None, own_map: Any) -> SocialEdges | None:
+    user_map = split.train.user_map
+    if cfg.social == "none":
+        return None
+    if cfg.social == "file":
+        if not cfg.social_path:
+            raise ConfigError("data.social_path: required when data.social is 'file'")
+        edges = load_social(cfg.social_path, user_map, SocialColumns(cfg.social_src_col, cfg.social_dst_col))
+    else:
+        if own is None:
+            raise ConfigError(f"data.social: dataset {cfg.dataset!r} has no social network of its own; "
+                              f"use social: file with social_path, or social: none")
+        edges = own
+        if own_map is not user_map:
+            edges = load_social(own.to_frame(own_map), user_map)
+    if cfg.social_reverse:
+        edges = SocialEdges.from_arrays(edges.dst, edges.src, num_users=edges.num_users,
+                                        weight=edges.weight)
+    if cfg.social_symmetrize:
+        edges = SocialEdges.from_arrays(edges.src, edges.dst, num_users=edges.num_users,
+                                        weight=edges.weight, symmetrize=True)
+    return edges
+
+
+def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None = None) -> Model:
+    """The configured model on ``graph``; rating models learn from ``ratings``' rating column."""
+    social = cfg.name in SOCIAL_MODELS and cfg.use_social
+    if social and graph.social is None:
+        raise ConfigError(f"model.name: {cfg.name!r} with use_social needs social edges; set "
+                          f"data.social to 'dataset' or 'file' (or model.use_social: false)")
+    if is_rating_model(cfg):
+        if ratings is None or ratings.rating is None:
+            raise ConfigError(f"model.name: {cfg.name!r} predicts ratings, but the data have no "
+                              f"ratings; set data.rating_col (and leave data.rating_threshold unset)")
+        if cfg.name == "mf_rating":
+            return MFRating(graph, ratings, dim=cfg.dim)
+        return GraphRec(graph, ratings, dim=cfg.dim, dropout=cfg.dropout, use_social=social)
     if cfg.name == "mf":
         return MF(graph, dim=cfg.dim, scorer=cfg.scorer)
     if cfg.name == "lightgcn":
         return LightGCN(graph, dim=cfg.dim, num_layers=cfg.layers, scorer=cfg.scorer)
     if cfg.name == "gat":
-        from graphrec.models.gat import GATRecommender
+        return GATRecommender(graph, dim=cfg.dim, num_layers=cfg.layers, heads=cfg.heads,
+                              scorer=cfg.scorer, attention_dropout=cfg.dropout)
+    return SocialGATRecommender(graph, dim=cfg.dim, num_layers=cfg.layers, heads=cfg.heads,
+                                use_social=social, scorer=cfg.scorer, attention_dropout=cfg.dropout)
 
-        return GATRecommender(graph, dim=cfg.dim, num_layers=cfg.layers, heads=cfg.heads, scorer=cfg.scorer)
-    raise ConfigError(f"model.name: expected 'mf', 'lightgcn' or 'gat', got {cfg.name!r}")
+
+# Train keys that only ranking training reads, with the defaults a rating run must keep.
+_RANKING_ONLY = ("loss", "num_negatives", "negatives", "monitor", "ks", "refit")
+
+
+def rating_train_config(train: TrainConfig) -> RatingTrainConfig:
+    """The ``train`` section as a :class:`RatingTrainConfig` (MSE, early stopping on RMSE).
+
+    Batch edges are masked unless ``mask_batch_edges`` is explicitly false; keys that
+    only ranking reads must keep their defaults.
+    """
+    default = TrainConfig()
+    for key in _RANKING_ONLY:
+        if getattr(train, key) != getattr(default, key):
+            raise ConfigError(f"train.{key}: only ranking models read it; rating models train with "
+                              f"MSE and select on validation RMSE (remove the key)")
+    shared = {f.name: getattr(train, f.name) for f in dataclasses.fields(RatingTrainConfig)
+              if hasattr(train, f.name)}
+    shared["mask_batch_edges"] = train.mask_batch_edges is not False
+    return RatingTrainConfig(**shared)
 
 
 @dataclass
@@ -99,15 +210,18 @@ class RunResult:
     holds the test metrics of the model chosen on validation.
     """
 
-    model: Recommender
+    model: Model
     split: Split
-    fit: TrainResult
+    fit: TrainResult | RatingTrainResult
     test: dict[str, float]
     selected_test: dict[str, float] | None = None
 
 
-def evaluate_test(model: Recommender, split: Split, cfg: RunConfig) -> dict[str, float]:
-    """Full-ranking test metrics with training and validation items masked."""
+def evaluate_test(model: Model, split: Split, cfg: RunConfig) -> dict[str, float]:
+    """Test metrics: full ranking with training and validation items masked, or RMSE/MAE
+    (predictions clipped to the training range) for rating models."""
+    if isinstance(model, RatingModel):
+        return evaluate_ratings(lambda u, i: model.predict(u, i), split.test)
     evaluator = Evaluator(exclude=[split.train, split.valid], ks=tuple(cfg.eval.ks),
                           memory_budget_mb=cfg.eval.memory_budget_mb)
     return evaluator.evaluate(model, split.test)
@@ -120,20 +234,27 @@ def run(cfg: RunConfig, out_dir: str | Path | None = None) -> RunResult:
     checkpoints and metrics, and ``results.json``.
     """
     torch.manual_seed(cfg.train.seed)
-    split = prepare_split(cfg.data)
-    graph = RecGraph(split.train)
-    model = build_model(cfg.model, graph)
+    rating = is_rating_model(cfg.model)
+    rating_cfg = rating_train_config(cfg.train) if rating else None
+    data = prepare_data(cfg.data)
+    split = data.split
+    model = build_model(cfg.model, data.graph(), split.train)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         cfg.train.run_dir = str(out)
+        if rating_cfg is not None:
+            rating_cfg.run_dir = str(out)
         atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
     start = time.perf_counter()
-    fit = Trainer(model, split.valid, cfg.train).fit()
+    if rating_cfg is not None:
+        fit: TrainResult | RatingTrainResult = RatingTrainer(model, split.valid, rating_cfg).fit()
+    else:
+        fit = Trainer(model, split.valid, cfg.train).fit()
     test = evaluate_test(model, split, cfg)
     selected_test = None
     if cfg.train.refit and fit.best_epoch > 0:
-        selected_test, (model, test) = test, refit(cfg, split, fit.best_epoch, out_dir)
+        selected_test, (model, test) = test, refit(cfg, data, fit.best_epoch, out_dir)
     if out_dir is not None:
         summary = {"best_epoch": fit.best_epoch, "stopped": fit.stopped, "valid": fit.best_metrics,
                    "test": test, "seconds": time.perf_counter() - start}
@@ -143,7 +264,7 @@ def run(cfg: RunConfig, out_dir: str | Path | None = None) -> RunResult:
     return RunResult(model, split, fit, test, selected_test)
 
 
-def refit(cfg: RunConfig, split: Split, epochs: int,
+def refit(cfg: RunConfig, data: PreparedData, epochs: int,
           out_dir: str | Path | None = None) -> tuple[Recommender, dict[str, float]]:
     """Train a fresh model on training + validation for ``epochs`` epochs; test it.
 
@@ -152,8 +273,9 @@ def refit(cfg: RunConfig, split: Split, epochs: int,
     :func:`load_run` prefers them).
     """
     torch.manual_seed(cfg.train.seed)
+    split = data.split
     full = split.train.concat(split.valid)
-    model = build_model(cfg.model, RecGraph(full))
+    model = build_model(cfg.model, data.graph(full))
     train_cfg = dataclasses.replace(cfg.train, epochs=epochs, patience=0, run_dir=None, resume=False)
     Trainer(model, None, train_cfg).fit()
     evaluator = Evaluator(exclude=[full], ks=tuple(cfg.eval.ks), memory_budget_mb=cfg.eval.memory_budget_mb)
@@ -176,7 +298,7 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
     return clean(asdict(cfg))
 
 
-def load_run(run_dir: str | Path) -> tuple[RunConfig, Split, Recommender]:
+def load_run(run_dir: str | Path) -> tuple[RunConfig, Split, Model]:
     """Rebuild a finished run's data and model and load its best weights.
 
     The data are prepared again from the saved config (loading and splitting are
@@ -189,10 +311,11 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, Split, Recommender]:
         if not (d / name).exists():
             raise ConfigError(f"{d}: missing {name}; expected a directory written by 'graphrec train'")
     cfg = config_from_dict(yaml.safe_load((d / "config.yaml").read_text()), str(d / "config.yaml"))
-    split = prepare_split(cfg.data)
+    data = prepare_data(cfg.data)
+    split = data.split
     final = d / "final.pt"
     train = split.train.concat(split.valid) if final.exists() else split.train
-    model = build_model(cfg.model, RecGraph(train))
+    model = build_model(cfg.model, data.graph(train), split.train)
     ckpt = torch.load(final if final.exists() else d / "best.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(ckpt["model"])
     return cfg, split, model

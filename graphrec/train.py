@@ -40,7 +40,9 @@ class TrainConfig:
         num_negatives: negatives per positive edge.
         negatives: ``uniform`` or ``popularity`` sampling.
         mask_batch_edges: hide each batch's positive edges from message passing, so the
-            model cannot read the answer off the graph (graph models only).
+            model cannot read the answer off the graph (graph models only). ``None``
+            (the default) means off here; the ``graphrec`` command turns it on for
+            rating models, whose own rating must never feed their prediction.
         eval_every: epochs between validation runs.
         patience: stop after this many validations without improvement (0 = never).
         monitor: validation metric for early stopping and best-checkpoint selection.
@@ -66,7 +68,7 @@ class TrainConfig:
     loss: Literal["bpr", "bce", "softmax"] = "bpr"
     num_negatives: int = 1
     negatives: Literal["uniform", "popularity"] = "uniform"
-    mask_batch_edges: bool = False
+    mask_batch_edges: bool | None = None
     eval_every: int = 1
     patience: int = 10
     monitor: str = "recall@20"

@@ -26,3 +26,25 @@ def test_config_errors_are_reported_without_traceback(capsys):
     assert main(["train", "--set", "model.nam=gat", "--out", "x"]) == 2
     err = capsys.readouterr().err
     assert "unknown key(s) ['nam']" in err and "Traceback" not in err
+
+
+def test_graphrec_rating_run_round_trip_with_social_edges(tmp_path, capsys):
+    out = tmp_path / "graphrec"
+    args = ["train", *TINY, "--set", "model.name=graphrec", "--set", "data.social=dataset",
+            "--set", "data.split=random", "--out", str(out)]
+    assert main(args) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert set(trained["test"]) == {"rmse", "mae"} and trained["test"]["rmse"] > 0
+
+    assert main(["evaluate", "--run", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out) == trained["test"]
+
+    assert main(["recommend", "--run", str(out), "--users", "0", "--k", "4", "--csv"]) == 0
+    rows = [line.split(",") for line in capsys.readouterr().out.strip().splitlines()[1:]]
+    scores = [float(r[3]) for r in rows]
+    assert len(rows) == 4 and scores == sorted(scores, reverse=True)
+
+
+def test_social_models_without_social_edges_are_refused(capsys):
+    assert main(["train", *TINY, "--set", "model.name=social_gat", "--out", "x"]) == 2
+    assert "needs social edges" in capsys.readouterr().err

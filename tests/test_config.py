@@ -10,6 +10,13 @@ def test_defaults_and_overrides():
     assert cfg.train.ks == (5, 10)
 
 
+def test_exponents_without_a_dot_are_numbers():
+    # YAML 1.1 reads "3e-4" as a string; a learning rate written so must still work.
+    assert load_config(None, ["train.lr=3e-4"]).train.lr == 3e-4
+    with pytest.raises(ConfigError, match="train.lr: expected a number"):
+        load_config(None, ["train.lr=fast"])
+
+
 @pytest.mark.parametrize("override, message", [
     ("train.epochz=3", r"unknown key\(s\) \['epochz'\]"),
     ("train.epochs=abc", "train.epochs: expected an integer"),

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from graphrec.config import load_config
+from graphrec.config import ConfigError, load_config
 from graphrec.data import Interactions
 from graphrec.data.errors import DataError
-from graphrec.experiment import load_run, run
+from graphrec.experiment import load_run, prepare_data, rating_train_config, run
 
 TINY = ["data.synthetic_users=120", "data.synthetic_items=90", "train.epochs=3",
         "train.progress=false", "model.dim=8", "train.patience=0"]
@@ -41,3 +41,58 @@ def test_concat_keeps_columns_and_requires_shared_maps():
         a.concat(other)
     no_rating = Interactions(b.user, b.item, b.user_map, b.item_map)
     assert a.concat(no_rating).rating is None
+
+
+def test_rating_models_read_the_train_section_as_rating_settings():
+    cfg = load_config(None, ["model.name=mf_rating", "train.lr=0.01"])
+    rating = rating_train_config(cfg.train)
+    assert rating.mask_batch_edges and rating.lr == 0.01
+    off = load_config(None, ["train.mask_batch_edges=false"])
+    assert not rating_train_config(off.train).mask_batch_edges
+    with pytest.raises(ConfigError, match="train.num_negatives: only ranking models"):
+        rating_train_config(load_config(None, ["train.num_negatives=4"]).train)
+
+
+def test_rating_models_need_ratings():
+    cfg = load_config(None, [*TINY, "model.name=mf_rating", "data.rating_threshold=3"])
+    with pytest.raises(ConfigError, match="has no ratings|have no ratings"):
+        run(cfg)
+
+
+def test_social_file_is_read_through_the_user_map_and_can_be_reversed(tmp_path):
+    base = load_config(None, TINY)
+    split = prepare_data(base.data).split
+    raw = split.train.user_map.to_raw(np.arange(4))
+    path = tmp_path / "trust.csv"
+    path.write_text("truster,trustee\n"
+                    f"{raw[0]},{raw[1]}\n{raw[2]},{raw[3]}\n{raw[0]},unknown-user\n")
+    keys = ["data.social=file", f"data.social_path={path}", "data.social_src_col=truster",
+            "data.social_dst_col=trustee"]
+    forward = prepare_data(load_config(None, [*TINY, *keys]).data).social
+    assert list(zip(forward.src, forward.dst)) == [(0, 1), (2, 3)]
+    reverse = prepare_data(load_config(None, [*TINY, *keys, "data.social_reverse=true"]).data).social
+    assert list(zip(reverse.src, reverse.dst)) == [(1, 0), (3, 2)]
+    both = prepare_data(load_config(None, [*TINY, *keys, "data.social_symmetrize=true"]).data).social
+    assert len(both) == 4 and both.is_symmetric()
+
+
+def test_dataset_social_edges_follow_a_filter_that_reindexes_users():
+    plain = prepare_data(load_config(None, [*TINY, "data.social=dataset"]).data)
+    cfg = load_config(None, [*TINY, "data.social=dataset", "data.min_user_interactions=8"])
+    filtered = prepare_data(cfg.data)
+    fmap, pmap = filtered.split.train.user_map, plain.split.train.user_map
+    assert len(fmap) < len(pmap)
+    kept = set(fmap.to_raw(np.arange(len(fmap))).tolist())
+    expected = {(a, b) for a, b in zip(pmap.to_raw(plain.social.src).tolist(),
+                                       pmap.to_raw(plain.social.dst).tolist())
+                if a in kept and b in kept}
+    got = set(zip(fmap.to_raw(filtered.social.src).tolist(), fmap.to_raw(filtered.social.dst).tolist()))
+    assert got == expected and len(got) > 0
+
+
+def test_no_social_network_in_the_dataset_is_a_config_error(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("user,item\n1,2\n2,3\n")
+    cfg = load_config(None, ["data.dataset=file", f"data.path={path}", "data.social=dataset"])
+    with pytest.raises(ConfigError, match="no social network of its own"):
+        prepare_data(cfg.data)

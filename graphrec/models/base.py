@@ -101,27 +101,11 @@ class Recommender(nn.Module):
             A DataFrame with columns ``user``, ``rank`` (1 = best), ``item``, ``score``,
             with raw ids when ``raw_ids``.
         """
-        many = np.ndim(users) > 0 and not isinstance(users, tuple)
-        seq = list(users) if many else [users]  # type: ignore[arg-type]
-        idx = self.graph.user_map.to_index(seq) if raw_ids else np.asarray(seq, dtype=np.int64)
+        seq, idx = user_indices(self.graph, users, raw_ids)
         user_emb, item_emb = self.embeddings()
         u = torch.as_tensor(idx, device=item_emb.device)
         scores = self.scorer.score_all(user_emb[u], item_emb).float()
-        if exclude_seen:
-            rows = self.graph.ui[idx]
-            r = torch.from_numpy(np.repeat(np.arange(len(idx)), np.diff(rows.indptr)))
-            c = torch.from_numpy(rows.indices.astype(np.int64))
-            scores[r.to(scores.device), c.to(scores.device)] = -torch.inf
-        k = min(k, self.num_items)
-        top = torch.topk(scores, k, dim=1)
-        items = top.indices.cpu().numpy()
-        frame = pd.DataFrame({
-            "user": np.repeat(np.asarray(seq, dtype=object) if raw_ids else idx, k),
-            "rank": np.tile(np.arange(1, k + 1), len(idx)),
-            "item": self.graph.item_map.to_raw(items.ravel()) if raw_ids else items.ravel(),
-            "score": top.values.cpu().numpy().ravel(),
-        })
-        return frame[np.isfinite(frame["score"])].reset_index(drop=True)
+        return top_k_frame(self.graph, seq, idx, scores, k, exclude_seen, raw_ids)
 
     def export_embeddings(self, path: str | Path) -> None:
         """Write user and item embeddings with raw ids.
@@ -151,3 +135,36 @@ class Recommender(nn.Module):
             tmp.replace(path)
         else:
             raise ValueError(f"{path}: expected a .npy or .parquet file name")
+
+
+def user_indices(graph: RecGraph, users: object, raw_ids: bool) -> tuple[list[object], np.ndarray]:
+    """``users`` (one id or many) as a list and as user indices of ``graph``."""
+    many = np.ndim(users) > 0 and not isinstance(users, tuple)
+    seq = list(users) if many else [users]  # type: ignore[call-overload]
+    idx = graph.user_map.to_index(seq) if raw_ids else np.asarray(seq, dtype=np.int64)
+    return seq, idx
+
+
+def top_k_frame(graph: RecGraph, seq: list[object], idx: np.ndarray, scores: Tensor, k: int,
+                exclude_seen: bool, raw_ids: bool) -> pd.DataFrame:
+    """The top-``k`` items of each row of ``scores`` ``[len(idx), num_items]`` as a frame.
+
+    Items the user has in ``graph`` are dropped first when ``exclude_seen``. Columns:
+    ``user``, ``rank`` (1 = best), ``item``, ``score``; raw ids when ``raw_ids``.
+    """
+    scores = scores.clone()
+    if exclude_seen:
+        rows = graph.ui[idx]
+        r = torch.from_numpy(np.repeat(np.arange(len(idx)), np.diff(rows.indptr)))
+        c = torch.from_numpy(rows.indices.astype(np.int64))
+        scores[r.to(scores.device), c.to(scores.device)] = -torch.inf
+    k = min(k, graph.num_items)
+    top = torch.topk(scores, k, dim=1)
+    items = top.indices.cpu().numpy()
+    frame = pd.DataFrame({
+        "user": np.repeat(np.asarray(seq, dtype=object) if raw_ids else idx, k),
+        "rank": np.tile(np.arange(1, k + 1), len(idx)),
+        "item": graph.item_map.to_raw(items.ravel()) if raw_ids else items.ravel(),
+        "score": top.values.cpu().numpy().ravel(),
+    })
+    return frame[np.isfinite(frame["score"])].reset_index(drop=True)

@@ -13,12 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor, nn
 
 from graphrec.data.errors import DataError
 from graphrec.data.graph import RecGraph, TorchGraph
 from graphrec.data.interactions import Interactions
+from graphrec.models.base import top_k_frame, user_indices
 
 RatingSource = Interactions | np.ndarray | Tensor
 
@@ -143,6 +145,26 @@ class RatingModel(nn.Module):
         finally:
             self.train(was_training)
         return self.clip(pred) if clip else pred
+
+    @torch.no_grad()
+    def recommend(self, users: object, k: int = 10, exclude_seen: bool = True,
+                  raw_ids: bool = True) -> pd.DataFrame:
+        """Top-``k`` items for each user by predicted rating (clipped to the training range).
+
+        Same arguments and frame as :meth:`graphrec.models.Recommender.recommend`; the
+        ``score`` column is the predicted rating.
+        """
+        seq, idx = user_indices(self.graph, users, raw_ids)
+        was_training = self.training
+        self.eval()
+        try:
+            predict = self.predictor()
+            items = torch.arange(self.num_items, device=self.device)
+            rows = [self.clip(predict(torch.full_like(items, int(u)), items)) for u in idx]
+        finally:
+            self.train(was_training)
+        scores = torch.stack(rows).float() if rows else torch.zeros(0, self.num_items)
+        return top_k_frame(self.graph, seq, idx, scores, k, exclude_seen, raw_ids)
 
     def clip(self, pred: Tensor) -> Tensor:
         """Predictions clamped to ``[rating_min, rating_max]`` of the training ratings."""
