@@ -103,7 +103,7 @@ class GraphrecStepper:
         users, pos = self.users[eids], self.items[eids]
         neg = torch.from_numpy(self.sampler.sample(users.numpy(), 1))[:, 0]
         user_emb, item_emb = m.propagate()
-        loss = bpr_loss(m.score(users, pos, user_emb, item_emb), m.score(users, neg, user_emb, item_emb))
+        loss = bpr_loss(*m.score_pairs(users, pos, neg, user_emb, item_emb))
         reg = m.regularized(users, torch.cat([pos, neg]))
         loss = loss + 1e-4 * 0.5 * sum(t.pow(2).sum() for t in reg) / users.numel()
         self.opt.zero_grad(set_to_none=True)

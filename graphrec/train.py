@@ -215,8 +215,8 @@ class Trainer:
                 mask = torch.ones(num_edges, dtype=torch.bool, device=self.device)
                 mask[eids.to(self.device)] = False
             user_emb, item_emb = model.propagate(edge_mask=mask)
-            pos_s = model.score(users, pos, user_emb, item_emb)
-            neg_s = model.score(users, neg if cfg.num_negatives > 1 else neg[:, 0], user_emb, item_emb)
+            pos_s, neg_s = model.score_pairs(users, pos, neg if cfg.num_negatives > 1 else neg[:, 0],
+                                             user_emb, item_emb)
             loss = self.loss_fn(pos_s, neg_s)
             reg = model.regularized(users, torch.cat([pos, neg.reshape(-1)]))
             if reg and cfg.l2 > 0:

@@ -76,6 +76,22 @@ class Recommender(nn.Module):
                                v.reshape(b * n, -1)).view(b, n)
         return self.scorer(u, v)
 
+    def score_pairs(self, users: Tensor, pos: Tensor, neg: Tensor, user_emb: Tensor,
+                    item_emb: Tensor) -> tuple[Tensor, Tensor]:
+        """Scores of a training batch: ``(users, pos)`` ``[B]`` and ``(users, neg)``.
+
+        The same as two :meth:`score` calls, with one gather per side: the backward pass
+        then scatters into one zero-filled table per side instead of two.
+        ``neg`` is ``[B]`` or ``[B, N]``; the negative scores have its shape.
+        """
+        b = users.numel()
+        u = user_emb[users]
+        v = item_emb[torch.cat([pos, neg.reshape(-1)])]
+        pos_s = self.scorer(u, v[:b])
+        n = neg.numel() // max(b, 1)
+        u_neg = u if neg.dim() == 1 else u.unsqueeze(1).expand(b, n, -1).reshape(b * n, -1)
+        return pos_s, self.scorer(u_neg, v[b:]).view(neg.shape)
+
     @torch.no_grad()
     def embeddings(self) -> tuple[Tensor, Tensor]:
         """Propagated user and item embeddings in inference mode (no dropout, no mask)."""

@@ -48,7 +48,10 @@ class LightGCN(Recommender):
             tg.edge_index, self.num_users, self.num_items, edge_mask)
         x = torch.cat([self.user_emb.weight, self.item_emb.weight])
         out = layer_mean_propagation(adj, x, self.num_layers)
-        return out[: self.num_users], out[self.num_users:]
+        # split (not two slices): its backward is one concatenation instead of two
+        # zero-filled full-size gradients that are then added.
+        user, item = out.split([self.num_users, self.num_items])
+        return user, item
 
     def regularized(self, users: Tensor, items: Tensor) -> list[Tensor]:
         return [self.user_emb(users), self.item_emb(items)]

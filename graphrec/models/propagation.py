@@ -28,10 +28,14 @@ class PolynomialPropagation(torch.autograd.Function):
 
 
 def _polynomial(adj: Tensor, x: Tensor, num_layers: int) -> Tensor:
+    if num_layers == 0:
+        return x.clone()
     out = x
-    for _ in range(num_layers):
+    for _ in range(num_layers - 1):
         out = torch.addmm(x, adj, out)
-    return out / (num_layers + 1) if num_layers else out.clone()
+    # The mean's division rides on the last product instead of another pass over N×D.
+    scale = 1.0 / (num_layers + 1)
+    return torch.addmm(x, adj, out, beta=scale, alpha=scale)
 
 
 def layer_mean_propagation(adj: Tensor, x: Tensor, num_layers: int) -> Tensor:

@@ -116,3 +116,4 @@ def test_export_embeddings(tmp_path, suffix):
         table = pd.read_parquet(tmp_path / "emb.parquet")
         assert len(table) == graph.num_users + graph.num_items
         assert list(table.columns[:2]) == ["kind", "id"]
+
