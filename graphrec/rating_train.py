@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -15,7 +15,7 @@ from graphrec.data.interactions import Interactions
 from graphrec.evaluate import evaluate_ratings
 from graphrec.models.rating import RatingModel
 from graphrec.scoring import mse_loss
-from graphrec.train import epoch_rng, resolve_device, save_checkpoint, write_metrics
+from graphrec.train import EpochLoop, TrainResult, resolve_device
 
 
 @dataclass
@@ -72,18 +72,11 @@ class RatingTrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
 
-@dataclass
-class RatingTrainResult:
-    """What :meth:`RatingTrainer.fit` returns."""
-
-    best_epoch: int
-    best_metrics: dict[str, float]
-    history: list[dict[str, float]] = field(default_factory=list)
-    train_seconds: float = 0.0
-    stopped: str = "epochs"
+#: What :meth:`RatingTrainer.fit` returns (the shared result of the epoch loop).
+RatingTrainResult = TrainResult
 
 
-class RatingTrainer:
+class RatingTrainer(EpochLoop):
     """Trains a :class:`~graphrec.models.rating.RatingModel` with MSE on its graph's ratings.
 
     The training ratings are the model's graph edges with their ratings
@@ -96,12 +89,20 @@ class RatingTrainer:
 
     A run with ``run_dir`` writes ``last.pt`` (model, optimiser, best state and history,
     enough to resume), ``best.pt`` and ``metrics.csv``/``metrics.json`` after every epoch,
-    each atomically. Every epoch draws its randomness from ``(seed, epoch)``.
+    each atomically (the loop is :class:`~graphrec.train.EpochLoop`'s). Every epoch draws
+    its randomness from ``(seed, epoch)``. ``on_epoch_end(trainer, row)`` is called after
+    each epoch, as for :class:`~graphrec.train.Trainer`.
     """
 
+    loss_key = "train_mse"
+    higher_is_better = False
+    monitor = "rmse"  # type: ignore[assignment]
+
     def __init__(self, model: RatingModel, valid: Interactions | None,
-                 config: RatingTrainConfig | None = None) -> None:
+                 config: RatingTrainConfig | None = None,
+                 on_epoch_end: Callable[[RatingTrainer, dict[str, float]], None] | None = None) -> None:
         self.config = config or RatingTrainConfig()
+        self.on_epoch_end = on_epoch_end
         self.device = resolve_device(self.config.device)
         self.model = model.to(self.device)
         if valid is not None and len(valid) and valid.rating is None:
@@ -115,6 +116,10 @@ class RatingTrainer:
         self.run_dir = Path(self.config.run_dir) if self.config.run_dir else None
         if self.run_dir:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def min_delta(self) -> float:
+        return self.config.min_delta
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, target: Interactions) -> dict[str, float]:
@@ -179,78 +184,5 @@ class RatingTrainer:
         bar.close()
         return total / max(seen, 1), timed_out
 
-    # ------------------------------------------------------------------ persistence
-    def _state(self, epoch: int, best: dict[str, Any], history: list[dict[str, float]],
-               train_seconds: float) -> dict[str, Any]:
-        return {
-            "epoch": epoch,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "best": best,
-            "history": history,
-            "train_seconds": train_seconds,
-            "config": asdict(self.config),
-        }
-
-    # ------------------------------------------------------------------ main loop
-    def fit(self) -> RatingTrainResult:
-        """Train until ``epochs``, early stopping or ``max_minutes``; restore the best weights.
-
-        Without validation data the last epoch's weights are kept.
-        """
-        cfg = self.config
-        best: dict[str, Any] = {"epoch": 0, "metrics": {}, "value": math.inf, "state": None,
-                                "bad": 0}
-        history: list[dict[str, float]] = []
-        start_epoch, train_seconds = 1, 0.0
-        last = self.run_dir / "last.pt" if self.run_dir else None
-        if cfg.resume and last is not None and last.exists():
-            ckpt = torch.load(last, map_location=self.device, weights_only=True)
-            self.model.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            best, history = ckpt["best"], ckpt["history"]
-            start_epoch, train_seconds = ckpt["epoch"] + 1, ckpt["train_seconds"]
-        deadline = None
-        if cfg.max_minutes is not None:
-            deadline = time.perf_counter() + cfg.max_minutes * 60 - train_seconds
-        stopped = "epochs"
-        for epoch in range(start_epoch, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            with epoch_rng(self.device, cfg.seed, epoch):
-                loss, timed_out = self._train_epoch(epoch, deadline)
-            epoch_seconds = time.perf_counter() - t0
-            train_seconds += epoch_seconds
-            row: dict[str, float] = {"epoch": epoch, "train_mse": loss,
-                                     "epoch_seconds": epoch_seconds, "train_seconds": train_seconds}
-            if self.valid is not None and (epoch % cfg.eval_every == 0 or timed_out
-                                           or epoch == cfg.epochs):
-                metrics = self.evaluate(self.valid)
-                row.update({f"valid_{k}": v for k, v in metrics.items()})
-                if metrics["rmse"] < best["value"] - cfg.min_delta:
-                    best = {"epoch": epoch, "metrics": metrics, "value": metrics["rmse"],
-                            "state": {k: v.detach().clone()
-                                      for k, v in self.model.state_dict().items()},
-                            "bad": 0}
-                    if self.run_dir:
-                        save_checkpoint({"epoch": epoch, "model": best["state"],
-                                         "metrics": metrics}, self.run_dir / "best.pt")
-                else:
-                    best["bad"] += 1
-            history.append(row)
-            if cfg.progress:
-                shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
-                tqdm.write(str(shown))
-            if self.run_dir:
-                write_metrics(self.run_dir, history)
-                save_checkpoint(self._state(epoch, best, history, train_seconds),
-                                self.run_dir / "last.pt")
-            if timed_out:
-                stopped = "time"
-                break
-            if cfg.patience and best["bad"] >= cfg.patience:
-                stopped = "early"
-                break
-        if best["state"] is not None:
-            self.model.load_state_dict(best["state"])
-        return RatingTrainResult(best_epoch=best["epoch"], best_metrics=best["metrics"],
-                                 history=history, train_seconds=train_seconds, stopped=stopped)
+    def _validate(self) -> dict[str, float]:
+        return self.evaluate(self.valid)

@@ -154,7 +154,131 @@ def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-class Trainer:
+class EpochLoop:
+    """The epoch loop that :class:`Trainer` and
+    :class:`~graphrec.rating_train.RatingTrainer` share.
+
+    Validation runs every ``eval_every`` epochs (and after the last or a timed-out
+    epoch). The best epoch by the validation metric :attr:`monitor` is kept (greater is
+    better unless :attr:`higher_is_better` is false; an improvement must exceed
+    :attr:`min_delta`) and its weights are restored at the end. Training stops after
+    ``patience`` validations without improvement, or once ``max_minutes`` of training
+    time have passed. With a run directory, ``last.pt`` (everything needed to resume
+    exactly), ``best.pt`` and ``metrics.csv``/``metrics.json`` are written after every
+    epoch, atomically; every epoch draws its randomness from ``(seed, epoch)``, so a run
+    killed and resumed ends with the same weights as an uninterrupted one.
+
+    Subclasses set ``config``, ``model``, ``optimizer``, ``device``, ``valid``,
+    ``run_dir`` and ``on_epoch_end`` and implement :meth:`_train_epoch` and
+    :meth:`_validate`.
+    """
+
+    config: Any
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    device: torch.device
+    valid: Interactions | None
+    run_dir: Path | None
+    on_epoch_end: Callable[[Any, dict[str, float]], None] | None = None
+    #: Name of the training loss in the per-epoch rows.
+    loss_key = "loss"
+    higher_is_better = True
+
+    @property
+    def monitor(self) -> str:
+        """The validation metric that selects the best epoch."""
+        return self.config.monitor
+
+    @property
+    def min_delta(self) -> float:
+        """The smallest change of :attr:`monitor` that counts as an improvement."""
+        return 0.0
+
+    def _train_epoch(self, epoch: int, deadline: float | None) -> tuple[float, bool]:
+        """One pass over the training data: ``(mean loss, whether the deadline passed)``."""
+        raise NotImplementedError
+
+    def _validate(self) -> dict[str, float]:
+        """Metrics of the current weights on ``self.valid``."""
+        raise NotImplementedError
+
+    def _state(self, epoch: int, best: dict[str, Any], history: list[dict[str, float]],
+               train_seconds: float) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "best": best,
+            "history": history,
+            "train_seconds": train_seconds,
+            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()},
+        }
+
+    def fit(self) -> TrainResult:
+        """Train until ``epochs``, early stopping, or ``max_minutes``; restore the best weights.
+
+        Without validation data the last epoch's weights are kept.
+        """
+        cfg = self.config
+        sign = 1.0 if self.higher_is_better else -1.0
+        best: dict[str, Any] = {"epoch": 0, "metrics": {}, "value": -sign * math.inf, "state": None, "bad": 0}
+        history: list[dict[str, float]] = []
+        start_epoch, train_seconds = 1, 0.0
+        last = self.run_dir / "last.pt" if self.run_dir else None
+        if cfg.resume and last is not None and last.exists():
+            ckpt = torch.load(last, map_location=self.device, weights_only=True)
+            self.model.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            best, history = ckpt["best"], ckpt["history"]
+            start_epoch, train_seconds = ckpt["epoch"] + 1, ckpt["train_seconds"]
+        deadline = None
+        if cfg.max_minutes is not None:
+            deadline = time.perf_counter() + cfg.max_minutes * 60 - train_seconds
+        stopped = "epochs"
+        for epoch in range(start_epoch, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            with epoch_rng(self.device, cfg.seed, epoch):
+                loss, timed_out = self._train_epoch(epoch, deadline)
+            epoch_seconds = time.perf_counter() - t0
+            train_seconds += epoch_seconds
+            row: dict[str, float] = {"epoch": epoch, self.loss_key: loss, "epoch_seconds": epoch_seconds,
+                                     "train_seconds": train_seconds}
+            if self.valid is not None and (epoch % cfg.eval_every == 0 or timed_out or epoch == cfg.epochs):
+                metrics = self._validate()
+                row.update({f"valid_{k}": v for k, v in metrics.items()})
+                if self.monitor not in metrics:
+                    raise KeyError(f"monitor {self.monitor!r} is not among the metrics {sorted(metrics)}")
+                if sign * (metrics[self.monitor] - best["value"]) > self.min_delta:
+                    best = {"epoch": epoch, "metrics": metrics, "value": metrics[self.monitor],
+                            "state": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                            "bad": 0}
+                    if self.run_dir:
+                        save_checkpoint({"epoch": epoch, "model": best["state"], "metrics": metrics},
+                                        self.run_dir / "best.pt")
+                else:
+                    best["bad"] += 1
+            history.append(row)
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(self, row)
+            if cfg.progress:
+                shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+                tqdm.write(str(shown))
+            if self.run_dir:
+                write_metrics(self.run_dir, history)
+                save_checkpoint(self._state(epoch, best, history, train_seconds), self.run_dir / "last.pt")
+            if timed_out:
+                stopped = "time"
+                break
+            if cfg.patience and best["bad"] >= cfg.patience:
+                stopped = "early"
+                break
+        if best["state"] is not None:
+            self.model.load_state_dict(best["state"])
+        return TrainResult(best_epoch=best["epoch"], best_metrics=best["metrics"], history=history,
+                           train_seconds=train_seconds, stopped=stopped)
+
+
+class Trainer(EpochLoop):
     """Trains a :class:`~graphrec.models.base.Recommender` on its graph's edges.
 
     Each epoch shuffles the training edges (the model's graph), draws negatives for each
@@ -163,9 +287,10 @@ class Trainer:
     epoch's weights are restored at the end.
 
     A run with ``run_dir`` writes ``last.pt`` (everything needed to resume exactly),
-    ``best.pt`` (best weights) and ``metrics.csv``/``metrics.json`` after every epoch.
-    Every epoch draws its randomness from ``(seed, epoch)``, so a run killed and
-    resumed ends with the same weights as an uninterrupted one.
+    ``best.pt`` (best weights) and ``metrics.csv``/``metrics.json`` after every epoch
+    (the loop is :class:`EpochLoop`'s). Every epoch draws its randomness from
+    ``(seed, epoch)``, so a run killed and resumed ends with the same weights as an
+    uninterrupted one.
 
     ``on_epoch_end(trainer, row)`` is called after each epoch (and its validation) with
     that epoch's metrics row, while ``trainer.model`` holds the epoch's weights; use it
@@ -237,75 +362,5 @@ class Trainer:
         bar.close()
         return total / max(seen, 1), timed_out
 
-    # ------------------------------------------------------------------ persistence
-    def _state(self, epoch: int, best: dict[str, Any], history: list[dict[str, float]],
-               train_seconds: float) -> dict[str, Any]:
-        return {
-            "epoch": epoch,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "best": best,
-            "history": history,
-            "train_seconds": train_seconds,
-            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self.config).items()},
-        }
-
-    # ------------------------------------------------------------------ main loop
-    def fit(self) -> TrainResult:
-        """Train until ``epochs``, early stopping, or ``max_minutes``; restore the best weights."""
-        cfg = self.config
-        best: dict[str, Any] = {"epoch": 0, "metrics": {}, "value": -math.inf, "state": None, "bad": 0}
-        history: list[dict[str, float]] = []
-        start_epoch, train_seconds = 1, 0.0
-        last = self.run_dir / "last.pt" if self.run_dir else None
-        if cfg.resume and last is not None and last.exists():
-            ckpt = torch.load(last, map_location=self.device, weights_only=True)
-            self.model.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
-            best, history = ckpt["best"], ckpt["history"]
-            start_epoch, train_seconds = ckpt["epoch"] + 1, ckpt["train_seconds"]
-        deadline = None
-        if cfg.max_minutes is not None:
-            deadline = time.perf_counter() + cfg.max_minutes * 60 - train_seconds
-        stopped = "epochs"
-        for epoch in range(start_epoch, cfg.epochs + 1):
-            t0 = time.perf_counter()
-            with epoch_rng(self.device, cfg.seed, epoch):
-                loss, timed_out = self._train_epoch(epoch, deadline)
-            epoch_seconds = time.perf_counter() - t0
-            train_seconds += epoch_seconds
-            row: dict[str, float] = {"epoch": epoch, "loss": loss, "epoch_seconds": epoch_seconds,
-                                     "train_seconds": train_seconds}
-            if self.valid is not None and (epoch % cfg.eval_every == 0 or timed_out or epoch == cfg.epochs):
-                metrics = self.evaluator.evaluate(self.model, self.valid)
-                row.update({f"valid_{k}": v for k, v in metrics.items()})
-                if cfg.monitor not in metrics:
-                    raise KeyError(f"monitor {cfg.monitor!r} is not among the metrics {sorted(metrics)}")
-                if metrics[cfg.monitor] > best["value"]:
-                    best = {"epoch": epoch, "metrics": metrics, "value": metrics[cfg.monitor],
-                            "state": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
-                            "bad": 0}
-                    if self.run_dir:
-                        save_checkpoint({"epoch": epoch, "model": best["state"], "metrics": metrics},
-                                        self.run_dir / "best.pt")
-                else:
-                    best["bad"] += 1
-            history.append(row)
-            if self.on_epoch_end is not None:
-                self.on_epoch_end(self, row)
-            if cfg.progress:
-                shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
-                tqdm.write(str(shown))
-            if self.run_dir:
-                write_metrics(self.run_dir, history)
-                save_checkpoint(self._state(epoch, best, history, train_seconds), self.run_dir / "last.pt")
-            if timed_out:
-                stopped = "time"
-                break
-            if cfg.patience and best["bad"] >= cfg.patience:
-                stopped = "early"
-                break
-        if best["state"] is not None:
-            self.model.load_state_dict(best["state"])
-        return TrainResult(best_epoch=best["epoch"], best_metrics=best["metrics"], history=history,
-                           train_seconds=train_seconds, stopped=stopped)
+    def _validate(self) -> dict[str, float]:
+        return self.evaluator.evaluate(self.model, self.valid)
