@@ -153,6 +153,34 @@ class Adjacency:
         out[self.edge_id] = values
         return out
 
+    def select_destinations(self, dst: Tensor) -> tuple[Adjacency, Tensor]:
+        """The incoming edges of the destinations ``dst`` only.
+
+        The result's destination ``k`` is ``dst[k]``; sources, edge ids and weights are
+        unchanged. Also returns the stored positions of the kept edges in this graph, so
+        that stored-order values (masks, weights) carry over as ``values[positions]``.
+        The cost is proportional to the kept edges, not to the graph.
+        """
+        dst = dst.to(self.device, torch.long)
+        start = self.rowptr[dst]
+        counts = self.rowptr[dst + 1] - start
+        rowptr = torch.zeros(dst.numel() + 1, dtype=torch.long, device=self.device)
+        rowptr[1:] = torch.cumsum(counts, 0)
+        kept = int(rowptr[-1])
+        positions = torch.repeat_interleave(start - rowptr[:-1], counts) + torch.arange(kept, device=self.device)
+        sub = Adjacency(rowptr, self.col[positions], self.edge_id[positions], self.num_src, dst.numel(),
+                        None if self.weight is None else self.weight[positions])
+        return sub, positions
+
+    def compact_sources(self) -> tuple[Adjacency, Tensor]:
+        """The same edges over only the sources that have one, renumbered ``0 .. S'-1``.
+
+        Returns the graph and the original ids of its sources (ascending), so that
+        per-source values need computing only for ``values[sources]``.
+        """
+        sources, col = torch.unique(self.col, return_inverse=True)
+        return Adjacency(self.rowptr, col, self.edge_id, sources.numel(), self.num_dst, self.weight), sources
+
     # ------------------------------------------------------------------ cached views
     def dst_index_cached(self) -> Tensor:
         """Like :meth:`dst_index`, but computed once and kept on this object."""

@@ -158,6 +158,17 @@ def _mlp(sizes: list[int], dropout: float, last_activation: bool) -> nn.Sequenti
     return nn.Sequential(*layers)
 
 
+def _aggregate_rows(aggregator: AttentiveAggregator, adj: Adjacency, dst: Tensor, targets: Tensor,
+                    mask: Tensor | None, messages_of: Callable[[Tensor], Tensor]) -> Tensor:
+    """``aggregator`` over the incoming edges of the destinations ``dst`` only; messages
+    are computed (``messages_of(source ids)``) for the sources on those edges alone."""
+    sub, positions = adj.select_destinations(dst)
+    sub, sources = sub.compact_sources()
+    out, _ = aggregator(sub, targets[dst], messages_of(sources),
+                        mask=None if mask is None else mask[positions])
+    return out
+
+
 class _OpinionGraphs(NamedTuple):
     pairs_to_user: Adjacency   # (item, level) pair → user, one edge per rating
     pairs_to_item: Adjacency   # (user, level) pair → item, one edge per rating
@@ -236,10 +247,12 @@ class GraphRec(RatingModel):
     interaction edges by the ``edge_mask`` argument (the rating trainer hides each batch's
     own ratings this way, so a rating is never predicted from its own opinion embedding).
 
-    All node representations are computed for the whole graph in one pass. Opinion
-    messages are computed per distinct (entity, rating level) pair (see the module
-    docstring), so a training step costs dense products over those pairs, one
-    ``(E, D)`` attention hidden layer per aggregation and sparse kernels over the edges.
+    :meth:`encode` computes every node's representation in one pass (inference, and the
+    attention weights). A training step (:meth:`forward`) goes through
+    :meth:`encode_rows` instead, which computes only the batch's users and items from
+    their own neighbourhoods (and their friends'), so its cost follows the batch, not
+    the graph; the results are the same rows. Opinion messages are computed per distinct
+    (entity, rating level) pair (see the module docstring).
 
     Args:
         graph: the training graph (with a social graph for the social part).
@@ -378,17 +391,74 @@ class GraphRec(RatingModel):
         return GraphRecOutput(h, z, h_items, h_social, to_user.to_edge_order(alpha),
                               to_item.to_edge_order(mu), beta)
 
+    def encode_rows(self, users: Tensor, items: Tensor, edge_mask: Tensor | None = None,
+                    social_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Latent factors of the users ``users`` and the items ``items`` only.
+
+        The same values as the rows of :meth:`encode`'s ``user`` and ``item``, computed
+        from the incoming edges of those nodes (and, for the social aggregation, of their
+        friends) alone, with opinion messages only for the (entity, level) pairs on
+        those edges.
+
+        Returns:
+            ``(len(users), D)`` user and ``(len(items), D)`` item factors.
+        """
+        tg = self.torch_graph()
+        og = self._opinion_graphs()
+        p, q, opinions = self.user_emb.weight, self.item_emb.weight, self.opinion_emb.weight
+        users, items = users.to(self.device), items.to(self.device)
+        mask_u = mask_i = None
+        if edge_mask is not None:
+            edge_mask = edge_mask.to(self.device)
+            mask_u = tg.item_to_user.mask_to_stored(edge_mask)
+            mask_i = tg.user_to_item.mask_to_stored(edge_mask)
+
+        def item_messages(pairs: Tensor) -> Tensor:
+            used, local = torch.unique(og.item_of_pair[pairs], return_inverse=True)
+            return self.item_opinion(q[used], opinions, local, og.item_pair_level[pairs])
+
+        def user_messages(pairs: Tensor) -> Tensor:
+            used, local = torch.unique(og.user_of_pair[pairs], return_inverse=True)
+            return self.user_opinion(p[used], opinions, local, og.user_pair_level[pairs])
+
+        n = users.numel()
+        if not self.use_social:
+            h_items = _aggregate_rows(self.item_aggregation, og.pairs_to_user, users, p, mask_u,
+                                      item_messages)
+            h_social = F.relu(self.social_aggregation.out.bias).expand(n, -1)
+        else:
+            social = tg.social
+            assert social is not None
+            friends, spos = social.select_destinations(users)
+            # Item-space factors are needed for the batch's users and for their friends.
+            need, where = torch.unique(torch.cat([users, friends.col]), return_inverse=True)
+            h_need = _aggregate_rows(self.item_aggregation, og.pairs_to_user, need, p, mask_u,
+                                     item_messages)
+            smask = self.social_mask if social_mask is None else social_mask
+            if smask is not None:
+                smask = social.mask_to_stored(smask.to(self.device))[spos]
+            friends = Adjacency(friends.rowptr, where[n:], friends.edge_id, need.numel(), n)
+            h_social, _ = self.social_aggregation(friends, p[users], h_need, mask=smask)
+            h_items = h_need[where[:n]]
+        h = self.user_mlp(torch.cat([h_items, h_social], dim=1))
+        z = _aggregate_rows(self.user_aggregation, og.pairs_to_item, items, q, mask_i, user_messages)
+        return h, z
+
     def rate(self, enc: GraphRecOutput, users: Tensor, items: Tensor) -> Tensor:
         """Ratings ``[B]`` of aligned (user, item) index pairs from an :meth:`encode` pass."""
-        h = enc.user.index_select(0, users)
-        z = enc.item.index_select(0, items)
+        return self._rate(enc.user.index_select(0, users), enc.item.index_select(0, items), users, items)
+
+    def _rate(self, h: Tensor, z: Tensor, users: Tensor, items: Tensor) -> Tensor:
         out = self.rating_mlp(torch.cat([h, z], dim=1)).squeeze(-1) + self.rating_mean
         if self.biases:
             out = out + self.user_bias(users).squeeze(-1) + self.item_bias(items).squeeze(-1)
         return out
 
     def forward(self, users: Tensor, items: Tensor, edge_mask: Tensor | None = None) -> Tensor:
-        return self.rate(self.encode(edge_mask), users, items)
+        unique_users, user_row = torch.unique(users, return_inverse=True)
+        unique_items, item_row = torch.unique(items, return_inverse=True)
+        h, z = self.encode_rows(unique_users, unique_items, edge_mask)
+        return self._rate(h[user_row], z[item_row], users, items)
 
     def predictor(self) -> Callable[[Tensor, Tensor], Tensor]:
         with torch.no_grad():

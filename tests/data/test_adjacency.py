@@ -98,3 +98,18 @@ def test_wrong_lengths_are_refused() -> None:
     adj = Adjacency.from_edge_index(edge_index, 2)
     with pytest.raises(ValueError, match="edge_mask has 3 entries for 2 edges"):
         adj.mask_to_stored(torch.ones(3, dtype=torch.bool))
+
+
+def test_select_destinations_and_compact_sources():
+    edge_index = torch.tensor([[0, 1, 2, 3, 1, 4], [2, 2, 0, 1, 1, 2]])
+    adj = Adjacency.from_edge_index(edge_index, num_nodes=(5, 3))
+    sub, positions = adj.select_destinations(torch.tensor([2, 1]))
+    assert sub.num_dst == 2 and sub.num_src == 5
+    assert sub.rowptr.tolist() == [0, 3, 5]
+    assert sorted(sub.col[:3].tolist()) == [0, 1, 4] and sorted(sub.col[3:].tolist()) == [1, 3]
+    assert torch.equal(adj.col[positions], sub.col) and torch.equal(adj.edge_id[positions], sub.edge_id)
+    compact, sources = sub.compact_sources()
+    assert sources.tolist() == [0, 1, 3, 4]
+    assert torch.equal(sources[compact.col], sub.col) and compact.num_src == 4
+    empty, pos = adj.select_destinations(torch.tensor([], dtype=torch.long))
+    assert empty.num_edges == 0 and empty.rowptr.tolist() == [0] and pos.numel() == 0

@@ -156,6 +156,38 @@ def test_edge_mask_equals_removed_interactions():
     torch.testing.assert_close(a.item, b.item)
 
 
+@pytest.mark.parametrize("use_social, self_connection", [(True, True), (True, False), (False, True)])
+def test_batch_rows_equal_the_full_pass_in_values_and_gradients(use_social, self_connection):
+    data = synthetic(num_users=80, num_items=60, seed=3)
+    split = per_user_split(data.interactions, ratios=(0.8, 0.1, 0.1), seed=0)
+    g = RecGraph(split.train, data.social)
+    model = model_for(g, split.train, use_social=use_social, self_connection=self_connection,
+                      biases=True).eval()
+    gen = torch.Generator().manual_seed(0)
+    edge_mask = torch.rand(g.num_edges, generator=gen) > 0.2
+    model.social_mask = torch.rand(len(data.social), generator=gen) > 0.3
+    users = torch.tensor([5, 0, 5, 17, 42, 79])
+    items = torch.tensor([3, 3, 59, 0, 11, 7])
+
+    def grads(pred):
+        model.zero_grad()
+        ((pred - 3.0) ** 2).sum().backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    rows = model(users, items, edge_mask=edge_mask)
+    rows_grads = grads(rows)
+    full = model.rate(model.encode(edge_mask), users, items)
+    full_grads = grads(full)
+    torch.testing.assert_close(rows, full)
+    assert rows_grads.keys() == full_grads.keys()
+    for name in full_grads:
+        torch.testing.assert_close(rows_grads[name], full_grads[name], msg=name)
+    h, z = model.encode_rows(torch.tensor([1, 2]), torch.tensor([4]), edge_mask)
+    enc = model.encode(edge_mask)
+    torch.testing.assert_close(h, enc.user[[1, 2]])
+    torch.testing.assert_close(z, enc.item[[4]])
+
+
 def test_gradients_reach_every_part():
     inter, g = tiny()
     model = model_for(g, inter)
