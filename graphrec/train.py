@@ -231,12 +231,11 @@ class EpochLoop:
             self.optimizer.load_state_dict(ckpt["optimizer"])
             best, history = ckpt["best"], ckpt["history"]
             start_epoch, train_seconds = ckpt["epoch"] + 1, ckpt["train_seconds"]
-        deadline = None
-        if cfg.max_minutes is not None:
-            deadline = time.perf_counter() + cfg.max_minutes * 60 - train_seconds
         stopped = "epochs"
         for epoch in range(start_epoch, cfg.epochs + 1):
             t0 = time.perf_counter()
+            # The budget is training time: validation and checkpoints do not count.
+            deadline = None if cfg.max_minutes is None else t0 + cfg.max_minutes * 60 - train_seconds
             with epoch_rng(self.device, cfg.seed, epoch):
                 loss, timed_out = self._train_epoch(epoch, deadline)
             epoch_seconds = time.perf_counter() - t0

@@ -112,3 +112,15 @@ def test_bad_config_is_rejected():
         TrainConfig(loss="hinge")
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         TrainConfig(batch_size=0)
+
+
+def test_time_budget_counts_training_time_only(split):
+    import time
+
+    # Each epoch trains for milliseconds; the hook then idles longer than the whole budget.
+    # Were idle time counted, the second epoch would stop at its first batch.
+    model = MF(RecGraph(split.train), dim=8)
+    fit = Trainer(model, split.valid, config(epochs=3, max_minutes=0.01),
+                  on_epoch_end=lambda trainer, row: time.sleep(0.8)).fit()
+    assert fit.stopped == "epochs" and len(fit.history) == 3
+    assert fit.train_seconds < 0.6
