@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from graphrec.data.adjacency import Adjacency
 from graphrec.data.graph import RecGraph
 from graphrec.models.base import Recommender
+from graphrec.models.propagation import layer_mean_propagation, normalized_adjacency
 from graphrec.nn import edge_softmax, sddmm, spmm
 from graphrec.scoring import Scorer
 
@@ -41,6 +42,12 @@ class GATRecommender(Recommender):
 
     ``propagate(edge_mask=...)`` removes edges from attention and from the degrees (used
     to hide a batch's positive edges during training).
+
+    While :math:`\beta` is zero and not being trained (``model.beta.requires_grad_(False)``,
+    or inference at initialisation), the weights *are* LightGCN's, and propagation takes
+    LightGCN's fused sparse path, about three times faster. Training with
+    :math:`\beta` frozen for a warm-up and then unfrozen (``requires_grad_(True)``)
+    starts the attention from a trained LightGCN at LightGCN's cost.
 
     Args:
         graph: training graph.
@@ -116,10 +123,26 @@ class GATRecommender(Recommender):
             out.append((adj, prior, mass * inv_dst, mask))
         return out
 
+    def is_lightgcn(self) -> bool:
+        """Whether propagation equals LightGCN's: β = 0, no gradient wanted for it, and no
+        attention dropout in play."""
+        if self.beta.requires_grad and torch.is_grad_enabled():
+            return False
+        if self.training and self.attention_dropout > 0:
+            return False
+        return not bool(self.beta.detach().any())
+
     def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        xu, xi = self.user_emb.weight, self.item_emb.weight
+        if self.is_lightgcn():
+            tg = self.torch_graph()
+            adj = tg.norm_adj if edge_mask is None else normalized_adjacency(
+                tg.edge_index, self.num_users, self.num_items, edge_mask.to(xu.device))
+            out = layer_mean_propagation(adj, torch.cat([xu, xi]), self.num_layers)
+            user, item = out.split([self.num_users, self.num_items])
+            return user, item
         (to_user, prior_u, scale_u, mask_u), (to_item, prior_i, scale_i, mask_i) = \
             self._constants(edge_mask)
-        xu, xi = self.user_emb.weight, self.item_emb.weight
         out_u, out_i = xu, xi
         for layer in range(self.num_layers):
             new_u = self._direction(to_user, xu, xi, self.beta[layer, 0], prior_u, scale_u, mask_u)

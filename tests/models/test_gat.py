@@ -34,6 +34,31 @@ def test_mask_matches_lightgcn_mask():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_frozen_zero_beta_takes_the_lightgcn_path_with_the_same_values_and_gradients():
+    g = graph(1)
+    gat, _ = copied_pair(g)
+    mask = torch.from_numpy(np.random.default_rng(1).random(g.num_edges) > 0.3)
+    users, items = torch.tensor([0, 2, 5]), torch.tensor([1, 3, 4])
+
+    def run():
+        gat.zero_grad()
+        u, i = gat.propagate(mask)
+        (u[users] * i[items]).sum().backward()
+        return u.detach(), i.detach(), gat.user_emb.weight.grad.clone(), gat.item_emb.weight.grad.clone()
+
+    assert not gat.is_lightgcn()
+    attention = run()
+    gat.beta.requires_grad_(False)
+    assert gat.is_lightgcn()
+    fast = run()
+    for a, b in zip(attention, fast):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        gat.beta.fill_(2.0)
+    assert not gat.is_lightgcn()  # a frozen non-zero β still attends
+    gat.beta.requires_grad_(True)
+
+
 def test_attention_changes_weights_but_not_row_mass():
     """With β ≠ 0 the output differs from LightGCN, yet each node's weights still sum
     to LightGCN's row sum (attention redistributes mass, it does not add any)."""
