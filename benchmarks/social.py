@@ -19,17 +19,18 @@ Each (workload, model) runs in a fresh subprocess with ``--threads`` CPU threads
   (``/proc/self/clear_refs``): ``VmHWM`` minus the RSS before the epoch, so everything
   training allocates counts (activations, saved tensors, gradients, optimiser state).
 
-Each training step aggregates over the whole graph, so its cost hardly depends on the
-batch size; an epoch costs ``steps × step time``. Large ``(E, D)`` temporaries are
-allocated and freed on every step, and glibc returns them to the OS each time; running
-with ``GLIBC_TUNABLES`` set to
+A GraphRec training step computes only the batch's users and items (and the users'
+friends) from their own neighbourhoods, so a step's cost follows the edges its batch
+touches; an epoch costs ``steps × step time``. Inference aggregates the whole graph in
+one pass. Large temporaries are allocated and freed on every step, and glibc returns them
+to the OS each time; running with ``GLIBC_TUNABLES`` set to
 ``glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296``
 (inherited by the worker processes) keeps them in the heap and shows what that churn
 costs.
 
 Usage::
 
-    python benchmarks/social.py                  # filmtrust + ciao, batches of 4096 and 16384
+    python benchmarks/social.py                  # filmtrust + ciao, batches of 512, 4096 and 16384
     python benchmarks/social.py --quick          # small smoke run
 """
 
@@ -184,8 +185,8 @@ def main(argv: list[str] | None = None) -> None:
                         "../shared/datasets)")
     p.add_argument("--workloads", nargs="+", default=["filmtrust", "ciao"])
     p.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[4096, 16384],
-                   help="ratings per step; each size is a separate run (default 4096 16384)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[512, 4096, 16384],
+                   help="ratings per step; each size is a separate run (default 512 4096 16384)")
     p.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)
     p.add_argument("--dim", type=int, default=64, help="embedding size")
     p.add_argument("--epochs", type=int, default=3, help="timed epochs (median reported)")
