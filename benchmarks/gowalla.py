@@ -65,7 +65,8 @@ def build(name: str, graph: RecGraph, args: argparse.Namespace) -> Recommender:
 
 
 def train_config(args: argparse.Namespace, minutes: float | None) -> TrainConfig:
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, l2=args.l2,
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       lr_decay=args.lr_decay, l2=args.l2,
                        loss=args.loss, num_negatives=args.negatives,
                        mask_batch_edges=args.mask_batch_edges, eval_every=args.eval_every,
                        patience=args.patience, max_minutes=minutes, seed=args.seed,
@@ -213,6 +214,7 @@ def main(argv: list[str] | None = None) -> None:
                         "LightGCN at its speed), then learn the attention")
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-decay", type=float, default=1.0, help="learning rate × this after every epoch")
     p.add_argument("--l2", type=float, default=1e-4)
     p.add_argument("--loss", default="bpr", choices=["bpr", "bce", "softmax"])
     p.add_argument("--scorer", default="dot", choices=["dot", "cosine"])

@@ -26,6 +26,8 @@ class RatingTrainConfig:
         epochs: maximum number of passes over the training ratings.
         batch_size: ratings per optimisation step.
         lr: Adam learning rate.
+        lr_decay: multiply the learning rate by this after every epoch (epoch ``e``
+            trains at ``lr * lr_decay ** (e - 1)``; 1 = constant).
         l2: weight of the L2 penalty on the batch's regularised tensors (the model's
             :meth:`~graphrec.models.rating.RatingModel.regularized`):
             ``l2 * 0.5 * sum ||t||² / batch_size``.
@@ -49,6 +51,7 @@ class RatingTrainConfig:
     epochs: int = 100
     batch_size: int = 1024
     lr: float = 1e-3
+    lr_decay: float = 1.0
     l2: float = 0.0
     weight_decay: float = 0.0
     mask_batch_edges: bool = True
@@ -67,6 +70,8 @@ class RatingTrainConfig:
         for name in ("epochs", "batch_size", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay}")
         for name in ("lr", "l2", "weight_decay", "min_delta"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -33,6 +33,8 @@ class TrainConfig:
         epochs: maximum number of passes over the training edges.
         batch_size: training edges per optimisation step.
         lr: Adam learning rate.
+        lr_decay: multiply the learning rate by this after every epoch (epoch ``e``
+            trains at ``lr * lr_decay ** (e - 1)``; 1 = constant).
         l2: weight of the L2 penalty on the batch's regularised tensors (the ego
             embeddings for LightGCN/MF): ``l2 * 0.5 * sum ||e||² / batch_size``.
         weight_decay: Adam weight decay on all parameters (0 for the embedding models).
@@ -63,6 +65,7 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 2048
     lr: float = 1e-3
+    lr_decay: float = 1.0
     l2: float = 1e-4
     weight_decay: float = 0.0
     loss: Literal["bpr", "bce", "softmax"] = "bpr"
@@ -89,6 +92,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "num_negatives", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay}")
         self.ks = tuple(self.ks)
 
 
@@ -234,6 +239,9 @@ class EpochLoop:
         stopped = "epochs"
         for epoch in range(start_epoch, cfg.epochs + 1):
             t0 = time.perf_counter()
+            # A function of the epoch alone, so a resumed run continues the same schedule.
+            for group in self.optimizer.param_groups:
+                group["lr"] = cfg.lr * cfg.lr_decay ** (epoch - 1)
             # The budget is training time: validation and checkpoints do not count.
             deadline = None if cfg.max_minutes is None else t0 + cfg.max_minutes * 60 - train_seconds
             with epoch_rng(self.device, cfg.seed, epoch):

@@ -124,3 +124,14 @@ def test_time_budget_counts_training_time_only(split):
                   on_epoch_end=lambda trainer, row: time.sleep(0.8)).fit()
     assert fit.stopped == "epochs" and len(fit.history) == 3
     assert fit.train_seconds < 0.6
+
+
+def test_learning_rate_decays_per_epoch(split, tmp_path):
+    seen = []
+    model = MF(RecGraph(split.train), dim=8)
+    trainer = Trainer(model, split.valid, config(epochs=3, lr=0.01, lr_decay=0.5),
+                      on_epoch_end=lambda t, row: seen.append(t.optimizer.param_groups[0]["lr"]))
+    trainer.fit()
+    assert seen == pytest.approx([0.01, 0.005, 0.0025])
+    with pytest.raises(ValueError, match="lr_decay"):
+        TrainConfig(lr_decay=0.0)
