@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--minutes", type=float, default=None, help="cap on training minutes")
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr-decay", type=float, default=1.0, help="learning rate × this after every epoch")
     parser.add_argument("--l2", type=float, default=1e-4)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--layers", type=int, default=3)
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = RunConfig(
         data=DataConfig(dataset="gowalla", root=args.root, split="given", valid_ratio=0.1, seed=args.seed),
         model=ModelConfig(name=args.model, dim=args.dim, layers=args.layers, heads=args.heads),
-        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, l2=args.l2,
+        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                          lr_decay=args.lr_decay, l2=args.l2,
                           patience=args.patience, max_minutes=args.minutes, seed=args.seed,
                           device=args.device, progress=not args.quiet, resume=args.resume,
                           refit=args.refit, ks=(20,)),
