@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--heads", type=int, default=1)
+    parser.add_argument("--attention-warmup", type=int, default=0, metavar="EPOCHS",
+                        help="gat: epochs with attention off (LightGCN, at its speed) before learning it")
     parser.add_argument("--refit", action="store_true", help="retrain on train+valid for the chosen epochs")
     parser.add_argument("--out", default=None, help="run directory (checkpoints, metrics, results)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     cfg = RunConfig(
         data=DataConfig(dataset="gowalla", root=args.root, split="given", valid_ratio=0.1, seed=args.seed),
-        model=ModelConfig(name=args.model, dim=args.dim, layers=args.layers, heads=args.heads),
+        model=ModelConfig(name=args.model, dim=args.dim, layers=args.layers, heads=args.heads,
+                          attention_warmup=args.attention_warmup),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           lr_decay=args.lr_decay, l2=args.l2,
                           patience=args.patience, max_minutes=args.minutes, seed=args.seed,

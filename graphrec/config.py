@@ -99,6 +99,8 @@ class ModelConfig:
             attention rankers.
         use_social: let ``social_gat``/``graphrec`` use the social edges; ``false``
             trains the same model without them (the ablation).
+        attention_warmup: ``gat``: epochs trained with attention off (β frozen at 0, so
+            the model is LightGCN and trains at its speed) before attention is learned.
     """
 
     name: str = "lightgcn"
@@ -108,6 +110,7 @@ class ModelConfig:
     scorer: str = "dot"
     dropout: float = 0.0
     use_social: bool = True
+    attention_warmup: int = 0
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from graphrec.models import (
     Recommender,
     SocialGATRecommender,
 )
+from graphrec.models.gat import attention_warmup
 from graphrec.rating_train import RatingTrainConfig, RatingTrainer, RatingTrainResult
 from graphrec.train import TrainConfig, Trainer, TrainResult, atomic_write_bytes, save_checkpoint
 
@@ -158,6 +160,10 @@ def _social(cfg: DataConfig, split: Split, own: SocialEdges | None, own_map: Any
 
 def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None = None) -> Model:
     """The configured model on ``graph``; rating models learn from ``ratings``' rating column."""
+    if cfg.attention_warmup and cfg.name != "gat":
+        raise ConfigError(f"model.attention_warmup: only the 'gat' model has a warm-up, not {cfg.name!r}")
+    if cfg.attention_warmup < 0:
+        raise ConfigError(f"model.attention_warmup: expected epochs >= 0, got {cfg.attention_warmup}")
     social = cfg.name in SOCIAL_MODELS and cfg.use_social
     if social and graph.social is None:
         raise ConfigError(f"model.name: {cfg.name!r} with use_social needs social edges; set "
@@ -178,6 +184,11 @@ def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None 
                               scorer=cfg.scorer, attention_dropout=cfg.dropout)
     return SocialGATRecommender(graph, dim=cfg.dim, num_layers=cfg.layers, heads=cfg.heads,
                                 use_social=social, scorer=cfg.scorer, attention_dropout=cfg.dropout)
+
+
+def _epoch_start(cfg: ModelConfig) -> Callable[[Any, int], None] | None:
+    """The trainer's per-epoch hook the model config asks for (the GAT warm-up)."""
+    return attention_warmup(cfg.attention_warmup) if cfg.attention_warmup else None
 
 
 # Train keys that only ranking training reads, with the defaults a rating run must keep.
@@ -250,7 +261,7 @@ def run(cfg: RunConfig, out_dir: str | Path | None = None) -> RunResult:
     if rating_cfg is not None:
         fit: TrainResult | RatingTrainResult = RatingTrainer(model, split.valid, rating_cfg).fit()
     else:
-        fit = Trainer(model, split.valid, cfg.train).fit()
+        fit = Trainer(model, split.valid, cfg.train, on_epoch_start=_epoch_start(cfg.model)).fit()
     test = evaluate_test(model, split, cfg)
     selected_test = None
     if cfg.train.refit and fit.best_epoch > 0:
@@ -277,7 +288,7 @@ def refit(cfg: RunConfig, data: PreparedData, epochs: int,
     full = split.train.concat(split.valid)
     model = build_model(cfg.model, data.graph(full))
     train_cfg = dataclasses.replace(cfg.train, epochs=epochs, patience=0, run_dir=None, resume=False)
-    Trainer(model, None, train_cfg).fit()
+    Trainer(model, None, train_cfg, on_epoch_start=_epoch_start(cfg.model)).fit()
     evaluator = Evaluator(exclude=[full], ks=tuple(cfg.eval.ks), memory_budget_mb=cfg.eval.memory_budget_mb)
     test = evaluator.evaluate(model, split.test)
     if out_dir is not None:

@@ -185,6 +185,7 @@ class EpochLoop:
     valid: Interactions | None
     run_dir: Path | None
     on_epoch_end: Callable[[Any, dict[str, float]], None] | None = None
+    on_epoch_start: Callable[[Any, int], None] | None = None
     #: Name of the training loss in the per-epoch rows.
     loss_key = "loss"
     higher_is_better = True
@@ -238,6 +239,8 @@ class EpochLoop:
             start_epoch, train_seconds = ckpt["epoch"] + 1, ckpt["train_seconds"]
         stopped = "epochs"
         for epoch in range(start_epoch, cfg.epochs + 1):
+            if self.on_epoch_start is not None:
+                self.on_epoch_start(self, epoch)
             t0 = time.perf_counter()
             # A function of the epoch alone, so a resumed run continues the same schedule.
             for group in self.optimizer.param_groups:
@@ -301,14 +304,19 @@ class Trainer(EpochLoop):
 
     ``on_epoch_end(trainer, row)`` is called after each epoch (and its validation) with
     that epoch's metrics row, while ``trainer.model`` holds the epoch's weights; use it
-    to log, snapshot or evaluate along the way.
+    to log, snapshot or evaluate along the way. ``on_epoch_start(trainer, epoch)`` is
+    called before each epoch trains, also the first one after a resume, so a schedule
+    written as a function of the epoch (e.g. :func:`graphrec.models.gat.attention_warmup`)
+    resumes exactly.
     """
 
     def __init__(self, model: Recommender, valid: Interactions | None, config: TrainConfig | None = None,
                  exclude_valid: list[Any] | None = None,
-                 on_epoch_end: Callable[[Trainer, dict[str, float]], None] | None = None) -> None:
+                 on_epoch_end: Callable[[Trainer, dict[str, float]], None] | None = None,
+                 on_epoch_start: Callable[[Trainer, int], None] | None = None) -> None:
         self.config = config or TrainConfig()
         self.on_epoch_end = on_epoch_end
+        self.on_epoch_start = on_epoch_start
         self.device = resolve_device(self.config.device)
         self.model = model.to(self.device)
         self.valid = valid if valid is not None and len(valid) else None

@@ -96,3 +96,10 @@ def test_no_social_network_in_the_dataset_is_a_config_error(tmp_path):
     cfg = load_config(None, ["data.dataset=file", f"data.path={path}", "data.social=dataset"])
     with pytest.raises(ConfigError, match="no social network of its own"):
         prepare_data(cfg.data)
+
+
+def test_attention_warmup_runs_for_gat_and_is_refused_elsewhere(tmp_path):
+    result = run(load_config(None, [*TINY, "model.name=gat", "model.attention_warmup=2"]))
+    assert result.model.beta.requires_grad  # learned after the warm-up (epoch 3)
+    with pytest.raises(ConfigError, match="only the 'gat' model has a warm-up"):
+        run(load_config(None, [*TINY, "model.name=lightgcn", "model.attention_warmup=2"]))

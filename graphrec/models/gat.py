@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -181,3 +184,16 @@ class GATRecommender(Recommender):
 
     def regularized(self, users: Tensor, items: Tensor) -> list[Tensor]:
         return [self.user_emb(users), self.item_emb(items)]
+
+
+def attention_warmup(epochs: int) -> Callable[[Any, int], None]:
+    """A trainer ``on_epoch_start`` hook: the GAT recommender's β stays frozen (at 0 from
+    initialisation, so the model is LightGCN and trains at LightGCN's speed) for the first
+    ``epochs`` epochs, and is learned from epoch ``epochs + 1`` on.
+
+    The state is set from the epoch number at the start of every epoch, so a resumed
+    run follows the same schedule.
+    """
+    def hook(trainer: Any, epoch: int) -> None:
+        trainer.model.beta.requires_grad_(epoch > epochs)
+    return hook
