@@ -169,16 +169,8 @@ class RatingTrainer(EpochLoop):
             pred = model(users, items, edge_mask=mask)
             loss = mse_loss(pred, ratings[eids])
             mse = loss.item()
-            reg = model.regularized(users, items)
-            if reg and cfg.l2 > 0:
-                loss = loss + cfg.l2 * 0.5 * sum(t.pow(2).sum() for t in reg) / users.numel()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"epoch {epoch}, batch {b}: the loss became {loss.item()}; lower the learning "
-                    f"rate (now {cfg.lr}) or check the ratings")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            self._step(loss, model.regularized(users, items), users.numel(),
+                       f"epoch {epoch}, batch {b}", "the ratings")
             total += mse * users.numel()
             seen += users.numel()
             bar.set_postfix(mse=f"{total / seen:.4f}",

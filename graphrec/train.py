@@ -208,6 +208,21 @@ class EpochLoop:
         """Metrics of the current weights on ``self.valid``."""
         raise NotImplementedError
 
+    def _step(self, loss: torch.Tensor, reg: list[torch.Tensor], batch_size: int, where: str,
+              check: str) -> float:
+        """Add the L2 penalty ``l2 * 0.5 * sum ||t||² / batch_size`` over ``reg``, refuse a
+        non-finite loss, take one optimiser step, and return the loss."""
+        cfg = self.config
+        if reg and cfg.l2 > 0:
+            loss = loss + cfg.l2 * 0.5 * sum(t.pow(2).sum() for t in reg) / batch_size
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{where}: the loss became {loss.item()}; lower the learning "
+                                     f"rate (now {cfg.lr}) or check {check}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
     def _state(self, epoch: int, best: dict[str, Any], history: list[dict[str, float]],
                train_seconds: float) -> dict[str, Any]:
         return {
@@ -357,18 +372,10 @@ class Trainer(EpochLoop):
             user_emb, item_emb = model.propagate(edge_mask=mask)
             pos_s, neg_s = model.score_pairs(users, pos, neg if cfg.num_negatives > 1 else neg[:, 0],
                                              user_emb, item_emb)
-            loss = self.loss_fn(pos_s, neg_s)
-            reg = model.regularized(users, torch.cat([pos, neg.reshape(-1)]))
-            if reg and cfg.l2 > 0:
-                loss = loss + cfg.l2 * 0.5 * sum(t.pow(2).sum() for t in reg) / users.numel()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"epoch {epoch}, batch {b}: the loss became {loss.item()}; lower the learning "
-                    f"rate (now {cfg.lr}) or check the input data")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += loss.item() * users.numel()
+            loss = self._step(self.loss_fn(pos_s, neg_s),
+                              model.regularized(users, torch.cat([pos, neg.reshape(-1)])),
+                              users.numel(), f"epoch {epoch}, batch {b}", "the input data")
+            total += loss * users.numel()
             seen += users.numel()
             bar.set_postfix(loss=f"{total / seen:.4f}", edges_per_s=f"{seen / (time.perf_counter() - start):.0f}")
             if deadline is not None and time.perf_counter() > deadline:
