@@ -44,7 +44,7 @@ from graphrec.models import (
     SocialGATRecommender,
 )
 from graphrec.models.gat import attention_warmup
-from graphrec.rating_train import RatingTrainConfig, RatingTrainer, RatingTrainResult
+from graphrec.rating_train import RatingTrainConfig, RatingTrainer
 from graphrec.train import TrainConfig, Trainer, TrainResult, atomic_write_bytes, save_checkpoint
 
 DATASETS = ("synthetic", "movielens_small", "filmtrust", "lastfm", "gowalla", "file")
@@ -107,11 +107,6 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
     own_map = (inter if inter is not None else given.train).user_map if own_social is not None else None
     split = _split(cfg, inter, given)
     return PreparedData(split, _social(cfg, split, own_social, own_map))
-
-
-def prepare_split(cfg: DataConfig) -> Split:
-    """The split of :func:`prepare_data` alone."""
-    return prepare_data(cfg).split
 
 
 def _split(cfg: DataConfig, inter: Interactions | None, given: Split | None) -> Split:
@@ -223,7 +218,7 @@ class RunResult:
 
     model: Model
     split: Split
-    fit: TrainResult | RatingTrainResult
+    fit: TrainResult
     test: dict[str, float]
     selected_test: dict[str, float] | None = None
 
@@ -259,7 +254,7 @@ def run(cfg: RunConfig, out_dir: str | Path | None = None) -> RunResult:
         atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
     start = time.perf_counter()
     if rating_cfg is not None:
-        fit: TrainResult | RatingTrainResult = RatingTrainer(model, split.valid, rating_cfg).fit()
+        fit = RatingTrainer(model, split.valid, rating_cfg).fit()
     else:
         fit = Trainer(model, split.valid, cfg.train, on_epoch_start=_epoch_start(cfg.model)).fit()
     test = evaluate_test(model, split, cfg)
