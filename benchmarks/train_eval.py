@@ -44,7 +44,6 @@ from graphrec.data.graph import RecGraph
 from graphrec.data.sampling import NegativeSampler
 from graphrec.evaluate import Evaluator
 from graphrec.models import LightGCN
-from graphrec.scoring import bpr_loss
 from graphrec.train import TrainConfig, Trainer
 
 
@@ -86,29 +85,22 @@ class PygStepper:
 
 
 class GraphrecStepper:
-    """One training batch of graphrec's Trainer (its own epoch loop, one batch at a time)."""
+    """One training batch of graphrec's Trainer (:meth:`Trainer.train_batch`), edges drawn
+    at random as PyG's example draws them."""
 
     def __init__(self, graph: RecGraph, dim: int, layers: int, batch_size: int, seed: int) -> None:
         self.model = LightGCN(graph, dim=dim, num_layers=layers)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-        u, i = graph.edges()
-        self.users, self.items = torch.from_numpy(u), torch.from_numpy(i)
+        self.trainer = Trainer(self.model, None, TrainConfig(lr=1e-3, l2=1e-4, batch_size=batch_size,
+                                                             seed=seed, device="cpu"))
         self.sampler = NegativeSampler(graph, seed=seed)
+        self.num_edges = graph.num_edges
         self.batch_size = batch_size
         self.gen = torch.Generator().manual_seed(seed)
 
     def step(self) -> None:
-        m = self.model
-        eids = torch.randint(self.users.numel(), (self.batch_size,), generator=self.gen)
-        users, pos = self.users[eids], self.items[eids]
-        neg = torch.from_numpy(self.sampler.sample(users.numpy(), 1))[:, 0]
-        user_emb, item_emb = m.propagate()
-        loss = bpr_loss(*m.score_pairs(users, pos, neg, user_emb, item_emb))
-        reg = m.regularized(users, torch.cat([pos, neg]))
-        loss = loss + 1e-4 * 0.5 * sum(t.pow(2).sum() for t in reg) / users.numel()
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        eids = torch.randint(self.num_edges, (self.batch_size,), generator=self.gen)
+        users = self.trainer.edge_users[eids].numpy()
+        self.trainer.train_batch(eids, torch.from_numpy(np.asarray(self.sampler.sample(users, 1))))
 
 
 def pyg_example_eval(model, adj, graph: RecGraph, test, k: int = 20,

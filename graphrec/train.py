@@ -362,19 +362,8 @@ class Trainer(EpochLoop):
         for b in bar:
             eids = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             users = self.edge_users[eids]
-            pos = self.edge_items[eids]
             neg = torch.from_numpy(np.asarray(sampler.sample(users.numpy(), cfg.num_negatives)))
-            users, pos, neg = users.to(self.device), pos.to(self.device), neg.to(self.device)
-            mask = None
-            if cfg.mask_batch_edges:
-                mask = torch.ones(num_edges, dtype=torch.bool, device=self.device)
-                mask[eids.to(self.device)] = False
-            user_emb, item_emb = model.propagate(edge_mask=mask)
-            pos_s, neg_s = model.score_pairs(users, pos, neg if cfg.num_negatives > 1 else neg[:, 0],
-                                             user_emb, item_emb)
-            loss = self._step(self.loss_fn(pos_s, neg_s),
-                              model.regularized(users, torch.cat([pos, neg.reshape(-1)])),
-                              users.numel(), f"epoch {epoch}, batch {b}", "the input data")
+            loss = self.train_batch(eids, neg, f"epoch {epoch}, batch {b}")
             total += loss * users.numel()
             seen += users.numel()
             bar.set_postfix(loss=f"{total / seen:.4f}", edges_per_s=f"{seen / (time.perf_counter() - start):.0f}")
@@ -383,6 +372,29 @@ class Trainer(EpochLoop):
                 break
         bar.close()
         return total / max(seen, 1), timed_out
+
+    def train_batch(self, eids: torch.Tensor, neg: torch.Tensor, where: str = "batch") -> float:
+        """One optimisation step on the training edges ``eids`` with negatives ``neg``
+        (``[len(eids), num_negatives]`` item indices); returns the batch's loss.
+
+        With ``mask_batch_edges`` the batch's own edges are removed from propagation, so a
+        positive cannot be predicted from itself.
+        """
+        cfg = self.config
+        model = self.model
+        users = self.edge_users[eids].to(self.device)
+        pos = self.edge_items[eids].to(self.device)
+        neg = neg.to(self.device)
+        mask = None
+        if cfg.mask_batch_edges:
+            mask = torch.ones(self.edge_users.numel(), dtype=torch.bool, device=self.device)
+            mask[eids.to(self.device)] = False
+        user_emb, item_emb = model.propagate(edge_mask=mask)
+        pos_s, neg_s = model.score_pairs(users, pos, neg if neg.size(1) > 1 else neg[:, 0],
+                                         user_emb, item_emb)
+        return self._step(self.loss_fn(pos_s, neg_s),
+                          model.regularized(users, torch.cat([pos, neg.reshape(-1)])),
+                          users.numel(), where, "the input data")
 
     def _validate(self) -> dict[str, float]:
         return self.evaluator.evaluate(self.model, self.valid)

@@ -135,3 +135,30 @@ def test_learning_rate_decays_per_epoch(split, tmp_path):
     assert seen == pytest.approx([0.01, 0.005, 0.0025])
     with pytest.raises(ValueError, match="lr_decay"):
         TrainConfig(lr_decay=0.0)
+
+
+def test_train_batch_masks_exactly_its_edges_and_returns_the_loss(split):
+    from graphrec.scoring import bpr_loss
+
+    graph = RecGraph(split.train)
+    model = LightGCN(graph, dim=8, num_layers=2)
+    trainer = Trainer(model, None, config(mask_batch_edges=True, l2=1e-3))
+    seen = {}
+    propagate = model.propagate
+
+    def recording(edge_mask=None):
+        seen["mask"] = edge_mask.clone()
+        return propagate(edge_mask=edge_mask)
+
+    model.propagate = recording
+    eids = torch.tensor([0, 5, 7])
+    neg = torch.tensor([[1], [2], [3]])
+    users, pos = trainer.edge_users[eids], trainer.edge_items[eids]
+    with torch.no_grad():
+        u, i = propagate(edge_mask=~torch.isin(torch.arange(graph.num_edges), eids))
+        reg = model.regularized(users, torch.cat([pos, neg[:, 0]]))
+        expected = bpr_loss((u[users] * i[pos]).sum(1), (u[users] * i[neg[:, 0]]).sum(1))
+        expected = expected + 1e-3 * 0.5 * sum(t.pow(2).sum() for t in reg) / 3
+    loss = trainer.train_batch(eids, neg)
+    assert torch.equal(torch.nonzero(~seen["mask"]).flatten(), eids)
+    assert loss == pytest.approx(expected.item(), rel=1e-5)
