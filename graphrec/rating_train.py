@@ -15,7 +15,7 @@ from graphrec.data.interactions import Interactions
 from graphrec.evaluate import evaluate_ratings
 from graphrec.models.rating import RatingModel
 from graphrec.scoring import mse_loss
-from graphrec.train import EpochLoop, TrainResult, resolve_device
+from graphrec.train import EpochLoop, TrainResult, adam, resolve_device
 
 
 @dataclass
@@ -116,8 +116,7 @@ class RatingTrainer(EpochLoop):
         users, items = model.graph.edges()
         self.edge_users = torch.from_numpy(users).to(self.device)
         self.edge_items = torch.from_numpy(items).to(self.device)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=self.config.lr,
-                                          weight_decay=self.config.weight_decay)
+        self.optimizer = adam(model.parameters(), self.config.lr, self.config.weight_decay, self.device)
         self.run_dir = Path(self.config.run_dir) if self.config.run_dir else None
         if self.run_dir:
             self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -102,6 +102,18 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def adam(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float,
+         device: torch.device) -> torch.optim.Adam:
+    """Adam, fused into one kernel per step on the CPU and CUDA.
+
+    The default multi-tensor Adam makes about ten passes over every embedding table per
+    step; on a Gowalla-sized model that is a tenth of a LightGCN batch on the CPU, and
+    the fused kernel (the same update, one pass) takes a fraction of it.
+    """
+    fused = True if device.type in ("cpu", "cuda") else None
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
 
 
 @dataclass
@@ -339,8 +351,7 @@ class Trainer(EpochLoop):
         self.edge_users = torch.from_numpy(users)
         self.edge_items = torch.from_numpy(items)
         self.evaluator = Evaluator(exclude=[model.graph.ui, *(exclude_valid or [])], ks=self.config.ks)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=self.config.lr,
-                                          weight_decay=self.config.weight_decay)
+        self.optimizer = adam(model.parameters(), self.config.lr, self.config.weight_decay, self.device)
         self.loss_fn = LOSSES[self.config.loss]
         self.run_dir = Path(self.config.run_dir) if self.config.run_dir else None
         if self.run_dir:
@@ -389,9 +400,8 @@ class Trainer(EpochLoop):
         if cfg.mask_batch_edges:
             mask = torch.ones(self.edge_users.numel(), dtype=torch.bool, device=self.device)
             mask[eids.to(self.device)] = False
-        user_emb, item_emb = model.propagate(edge_mask=mask)
         pos_s, neg_s = model.score_pairs(users, pos, neg if neg.size(1) > 1 else neg[:, 0],
-                                         user_emb, item_emb)
+                                         edge_mask=mask)
         return self._step(self.loss_fn(pos_s, neg_s),
                           model.regularized(users, torch.cat([pos, neg.reshape(-1)])),
                           users.numel(), where, "the input data")

@@ -144,18 +144,18 @@ def test_train_batch_masks_exactly_its_edges_and_returns_the_loss(split):
     model = LightGCN(graph, dim=8, num_layers=2)
     trainer = Trainer(model, None, config(mask_batch_edges=True, l2=1e-3))
     seen = {}
-    propagate = model.propagate
+    propagate_rows = model.propagate_rows
 
-    def recording(edge_mask=None):
+    def recording(users, items, edge_mask=None):
         seen["mask"] = edge_mask.clone()
-        return propagate(edge_mask=edge_mask)
+        return propagate_rows(users, items, edge_mask)
 
-    model.propagate = recording
+    model.propagate_rows = recording
     eids = torch.tensor([0, 5, 7])
     neg = torch.tensor([[1], [2], [3]])
     users, pos = trainer.edge_users[eids], trainer.edge_items[eids]
     with torch.no_grad():
-        u, i = propagate(edge_mask=~torch.isin(torch.arange(graph.num_edges), eids))
+        u, i = model.propagate(edge_mask=~torch.isin(torch.arange(graph.num_edges), eids))
         reg = model.regularized(users, torch.cat([pos, neg[:, 0]]))
         expected = bpr_loss((u[users] * i[pos]).sum(1), (u[users] * i[neg[:, 0]]).sum(1))
         expected = expected + 1e-3 * 0.5 * sum(t.pow(2).sum() for t in reg) / 3

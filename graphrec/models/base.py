@@ -76,17 +76,28 @@ class Recommender(nn.Module):
                                v.reshape(b * n, -1)).view(b, n)
         return self.scorer(u, v)
 
-    def score_pairs(self, users: Tensor, pos: Tensor, neg: Tensor, user_emb: Tensor,
-                    item_emb: Tensor) -> tuple[Tensor, Tensor]:
+    def propagate_rows(self, users: Tensor, items: Tensor,
+                       edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Propagated embeddings of just ``users`` and ``items`` (rows in their order).
+
+        Equal to indexing :meth:`propagate`'s output; models that can skip the rows
+        nobody asked for (LightGCN computes its last layer for these rows only) override
+        it to make training steps cheaper.
+        """
+        user_emb, item_emb = self.propagate(edge_mask=edge_mask)
+        return user_emb[users], item_emb[items]
+
+    def score_pairs(self, users: Tensor, pos: Tensor, neg: Tensor,
+                    edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Scores of a training batch: ``(users, pos)`` ``[B]`` and ``(users, neg)``.
 
-        The same as two :meth:`score` calls, with one gather per side: the backward pass
-        then scatters into one zero-filled table per side instead of two.
+        The same as two :meth:`score` calls on :meth:`propagate`'s output, but the
+        embeddings come from :meth:`propagate_rows` with one gather per side.
         ``neg`` is ``[B]`` or ``[B, N]``; the negative scores have its shape.
+        ``edge_mask`` is passed on to propagation.
         """
         b = users.numel()
-        u = user_emb[users]
-        v = item_emb[torch.cat([pos, neg.reshape(-1)])]
+        u, v = self.propagate_rows(users, torch.cat([pos, neg.reshape(-1)]), edge_mask)
         pos_s = self.scorer(u, v[:b])
         n = neg.numel() // max(b, 1)
         u_neg = u if neg.dim() == 1 else u.unsqueeze(1).expand(b, n, -1).reshape(b * n, -1)

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from graphrec.data.adjacency import Adjacency
 from graphrec.data.graph import RecGraph
 from graphrec.models.base import Recommender
-from graphrec.models.propagation import layer_mean_propagation, normalized_adjacency
+from graphrec.models.propagation import bipartite_rows, layer_mean_propagation, normalized_adjacency
 from graphrec.nn import edge_softmax, sddmm, spmm
 from graphrec.scoring import Scorer
 
@@ -135,13 +135,26 @@ class GATRecommender(Recommender):
             return False
         return not bool(self.beta.detach().any())
 
+    def _lightgcn_adjacency(self, edge_mask: Tensor | None) -> Tensor:
+        tg = self.torch_graph()
+        if edge_mask is None:
+            return tg.norm_adj
+        return normalized_adjacency(tg.edge_index, self.num_users, self.num_items,
+                                    edge_mask.to(self.device))
+
+    def propagate_rows(self, users: Tensor, items: Tensor,
+                       edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if not self.is_lightgcn():
+            return super().propagate_rows(users, items, edge_mask)
+        x = torch.cat([self.user_emb.weight, self.item_emb.weight])
+        return bipartite_rows(self._lightgcn_adjacency(edge_mask), x, self.num_layers,
+                              self.num_users, users, items)
+
     def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         xu, xi = self.user_emb.weight, self.item_emb.weight
         if self.is_lightgcn():
-            tg = self.torch_graph()
-            adj = tg.norm_adj if edge_mask is None else normalized_adjacency(
-                tg.edge_index, self.num_users, self.num_items, edge_mask.to(xu.device))
-            out = layer_mean_propagation(adj, torch.cat([xu, xi]), self.num_layers)
+            out = layer_mean_propagation(self._lightgcn_adjacency(edge_mask), torch.cat([xu, xi]),
+                                         self.num_layers)
             user, item = out.split([self.num_users, self.num_items])
             return user, item
         (to_user, prior_u, scale_u, mask_u), (to_item, prior_i, scale_i, mask_i) = \

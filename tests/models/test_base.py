@@ -12,6 +12,6 @@ def test_score_pairs_equals_two_score_calls():
     pos = torch.tensor([1, 2, 3])
     user_emb, item_emb = model.propagate()
     for neg in (torch.tensor([4, 5, 6]), torch.tensor([[4, 7], [5, 8], [6, 9]])):
-        pos_s, neg_s = model.score_pairs(users, pos, neg, user_emb, item_emb)
+        pos_s, neg_s = model.score_pairs(users, pos, neg)
         torch.testing.assert_close(pos_s, model.score(users, pos, user_emb, item_emb))
         torch.testing.assert_close(neg_s, model.score(users, neg, user_emb, item_emb))

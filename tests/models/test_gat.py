@@ -40,19 +40,24 @@ def test_frozen_zero_beta_takes_the_lightgcn_path_with_the_same_values_and_gradi
     mask = torch.from_numpy(np.random.default_rng(1).random(g.num_edges) > 0.3)
     users, items = torch.tensor([0, 2, 5]), torch.tensor([1, 3, 4])
 
-    def run():
+    def run(rows=False):
         gat.zero_grad()
-        u, i = gat.propagate(mask)
-        (u[users] * i[items]).sum().backward()
+        if rows:
+            u, i = gat.propagate_rows(users, items, mask)
+        else:
+            u, i = gat.propagate(mask)
+            u, i = u[users], i[items]
+        (u * i).sum().backward()
         return u.detach(), i.detach(), gat.user_emb.weight.grad.clone(), gat.item_emb.weight.grad.clone()
 
     assert not gat.is_lightgcn()
-    attention = run()
+    attention, attention_rows = run(), run(rows=True)
     gat.beta.requires_grad_(False)
     assert gat.is_lightgcn()
-    fast = run()
-    for a, b in zip(attention, fast):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    fast, fast_rows = run(), run(rows=True)
+    for a, b, c, d in zip(attention, attention_rows, fast, fast_rows):
+        for other in (b, c, d):
+            torch.testing.assert_close(other, a, rtol=1e-5, atol=1e-6)
     with torch.no_grad():
         gat.beta.fill_(2.0)
     assert not gat.is_lightgcn()  # a frozen non-zero β still attends

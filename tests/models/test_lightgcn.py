@@ -86,6 +86,32 @@ def test_edge_mask_equals_graph_without_those_edges():
     torch.testing.assert_close(full, torch.cat(model.propagate()))
 
 
+@pytest.mark.parametrize("layers", [0, 1, 3])
+@pytest.mark.parametrize("masked", [False, True])
+def test_propagate_rows_equals_full_propagation_values_and_gradients(layers, masked):
+    graph = random_graph(3)
+    model = LightGCN(graph, dim=4, num_layers=layers)
+    rng = np.random.default_rng(layers)
+    mask = torch.from_numpy(rng.random(graph.num_edges) > 0.3) if masked else None
+    # repeats, an isolated user (31) and isolated items (20..22) included
+    users = torch.tensor([0, 5, 5, 31, 7])
+    items = torch.tensor([3, 21, 3, 0, 19, 22, 8])
+    gu, gi = torch.randn(users.numel(), 4), torch.randn(items.numel(), 4)
+
+    def run(rows):
+        model.zero_grad()
+        if rows:
+            u, i = model.propagate_rows(users, items, mask)
+        else:
+            full_u, full_i = model.propagate(edge_mask=mask)
+            u, i = full_u[users], full_i[items]
+        ((u * gu).sum() + (i * gi).sum()).backward()
+        return u.detach(), i.detach(), model.user_emb.weight.grad.clone(), model.item_emb.weight.grad.clone()
+
+    for got, want in zip(run(True), run(False)):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_mf_embeddings_are_the_tables_and_recommend_excludes_seen():
     graph = random_graph(3)
     model = MF(graph, dim=4)
