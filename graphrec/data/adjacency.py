@@ -170,6 +170,8 @@ class Adjacency:
         positions = torch.repeat_interleave(start - rowptr[:-1], counts) + torch.arange(kept, device=self.device)
         sub = Adjacency(rowptr, self.col[positions], self.edge_id[positions], self.num_src, dst.numel(),
                         None if self.weight is None else self.weight[positions])
+        if self._cache.get("duplicates") is False and bool((dst[1:] > dst[:-1]).all()):
+            sub._cache["duplicates"] = False  # distinct rows of a simple graph stay simple
         return sub, positions
 
     def compact_sources(self) -> tuple[Adjacency, Tensor]:

@@ -144,11 +144,37 @@ class GATRecommender(Recommender):
 
     def propagate_rows(self, users: Tensor, items: Tensor,
                        edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if not self.is_lightgcn():
-            return super().propagate_rows(users, items, edge_mask)
-        x = torch.cat([self.user_emb.weight, self.item_emb.weight])
-        return bipartite_rows(self._lightgcn_adjacency(edge_mask), x, self.num_layers,
-                              self.num_users, users, items)
+        """:meth:`propagate`'s rows ``users`` and ``items``, with the last layer computed
+        for those destinations only (each node's softmax runs over its own incoming
+        edges, so restricting destinations is exact)."""
+        if self.is_lightgcn():
+            x = torch.cat([self.user_emb.weight, self.item_emb.weight])
+            return bipartite_rows(self._lightgcn_adjacency(edge_mask), x, self.num_layers,
+                                  self.num_users, users, items)
+        (to_user, prior_u, scale_u, mask_u), (to_item, prior_i, scale_i, mask_i) = \
+            self._constants(edge_mask)
+        xu, xi = self.user_emb.weight, self.item_emb.weight
+        out_u, out_i = xu, xi
+        for layer in range(self.num_layers - 1):
+            new_u = self._direction(to_user, xu, xi, self.beta[layer, 0], prior_u, scale_u, mask_u)
+            new_i = self._direction(to_item, xi, xu, self.beta[layer, 1], prior_i, scale_i, mask_i)
+            xu, xi = new_u, new_i
+            out_u, out_i = out_u + xu, out_i + xi
+        last = self.num_layers - 1
+
+        def rows_of(nodes: Tensor, side: int, acc: Tensor, adj: Adjacency, x_dst: Tensor,
+                    x_src: Tensor, prior: Tensor, scale: Tensor, mask: Tensor | None) -> Tensor:
+            nodes, inverse = torch.unique(nodes, return_inverse=True)
+            picked = acc[nodes]
+            if self.num_layers:
+                sub, kept = adj.select_destinations(nodes)
+                picked = picked + self._direction(sub, x_dst[nodes], x_src, self.beta[last, side],
+                                                  prior[kept], scale[nodes],
+                                                  None if mask is None else mask[kept])
+            return (picked / (self.num_layers + 1))[inverse]
+
+        return (rows_of(users, 0, out_u, to_user, xu, xi, prior_u, scale_u, mask_u),
+                rows_of(items, 1, out_i, to_item, xi, xu, prior_i, scale_i, mask_i))
 
     def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         xu, xi = self.user_emb.weight, self.item_emb.weight

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from graphrec.data import Interactions, RecGraph
@@ -155,3 +156,32 @@ def test_attention_warmup_trains_lightgcn_first_and_resumes_exactly(tmp_path):
     resumed = trained(4, run_dir=str(tmp_path), resume=True)
     for name, value in full.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[name], value, rtol=0, atol=0, msg=name)
+
+
+@pytest.mark.parametrize("layers,heads,masked", [(3, 2, True), (2, 1, False), (1, 2, True), (0, 1, False)])
+def test_propagate_rows_with_attention_equals_full_propagation(layers, heads, masked):
+    g = graph(4)
+    gat = GATRecommender(g, dim=8, num_layers=layers, heads=heads)
+    with torch.no_grad():
+        gat.beta.normal_(0, 2)
+    rng = np.random.default_rng(layers)
+    mask = torch.from_numpy(rng.random(g.num_edges) > 0.3) if masked else None
+    users = torch.tensor([0, 4, 4, 25, 9])  # a repeat and the isolated user
+    items = torch.tensor([2, 18, 2, 7, 19, 11])  # isolated items too
+    gu, gi = torch.randn(users.numel(), 8), torch.randn(items.numel(), 8)
+
+    def run(rows):
+        gat.zero_grad()
+        if rows:
+            u, i = gat.propagate_rows(users, items, mask)
+        else:
+            full_u, full_i = gat.propagate(mask)
+            u, i = full_u[users], full_i[items]
+        ((u * gu).sum() + (i * gi).sum()).backward()
+        beta_grad = gat.beta.grad.clone() if layers else torch.zeros(0)
+        return (u.detach(), i.detach(), gat.user_emb.weight.grad.clone(),
+                gat.item_emb.weight.grad.clone(), beta_grad)
+
+    assert not gat.is_lightgcn() or layers == 0
+    for got, want in zip(run(True), run(False)):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
