@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from graphrec.data.csr import csr_tensor
+from graphrec.data.csr import csr_tensor, row_positions
 
 
 class SourceMajor(NamedTuple):
@@ -162,12 +162,7 @@ class Adjacency:
         The cost is proportional to the kept edges, not to the graph.
         """
         dst = dst.to(self.device, torch.long)
-        start = self.rowptr[dst]
-        counts = self.rowptr[dst + 1] - start
-        rowptr = torch.zeros(dst.numel() + 1, dtype=torch.long, device=self.device)
-        rowptr[1:] = torch.cumsum(counts, 0)
-        kept = int(rowptr[-1])
-        positions = torch.repeat_interleave(start - rowptr[:-1], counts) + torch.arange(kept, device=self.device)
+        rowptr, positions = row_positions(self.rowptr, dst)
         sub = Adjacency(rowptr, self.col[positions], self.edge_id[positions], self.num_src, dst.numel(),
                         None if self.weight is None else self.weight[positions])
         if self._cache.get("duplicates") is False and bool((dst[1:] > dst[:-1]).all()):

@@ -39,3 +39,20 @@ def csr_matmul(a: Tensor, x: Tensor) -> Tensor:
         return a @ x
     out = torch.empty(a.shape[0], x.shape[1], dtype=x.dtype, device=x.device)
     return torch.addmm(out, a, x, beta=0, out=out)
+
+
+def row_positions(rowptr: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+    """Where the entries of ``rows`` of a CSR matrix sit: ``(new_rowptr, positions)``.
+
+    ``new_rowptr`` is the row pointer of the sub-matrix made of those rows (in the given
+    order) and ``positions`` the stored positions of its entries in the full matrix, so
+    that ``col[positions]`` and ``values[positions]`` complete it. The cost is
+    proportional to the entries kept, not to the matrix.
+    """
+    start = rowptr[rows].long()
+    counts = rowptr[rows + 1].long() - start
+    new_rowptr = torch.zeros(rows.numel() + 1, dtype=torch.long, device=rows.device)
+    torch.cumsum(counts, 0, out=new_rowptr[1:])
+    # entry k of the sub-matrix sits at start[r] + (k - new_rowptr[r]) for its row r
+    shift = torch.repeat_interleave(start - new_rowptr[:-1], counts)
+    return new_rowptr, torch.arange(shift.numel(), device=rows.device) + shift

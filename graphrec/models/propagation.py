@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from graphrec.data.csr import csr_matmul, csr_tensor
+from graphrec.data.csr import csr_matmul, csr_tensor, row_positions
 
 
 class PolynomialPropagation(torch.autograd.Function):
@@ -115,15 +115,9 @@ def bipartite_rows(adj: Tensor, x: Tensor, num_layers: int, num_users: int, user
 
 def _row_block(adj: Tensor, rows: Tensor) -> Tensor:
     """The rows ``rows`` of a CSR matrix, as a ``len(rows) × n`` CSR matrix."""
-    crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
-    start = crow[rows].long()
-    counts = crow[rows + 1].long() - start
-    new_crow = torch.zeros(rows.numel() + 1, dtype=torch.long, device=rows.device)
-    torch.cumsum(counts, 0, out=new_crow[1:])
-    # entry k of the block sits at start[r] + (k - new_crow[r]) for its row r
-    shift = torch.repeat_interleave(start - new_crow[:-1], counts)
-    take = torch.arange(shift.numel(), device=rows.device) + shift
-    return csr_tensor(new_crow, col[take], val[take], (rows.numel(), adj.size(1)))
+    rowptr, positions = row_positions(adj.crow_indices(), rows)
+    return csr_tensor(rowptr, adj.col_indices()[positions], adj.values()[positions],
+                      (rows.numel(), adj.size(1)))
 
 
 def _transpose(crow: Tensor, col: Tensor, val: Tensor, shape: tuple[int, int]) -> Tensor:
