@@ -25,6 +25,13 @@ JSON line to a file. Examples::
         --attention-warmup 20
     python benchmarks/gowalla.py --model pyg-lightgcn --minutes 10 30
     python benchmarks/gowalla.py --model mf --epochs 1000 --patience 20 --refit
+
+``--save`` keeps the chosen weights and ``--init`` starts from saved ones, so the GAT
+recommender can learn its attention from a trained LightGCN (β starts at 0, where the
+two models are equal)::
+
+    python benchmarks/gowalla.py --model lightgcn --minutes 60 --save lightgcn.pt
+    python benchmarks/gowalla.py --model gat --minutes 30 --init lightgcn.pt
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ from graphrec.evaluate import Evaluator
 from graphrec.models import MF, LightGCN, Recommender
 from graphrec.models.gat import GATRecommender
 from graphrec.scoring import CosineScorer
-from graphrec.train import TrainConfig, Trainer
+from graphrec.train import TrainConfig, Trainer, save_checkpoint
 
 METRICS = ("recall", "ndcg")
 
@@ -77,6 +84,13 @@ def run_graphrec(split: Split, args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     graph = RecGraph(split.train)
     model = build(args.model, graph, args)
+    if args.init:
+        # e.g. a LightGCN run's weights for the GAT recommender, whose β then starts at 0
+        missing, unexpected = model.load_state_dict(
+            torch.load(args.init, map_location="cpu", weights_only=True), strict=False)
+        if unexpected:
+            raise SystemExit(f"{args.init}: weights {unexpected} do not belong to a {args.model} model")
+        print(json.dumps({"init": str(args.init), "left_at_initialisation": missing}), flush=True)
     marks = sorted(args.minutes) if args.minutes else []
     snapshots: dict[float, dict] = {m: {"value": -math.inf} for m in marks}
     curve: list[dict] = []
@@ -116,6 +130,7 @@ def run_graphrec(split: Split, args: argparse.Namespace) -> dict:
             model.load_state_dict(snap["state"])
             result["marks"][str(m)] = {"epoch": snap["epoch"], "valid_recall@20": snap["value"],
                                        **_test(evaluator, model, split)}
+        # the model now holds the last mark's choice
     else:
         result["test"] = _test(evaluator, model, split)  # best weights were restored by fit()
         if args.refit and fit.best_epoch > 0:
@@ -126,6 +141,8 @@ def run_graphrec(split: Split, args: argparse.Namespace) -> dict:
             Trainer(refit_model, None, refit_cfg).fit()
             refit_eval = Evaluator(exclude=[full.ui], ks=(20,), metrics=METRICS)
             result["refit_test"] = _test(refit_eval, refit_model, split)
+    if args.save:
+        save_checkpoint(model.state_dict(), args.save)
     return result
 
 
@@ -227,16 +244,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--progress", action="store_true", help="show tqdm bars")
+    p.add_argument("--init", type=Path, default=None,
+                   help="start from these weights (a state dict saved with --save; a LightGCN "
+                        "run's fits the GAT recommender, whose β then starts at 0)")
+    p.add_argument("--save", type=Path, default=None,
+                   help="save the chosen weights (best on validation; the last mark's) here")
     p.add_argument("--log", type=Path, default=None, help="append the JSON line to this file")
     args = p.parse_args(argv)
     if args.model == "pyg-lightgcn" and not args.minutes:
         p.error("--model pyg-lightgcn needs --minutes")
+    if args.model == "pyg-lightgcn" and (args.init or args.save):
+        p.error("--init and --save are for graphrec's models")
     torch.set_num_threads(args.threads)
     ds = datasets.gowalla(root=args.root)
     split = holdout_valid(ds.split, ratio=args.valid_ratio, seed=args.seed)
     start = time.perf_counter()
     result = run_pyg(split, args) if args.model == "pyg-lightgcn" else run_graphrec(split, args)
-    settings = {k: v for k, v in vars(args).items() if k not in ("root", "log", "progress")}
+    settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                if k not in ("root", "log", "progress")}
     line = {"benchmark": "gowalla", **settings, "wall_minutes": (time.perf_counter() - start) / 60,
             **{k: v for k, v in result.items() if k != "curve"}, "curve": result["curve"]}
     print(f"\n{args.model}: {result['epochs_run']} epochs, {result['train_minutes']:.1f} training "
