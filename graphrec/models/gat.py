@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from graphrec.data.adjacency import Adjacency
 from graphrec.data.graph import RecGraph
 from graphrec.models.base import Recommender
-from graphrec.models.propagation import bipartite_rows, layer_mean_propagation, normalized_adjacency
+from graphrec.models.propagation import bipartite_rows, layer_mean_propagation, lightgcn_adjacency
 from graphrec.nn import edge_softmax, sddmm, spmm
 from graphrec.scoring import Scorer
 
@@ -135,12 +135,19 @@ class GATRecommender(Recommender):
             return False
         return not bool(self.beta.detach().any())
 
-    def _lightgcn_adjacency(self, edge_mask: Tensor | None) -> Tensor:
-        tg = self.torch_graph()
-        if edge_mask is None:
-            return tg.norm_adj
-        return normalized_adjacency(tg.edge_index, self.num_users, self.num_items,
-                                    edge_mask.to(self.device))
+    def _layers(self, constants: list[tuple[Adjacency, Tensor, Tensor, Tensor | None]],
+                count: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The first ``count`` attention layers: the last layer's user and item outputs and
+        the running sums of all layers so far (inputs included)."""
+        (to_user, prior_u, scale_u, mask_u), (to_item, prior_i, scale_i, mask_i) = constants
+        xu, xi = self.user_emb.weight, self.item_emb.weight
+        out_u, out_i = xu, xi
+        for layer in range(count):
+            new_u = self._direction(to_user, xu, xi, self.beta[layer, 0], prior_u, scale_u, mask_u)
+            new_i = self._direction(to_item, xi, xu, self.beta[layer, 1], prior_i, scale_i, mask_i)
+            xu, xi = new_u, new_i
+            out_u, out_i = out_u + xu, out_i + xi
+        return xu, xi, out_u, out_i
 
     def propagate_rows(self, users: Tensor, items: Tensor,
                        edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -149,17 +156,11 @@ class GATRecommender(Recommender):
         edges, so restricting destinations is exact)."""
         if self.is_lightgcn():
             x = torch.cat([self.user_emb.weight, self.item_emb.weight])
-            return bipartite_rows(self._lightgcn_adjacency(edge_mask), x, self.num_layers,
-                                  self.num_users, users, items)
-        (to_user, prior_u, scale_u, mask_u), (to_item, prior_i, scale_i, mask_i) = \
-            self._constants(edge_mask)
-        xu, xi = self.user_emb.weight, self.item_emb.weight
-        out_u, out_i = xu, xi
-        for layer in range(self.num_layers - 1):
-            new_u = self._direction(to_user, xu, xi, self.beta[layer, 0], prior_u, scale_u, mask_u)
-            new_i = self._direction(to_item, xi, xu, self.beta[layer, 1], prior_i, scale_i, mask_i)
-            xu, xi = new_u, new_i
-            out_u, out_i = out_u + xu, out_i + xi
+            adj = lightgcn_adjacency(self.torch_graph(), edge_mask)
+            return bipartite_rows(adj, x, self.num_layers, self.num_users, users, items)
+        constants = self._constants(edge_mask)
+        (to_user, prior_u, scale_u, mask_u), (to_item, prior_i, scale_i, mask_i) = constants
+        xu, xi, out_u, out_i = self._layers(constants, max(self.num_layers - 1, 0))
         last = self.num_layers - 1
 
         def rows_of(nodes: Tensor, side: int, acc: Tensor, adj: Adjacency, x_dst: Tensor,
@@ -179,18 +180,11 @@ class GATRecommender(Recommender):
     def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         xu, xi = self.user_emb.weight, self.item_emb.weight
         if self.is_lightgcn():
-            out = layer_mean_propagation(self._lightgcn_adjacency(edge_mask), torch.cat([xu, xi]),
-                                         self.num_layers)
+            adj = lightgcn_adjacency(self.torch_graph(), edge_mask)
+            out = layer_mean_propagation(adj, torch.cat([xu, xi]), self.num_layers)
             user, item = out.split([self.num_users, self.num_items])
             return user, item
-        (to_user, prior_u, scale_u, mask_u), (to_item, prior_i, scale_i, mask_i) = \
-            self._constants(edge_mask)
-        out_u, out_i = xu, xi
-        for layer in range(self.num_layers):
-            new_u = self._direction(to_user, xu, xi, self.beta[layer, 0], prior_u, scale_u, mask_u)
-            new_i = self._direction(to_item, xi, xu, self.beta[layer, 1], prior_i, scale_i, mask_i)
-            xu, xi = new_u, new_i
-            out_u, out_i = out_u + xu, out_i + xi
+        _, _, out_u, out_i = self._layers(self._constants(edge_mask), self.num_layers)
         scale = 1.0 / (self.num_layers + 1)
         return out_u * scale, out_i * scale
 

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from graphrec.data.graph import RecGraph
 from graphrec.models.base import Recommender
-from graphrec.models.propagation import bipartite_rows, layer_mean_propagation, normalized_adjacency
+from graphrec.models.propagation import bipartite_rows, layer_mean_propagation, lightgcn_adjacency
 from graphrec.scoring import Scorer
 
 
@@ -42,15 +42,10 @@ class LightGCN(Recommender):
         nn.init.normal_(self.user_emb.weight, std=self.init_std)
         nn.init.normal_(self.item_emb.weight, std=self.init_std)
 
-    def _adjacency(self, edge_mask: Tensor | None) -> Tensor:
-        tg = self.torch_graph()
-        if edge_mask is None:
-            return tg.norm_adj
-        return normalized_adjacency(tg.edge_index, self.num_users, self.num_items, edge_mask)
-
     def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x = torch.cat([self.user_emb.weight, self.item_emb.weight])
-        out = layer_mean_propagation(self._adjacency(edge_mask), x, self.num_layers)
+        adj = lightgcn_adjacency(self.torch_graph(), edge_mask)
+        out = layer_mean_propagation(adj, x, self.num_layers)
         # split (not two slices): its backward is one concatenation instead of two
         # zero-filled full-size gradients that are then added.
         user, item = out.split([self.num_users, self.num_items])
@@ -59,8 +54,8 @@ class LightGCN(Recommender):
     def propagate_rows(self, users: Tensor, items: Tensor,
                        edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x = torch.cat([self.user_emb.weight, self.item_emb.weight])
-        return bipartite_rows(self._adjacency(edge_mask), x, self.num_layers, self.num_users,
-                              users, items)
+        adj = lightgcn_adjacency(self.torch_graph(), edge_mask)
+        return bipartite_rows(adj, x, self.num_layers, self.num_users, users, items)
 
     def regularized(self, users: Tensor, items: Tensor) -> list[Tensor]:
         return [self.user_emb(users), self.item_emb(items)]

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from graphrec.data.csr import csr_matmul, csr_tensor, row_positions
+from graphrec.data.graph import TorchGraph
 
 
 class PolynomialPropagation(torch.autograd.Function):
@@ -129,6 +130,15 @@ def _transpose(crow: Tensor, col: Tensor, val: Tensor, shape: tuple[int, int]) -
     torch.cumsum(torch.bincount(col, minlength=cols), 0, out=new_crow[1:])
     row = torch.repeat_interleave(torch.arange(rows, device=col.device), crow.long().diff())
     return csr_tensor(new_crow, row[order], val[order], (cols, rows))
+
+
+def lightgcn_adjacency(graph: TorchGraph, edge_mask: Tensor | None = None) -> Tensor:
+    """LightGCN's normalised adjacency of ``graph``: the cached one, or rebuilt without
+    the edges that ``edge_mask`` (bool per interaction edge) removes."""
+    if edge_mask is None:
+        return graph.norm_adj
+    return normalized_adjacency(graph.edge_index, graph.num_users, graph.num_items,
+                                edge_mask.to(graph.device))
 
 
 def normalized_adjacency(
