@@ -35,21 +35,14 @@ def test_mask_matches_lightgcn_mask():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_frozen_zero_beta_takes_the_lightgcn_path_with_the_same_values_and_gradients():
+def test_frozen_zero_beta_takes_the_lightgcn_path_with_the_same_values_and_gradients(rows_pass):
     g = graph(1)
     gat, _ = copied_pair(g)
     mask = torch.from_numpy(np.random.default_rng(1).random(g.num_edges) > 0.3)
     users, items = torch.tensor([0, 2, 5]), torch.tensor([1, 3, 4])
 
     def run(rows=False):
-        gat.zero_grad()
-        if rows:
-            u, i = gat.propagate_rows(users, items, mask)
-        else:
-            u, i = gat.propagate(mask)
-            u, i = u[users], i[items]
-        (u * i).sum().backward()
-        return u.detach(), i.detach(), gat.user_emb.weight.grad.clone(), gat.item_emb.weight.grad.clone()
+        return rows_pass(gat, users, items, mask, rows, lambda u, i: (u * i).sum())
 
     assert not gat.is_lightgcn()
     attention, attention_rows = run(), run(rows=True)
@@ -159,7 +152,7 @@ def test_attention_warmup_trains_lightgcn_first_and_resumes_exactly(tmp_path):
 
 
 @pytest.mark.parametrize("layers,heads,masked", [(3, 2, True), (2, 1, False), (1, 2, True), (0, 1, False)])
-def test_propagate_rows_with_attention_equals_full_propagation(layers, heads, masked):
+def test_propagate_rows_with_attention_equals_full_propagation(layers, heads, masked, rows_pass):
     g = graph(4)
     gat = GATRecommender(g, dim=8, num_layers=layers, heads=heads)
     with torch.no_grad():
@@ -171,16 +164,7 @@ def test_propagate_rows_with_attention_equals_full_propagation(layers, heads, ma
     gu, gi = torch.randn(users.numel(), 8), torch.randn(items.numel(), 8)
 
     def run(rows):
-        gat.zero_grad()
-        if rows:
-            u, i = gat.propagate_rows(users, items, mask)
-        else:
-            full_u, full_i = gat.propagate(mask)
-            u, i = full_u[users], full_i[items]
-        ((u * gu).sum() + (i * gi).sum()).backward()
-        beta_grad = gat.beta.grad.clone() if layers else torch.zeros(0)
-        return (u.detach(), i.detach(), gat.user_emb.weight.grad.clone(),
-                gat.item_emb.weight.grad.clone(), beta_grad)
+        return rows_pass(gat, users, items, mask, rows, lambda u, i: (u * gu).sum() + (i * gi).sum())
 
     assert not gat.is_lightgcn() or layers == 0
     for got, want in zip(run(True), run(False)):
