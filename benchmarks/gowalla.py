@@ -75,6 +75,7 @@ def train_config(args: argparse.Namespace, minutes: float | None) -> TrainConfig
     return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        lr_decay=args.lr_decay, l2=args.l2,
                        loss=args.loss, num_negatives=args.negatives,
+                       shared_negatives=args.shared_negatives,
                        mask_batch_edges=args.mask_batch_edges, eval_every=args.eval_every,
                        patience=args.patience, max_minutes=minutes, seed=args.seed,
                        progress=args.progress, device=args.device, ks=(20,))
@@ -117,6 +118,11 @@ def run_graphrec(split: Split, args: argparse.Namespace) -> dict:
                                 "state": {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}}
 
     cfg = train_config(args, marks[-1] if marks else None)
+    if args.refit_epochs:
+        refit_model, result = _refit(model if args.init else None, split, args.refit_epochs, cfg, args)
+        if args.save:
+            save_checkpoint(refit_model.state_dict(), args.save)
+        return result
     fit = Trainer(model, split.valid, cfg, on_epoch_end=on_epoch_end).fit()
     evaluator = Evaluator(exclude=[split.train, split.valid], ks=(20,), metrics=METRICS)
     result: dict = {"epochs_run": len(fit.history), "train_minutes": fit.train_seconds / 60,
@@ -134,16 +140,27 @@ def run_graphrec(split: Split, args: argparse.Namespace) -> dict:
     else:
         result["test"] = _test(evaluator, model, split)  # best weights were restored by fit()
         if args.refit and fit.best_epoch > 0:
-            torch.manual_seed(args.seed)
-            full = RecGraph(split.train.concat(split.valid))
-            refit_model = build(args.model, full, args)
-            refit_cfg = replace(cfg, epochs=fit.best_epoch, patience=0)
-            Trainer(refit_model, None, refit_cfg).fit()
-            refit_eval = Evaluator(exclude=[full.ui], ks=(20,), metrics=METRICS)
-            result["refit_test"] = _test(refit_eval, refit_model, split)
+            result["refit_test"] = _refit(None, split, fit.best_epoch, cfg, args)[1]["refit_test"]
     if args.save:
         save_checkpoint(model.state_dict(), args.save)
     return result
+
+
+def _refit(model: Recommender | None, split: Split, epochs: int, cfg: TrainConfig,
+           args: argparse.Namespace) -> tuple[Recommender, dict]:
+    """Train on training + validation for ``epochs`` epochs and test that model, as the
+    papers do (they train on the whole training file). ``model`` carries ``--init``
+    weights when given; its graph is replaced by the full one."""
+    torch.manual_seed(args.seed)
+    full = RecGraph(split.train.concat(split.valid))
+    refit_model = build(args.model, full, args)
+    if model is not None:
+        refit_model.load_state_dict(model.state_dict())
+    fit = Trainer(refit_model, None, replace(cfg, epochs=epochs, patience=0, max_minutes=None)).fit()
+    refit_eval = Evaluator(exclude=[full.ui], ks=(20,), metrics=METRICS)
+    return refit_model, {"epochs_run": len(fit.history), "train_minutes": fit.train_seconds / 60,
+            "best_epoch": epochs, "stopped": fit.stopped, "curve": [],
+            "refit_test": _test(refit_eval, refit_model, split)}
 
 
 def _test(evaluator: Evaluator, model: Recommender, split: Split) -> dict:
@@ -222,6 +239,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--epochs", type=int, default=1000)
     p.add_argument("--patience", type=int, default=20, help="validations without improvement")
     p.add_argument("--refit", action="store_true", help="retrain on train+valid for the chosen epochs")
+    p.add_argument("--refit-epochs", type=int, default=None, metavar="N",
+                   help="skip selection: train on train+valid for N epochs (the count an earlier "
+                        "run chose on validation) and report test")
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--heads", type=int, default=1)
@@ -236,7 +256,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--loss", default="bpr", choices=["bpr", "bce", "softmax"])
     p.add_argument("--scorer", default="dot", choices=["dot", "cosine"])
     p.add_argument("--temperature", type=float, default=0.1, help="of the cosine scorer")
-    p.add_argument("--negatives", type=int, default=1)
+    p.add_argument("--negatives", type=int, default=1, help="negatives per positive")
+    p.add_argument("--shared-negatives", action="store_true",
+                   help="draw --negatives items once per batch and score every user against all")
     p.add_argument("--mask-batch-edges", action="store_true")
     p.add_argument("--eval-every", type=int, default=1)
     p.add_argument("--valid-ratio", type=float, default=0.1)
@@ -253,6 +275,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.model == "pyg-lightgcn" and not args.minutes:
         p.error("--model pyg-lightgcn needs --minutes")
+    if args.refit_epochs and (args.minutes or args.refit or args.model == "pyg-lightgcn"):
+        p.error("--refit-epochs trains once on train+valid: no --minutes, --refit or pyg-lightgcn")
     if args.model == "pyg-lightgcn" and (args.init or args.save):
         p.error("--init and --save are for graphrec's models")
     torch.set_num_threads(args.threads)

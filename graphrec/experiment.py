@@ -45,6 +45,7 @@ from graphrec.models import (
 )
 from graphrec.models.gat import attention_warmup
 from graphrec.rating_train import RatingTrainConfig, RatingTrainer
+from graphrec.scoring import CosineScorer
 from graphrec.train import TrainConfig, Trainer, TrainResult, atomic_write_bytes, save_checkpoint
 
 DATASETS = ("synthetic", "movielens_small", "filmtrust", "lastfm", "gowalla", "file")
@@ -159,6 +160,9 @@ def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None 
         raise ConfigError(f"model.attention_warmup: only the 'gat' model has a warm-up, not {cfg.name!r}")
     if cfg.attention_warmup < 0:
         raise ConfigError(f"model.attention_warmup: expected epochs >= 0, got {cfg.attention_warmup}")
+    if cfg.temperature <= 0:
+        raise ConfigError(f"model.temperature: expected a value > 0, got {cfg.temperature}")
+    scorer = CosineScorer(cfg.temperature) if cfg.scorer == "cosine" else cfg.scorer
     social = cfg.name in SOCIAL_MODELS and cfg.use_social
     if social and graph.social is None:
         raise ConfigError(f"model.name: {cfg.name!r} with use_social needs social edges; set "
@@ -171,14 +175,14 @@ def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None 
             return MFRating(graph, ratings, dim=cfg.dim)
         return GraphRec(graph, ratings, dim=cfg.dim, dropout=cfg.dropout, use_social=social)
     if cfg.name == "mf":
-        return MF(graph, dim=cfg.dim, scorer=cfg.scorer)
+        return MF(graph, dim=cfg.dim, scorer=scorer)
     if cfg.name == "lightgcn":
-        return LightGCN(graph, dim=cfg.dim, num_layers=cfg.layers, scorer=cfg.scorer)
+        return LightGCN(graph, dim=cfg.dim, num_layers=cfg.layers, scorer=scorer)
     if cfg.name == "gat":
         return GATRecommender(graph, dim=cfg.dim, num_layers=cfg.layers, heads=cfg.heads,
-                              scorer=cfg.scorer, attention_dropout=cfg.dropout)
+                              scorer=scorer, attention_dropout=cfg.dropout)
     return SocialGATRecommender(graph, dim=cfg.dim, num_layers=cfg.layers, heads=cfg.heads,
-                                use_social=social, scorer=cfg.scorer, attention_dropout=cfg.dropout)
+                                use_social=social, scorer=scorer, attention_dropout=cfg.dropout)
 
 
 def _epoch_start(cfg: ModelConfig) -> Callable[[Any, int], None] | None:
@@ -187,7 +191,7 @@ def _epoch_start(cfg: ModelConfig) -> Callable[[Any, int], None] | None:
 
 
 # Train keys that only ranking training reads, with the defaults a rating run must keep.
-_RANKING_ONLY = ("loss", "num_negatives", "negatives", "monitor", "ks", "refit")
+_RANKING_ONLY = ("loss", "num_negatives", "negatives", "shared_negatives", "monitor", "ks", "refit")
 
 
 def rating_train_config(train: TrainConfig) -> RatingTrainConfig:

@@ -41,6 +41,14 @@ class TrainConfig:
         loss: ``bpr``, ``bce`` or ``softmax`` (sampled softmax / InfoNCE).
         num_negatives: negatives per positive edge.
         negatives: ``uniform`` or ``popularity`` sampling.
+        shared_negatives: draw ``num_negatives`` items once per batch and score every
+            user of the batch against all of them (``[B, num_negatives]`` scores from
+            one matrix product), instead of separate negatives per positive. This makes
+            hundreds of negatives cheap, the usual set-up of the sampled softmax. The
+            shared items are drawn from the sampling distribution without excluding
+            positives; an item equal to a row's own positive is left out of that row's
+            loss, other positives of the user count as negatives (rare when items are
+            many), and no log-Q correction is applied to popularity draws.
         mask_batch_edges: hide each batch's positive edges from message passing, so the
             model cannot read the answer off the graph (graph models only). ``None``
             (the default) means off here; the ``graphrec`` command turns it on for
@@ -71,6 +79,7 @@ class TrainConfig:
     loss: Literal["bpr", "bce", "softmax"] = "bpr"
     num_negatives: int = 1
     negatives: Literal["uniform", "popularity"] = "uniform"
+    shared_negatives: bool = False
     mask_batch_edges: bool | None = None
     eval_every: int = 1
     patience: int = 10
@@ -373,7 +382,10 @@ class Trainer(EpochLoop):
         for b in bar:
             eids = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             users = self.edge_users[eids]
-            neg = torch.from_numpy(np.asarray(sampler.sample(users.numpy(), cfg.num_negatives)))
+            if cfg.shared_negatives:
+                neg = torch.from_numpy(sampler.draw(cfg.num_negatives))
+            else:
+                neg = torch.from_numpy(np.asarray(sampler.sample(users.numpy(), cfg.num_negatives)))
             loss = self.train_batch(eids, neg, f"epoch {epoch}, batch {b}")
             total += loss * users.numel()
             seen += users.numel()
@@ -386,7 +398,8 @@ class Trainer(EpochLoop):
 
     def train_batch(self, eids: torch.Tensor, neg: torch.Tensor, where: str = "batch") -> float:
         """One optimisation step on the training edges ``eids`` with negatives ``neg``
-        (``[len(eids), num_negatives]`` item indices); returns the batch's loss.
+        (``[len(eids), num_negatives]`` item indices, or ``[num_negatives]`` shared by
+        the batch with ``shared_negatives``); returns the batch's loss.
 
         With ``mask_batch_edges`` the batch's own edges are removed from propagation, so a
         positive cannot be predicted from itself.
@@ -400,8 +413,14 @@ class Trainer(EpochLoop):
         if cfg.mask_batch_edges:
             mask = torch.ones(self.edge_users.numel(), dtype=torch.bool, device=self.device)
             mask[eids.to(self.device)] = False
-        pos_s, neg_s = model.score_pairs(users, pos, neg if neg.size(1) > 1 else neg[:, 0],
-                                         edge_mask=mask)
+        if cfg.shared_negatives:
+            pos_s, neg_s = model.score_shared(users, pos, neg, edge_mask=mask)
+            # A shared item that is the row's own positive is no negative of that row:
+            # -inf adds nothing to any of the losses (softplus(-inf) = 0, exp(-inf) = 0).
+            neg_s = neg_s.masked_fill(neg.unsqueeze(0) == pos.unsqueeze(1), -math.inf)
+        else:
+            pos_s, neg_s = model.score_pairs(users, pos, neg if neg.size(1) > 1 else neg[:, 0],
+                                             edge_mask=mask)
         return self._step(self.loss_fn(pos_s, neg_s),
                           model.regularized(users, torch.cat([pos, neg.reshape(-1)])),
                           users.numel(), where, "the input data")

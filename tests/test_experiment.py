@@ -103,3 +103,16 @@ def test_attention_warmup_runs_for_gat_and_is_refused_elsewhere(tmp_path):
     assert result.model.beta.requires_grad  # learned after the warm-up (epoch 3)
     with pytest.raises(ConfigError, match="only the 'gat' model has a warm-up"):
         run(load_config(None, [*TINY, "model.name=lightgcn", "model.attention_warmup=2"]))
+
+
+def test_cosine_temperature_and_shared_negatives_reach_the_model_and_trainer(tmp_path):
+    cfg = load_config(None, [*TINY, "model.scorer=cosine", "model.temperature=0.05",
+                             "train.loss=softmax", "train.shared_negatives=true",
+                             "train.num_negatives=16"])
+    result = run(cfg, tmp_path)
+    assert result.model.scorer.temperature == 0.05
+    assert np.isfinite(result.fit.history[-1]["loss"])
+    with pytest.raises(ConfigError, match="model.temperature: expected a value > 0"):
+        run(load_config(None, [*TINY, "model.scorer=cosine", "model.temperature=0"]))
+    with pytest.raises(ConfigError, match="train.shared_negatives: only ranking models"):
+        rating_train_config(load_config(None, ["train.shared_negatives=true"]).train)

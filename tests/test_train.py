@@ -162,3 +162,43 @@ def test_train_batch_masks_exactly_its_edges_and_returns_the_loss(split):
     loss = trainer.train_batch(eids, neg)
     assert torch.equal(torch.nonzero(~seen["mask"]).flatten(), eids)
     assert loss == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("loss", ["softmax", "bpr"])
+def test_shared_negatives_score_every_user_against_every_item(split, loss):
+    from graphrec.scoring import CosineScorer
+
+    graph = RecGraph(split.train)
+    model = LightGCN(graph, dim=8, num_layers=2, scorer=CosineScorer(0.2))
+    trainer = Trainer(model, None, config(loss=loss, shared_negatives=True, num_negatives=3, l2=0))
+    eids = torch.tensor([0, 5, 7, 11])
+    users, pos = trainer.edge_users[eids], trainer.edge_items[eids]
+    # The second user's positive is among the shared items: that entry is no negative.
+    neg = torch.tensor([(pos[0] + 1) % graph.num_items, pos[1], (pos[2] + 2) % graph.num_items])
+    with torch.no_grad():
+        u, i = model.propagate()
+        u, i = torch.nn.functional.normalize(u, dim=1), torch.nn.functional.normalize(i, dim=1)
+        pos_s = (u[users] * i[pos]).sum(1) / 0.2
+        neg_s = u[users] @ i[neg].T / 0.2
+        keep = neg.unsqueeze(0) != pos.unsqueeze(1)
+        assert not keep[1, 1]
+        if loss == "softmax":
+            logits = torch.cat([pos_s[:, None], neg_s.masked_fill(~keep, -torch.inf)], 1)
+            expected = -torch.log_softmax(logits, 1)[:, 0].mean()
+        else:
+            expected = (torch.nn.functional.softplus(neg_s - pos_s[:, None]) * keep).sum() / keep.numel()
+    assert trainer.train_batch(eids, neg) == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_shared_negatives_train_a_good_model(split):
+    from graphrec.scoring import CosineScorer
+
+    graph = RecGraph(split.train)
+    ev = Evaluator(exclude=[split.train, split.valid], ks=(10,))
+    torch.manual_seed(0)
+    model = LightGCN(graph, dim=16, num_layers=2, scorer=CosineScorer(0.1))
+    before = ev.evaluate(model, split.test)["recall@10"]
+    Trainer(model, split.valid, config(loss="softmax", shared_negatives=True, num_negatives=32,
+                                       epochs=15, l2=0)).fit()
+    after = ev.evaluate(model, split.test)["recall@10"]
+    assert after > before + 0.1, (before, after)

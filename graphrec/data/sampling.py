@@ -146,6 +146,17 @@ class NegativeSampler:
         out = self._sample(np.repeat(u, num_negatives)).reshape(len(u), num_negatives)
         return out if device is None else torch.from_numpy(out).to(device)
 
+    def draw(self, n: int) -> np.ndarray:
+        """``n`` items from the item distribution (``weights``), positives not excluded.
+
+        These serve as negatives shared by a whole batch of users
+        (``TrainConfig.shared_negatives``): an item drawn here may be a positive of some
+        user in the batch, which costs little when items are many.
+        """
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        return self._draw(int(n)).astype(np.int64, copy=False)
+
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Whether each (user, item) pair is a training positive (vectorised)."""
         keys = np.asarray(users, dtype=np.int64) * self.num_items + np.asarray(items, dtype=np.int64)

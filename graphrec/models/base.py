@@ -103,6 +103,19 @@ class Recommender(nn.Module):
         u_neg = u if neg.dim() == 1 else u.unsqueeze(1).expand(b, n, -1).reshape(b * n, -1)
         return pos_s, self.scorer(u_neg, v[b:]).view(neg.shape)
 
+    def score_shared(self, users: Tensor, pos: Tensor, neg: Tensor,
+                     edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Scores of a batch against negatives it shares: ``(users, pos)`` ``[B]`` and every
+        user against every item of ``neg`` ``[M]``, ``[B, M]``.
+
+        One propagation serves all ``B × M`` scores, which the scorer's ``score_all``
+        computes as one matrix product (dot, cosine), so hundreds or thousands of
+        negatives per positive cost little.
+        """
+        b = users.numel()
+        u, v = self.propagate_rows(users, torch.cat([pos, neg]), edge_mask)
+        return self.scorer(u, v[:b]), self.scorer.score_all(u, v[b:])
+
     @torch.no_grad()
     def embeddings(self) -> tuple[Tensor, Tensor]:
         """Propagated user and item embeddings in inference mode (no dropout, no mask)."""

@@ -145,3 +145,21 @@ def test_is_positive():
     got = sampler.is_positive(u.ravel(), i.ravel()).reshape(30, 25)
     want = np.array([[j in pos[x] for j in range(25)] for x in range(30)])
     assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("mode", ["uniform", "popularity"])
+def test_draw_follows_weights_without_excluding_positives(mode):
+    rng = np.random.default_rng(2)
+    items = np.minimum(rng.zipf(1.6, 2000) - 1, 19)
+    inter = Interactions.from_arrays(rng.integers(0, 200, 2000), items, num_users=200, num_items=20)
+    sampler = NegativeSampler(inter, mode=mode, seed=3)
+    n = 40_000
+    drawn = sampler.draw(n)
+    assert drawn.dtype == np.int64 and drawn.shape == (n,)
+    counts = np.bincount(drawn, minlength=20)
+    assert chisquare(counts, sampler.weights * n).pvalue > 1e-3
+    # The most popular item is every user's positive somewhere, and it is still drawn.
+    assert counts[np.argmax(sampler.weights)] > 0
+    assert len(sampler.draw(0)) == 0
+    with pytest.raises(ValueError, match="n must be"):
+        sampler.draw(-1)
