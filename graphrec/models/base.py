@@ -208,3 +208,34 @@ def top_k_frame(graph: RecGraph, seq: list[object], idx: np.ndarray, scores: Ten
         "score": top.values.cpu().numpy().ravel(),
     })
     return frame[np.isfinite(frame["score"])].reset_index(drop=True)
+
+
+class EmbeddingRecommender(Recommender):
+    """A recommender whose input is a free ("ego") embedding per user and per item.
+
+    Holds ``user_emb`` and ``item_emb`` (``nn.Embedding``), drawn from a normal
+    distribution with standard deviation ``init_std``; the L2 penalty of a batch acts on their rows
+    for the batch's users and items (LightGCN's regularisation). MF, LightGCN and the
+    attention recommenders build on it; subclasses with more parameters extend
+    :meth:`reset_parameters`.
+
+    Args:
+        graph: the training graph (numbers of users and items, id maps).
+        dim: embedding size.
+        scorer: a scorer or its name.
+        init_std: standard deviation of the embeddings' normal initialisation.
+    """
+
+    def __init__(self, graph: RecGraph, dim: int, scorer: Scorer | str = "dot",
+                 init_std: float = 0.1) -> None:
+        super().__init__(graph, dim, scorer)
+        self.init_std = init_std
+        self.user_emb = nn.Embedding(self.num_users, dim)
+        self.item_emb = nn.Embedding(self.num_items, dim)
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.user_emb.weight, std=self.init_std)
+        nn.init.normal_(self.item_emb.weight, std=self.init_std)
+
+    def regularized(self, users: Tensor, items: Tensor) -> list[Tensor]:
+        return [self.user_emb(users), self.item_emb(items)]

@@ -11,13 +11,13 @@ from torch import Tensor, nn
 
 from graphrec.data.adjacency import Adjacency
 from graphrec.data.graph import RecGraph
-from graphrec.models.base import Recommender
+from graphrec.models.base import EmbeddingRecommender
 from graphrec.models.propagation import bipartite_rows, layer_mean_propagation, lightgcn_adjacency
 from graphrec.nn import edge_softmax, sddmm, spmm
 from graphrec.scoring import Scorer
 
 
-class GATRecommender(Recommender):
+class GATRecommender(EmbeddingRecommender):
     r"""Light propagation whose neighbour weights are learned by attention.
 
     Plain GAT layers (a linear map, a non-linearity and softmax-normalised weights per
@@ -63,22 +63,18 @@ class GATRecommender(Recommender):
     def __init__(self, graph: RecGraph, dim: int = 64, num_layers: int = 3, heads: int = 1,
                  scorer: Scorer | str = "dot", attention_dropout: float = 0.0,
                  init_std: float = 0.1) -> None:
-        super().__init__(graph, dim, scorer)
         if dim % heads:
             raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
+        super().__init__(graph, dim, scorer, init_std)
         self.num_layers = num_layers
         self.heads = heads
         self.attention_dropout = attention_dropout
-        self.init_std = init_std
-        self.user_emb = nn.Embedding(self.num_users, dim)
-        self.item_emb = nn.Embedding(self.num_items, dim)
         # One sharpness per layer, head and direction (item→user, user→item).
         self.beta = nn.Parameter(torch.zeros(num_layers, 2, heads))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.normal_(self.user_emb.weight, std=self.init_std)
-        nn.init.normal_(self.item_emb.weight, std=self.init_std)
+        super().reset_parameters()
         nn.init.zeros_(self.beta)
 
     def _alpha(self, adj: Adjacency, x_dst: Tensor, x_src: Tensor, beta: Tensor,
@@ -214,9 +210,6 @@ class GATRecommender(Recommender):
             return layers
         finally:
             self.train(was_training)
-
-    def regularized(self, users: Tensor, items: Tensor) -> list[Tensor]:
-        return [self.user_emb(users), self.item_emb(items)]
 
 
 def attention_warmup(epochs: int) -> Callable[[Any, int], None]:

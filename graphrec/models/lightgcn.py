@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from graphrec.data.graph import RecGraph
-from graphrec.models.base import Recommender
+from graphrec.models.base import EmbeddingRecommender
 from graphrec.models.propagation import bipartite_rows, layer_mean_propagation, lightgcn_adjacency
 from graphrec.scoring import Scorer
 
 
-class LightGCN(Recommender):
+class LightGCN(EmbeddingRecommender):
     r"""LightGCN: linear propagation over the normalised user–item graph.
 
     .. math::
@@ -31,16 +31,9 @@ class LightGCN(Recommender):
 
     def __init__(self, graph: RecGraph, dim: int = 64, num_layers: int = 3,
                  scorer: Scorer | str = "dot", init_std: float = 0.1) -> None:
-        super().__init__(graph, dim, scorer)
+        super().__init__(graph, dim, scorer, init_std)
         self.num_layers = num_layers
-        self.init_std = init_std
-        self.user_emb = nn.Embedding(self.num_users, dim)
-        self.item_emb = nn.Embedding(self.num_items, dim)
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        nn.init.normal_(self.user_emb.weight, std=self.init_std)
-        nn.init.normal_(self.item_emb.weight, std=self.init_std)
 
     def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         x = torch.cat([self.user_emb.weight, self.item_emb.weight])
@@ -56,6 +49,3 @@ class LightGCN(Recommender):
         x = torch.cat([self.user_emb.weight, self.item_emb.weight])
         adj = lightgcn_adjacency(self.torch_graph(), edge_mask)
         return bipartite_rows(adj, x, self.num_layers, self.num_users, users, items)
-
-    def regularized(self, users: Tensor, items: Tensor) -> list[Tensor]:
-        return [self.user_emb(users), self.item_emb(items)]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from graphrec.data.graph import RecGraph
-from graphrec.models.base import Recommender
+from graphrec.models.base import EmbeddingRecommender
 from graphrec.scoring import Scorer
 
 
-class MF(Recommender):
+class MF(EmbeddingRecommender):
     r"""Matrix factorisation: :math:`s(u, i) = e_u^\top e_i` with free embeddings.
 
     Trained with BPR this is MF-BPR (Rendle et al., UAI 2009), the standard baseline
@@ -23,18 +23,8 @@ class MF(Recommender):
 
     def __init__(self, graph: RecGraph, dim: int = 64, scorer: Scorer | str = "dot",
                  init_std: float = 0.1) -> None:
-        super().__init__(graph, dim, scorer)
-        self.init_std = init_std
-        self.user_emb = nn.Embedding(self.num_users, dim)
-        self.item_emb = nn.Embedding(self.num_items, dim)
+        super().__init__(graph, dim, scorer, init_std)
         self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        nn.init.normal_(self.user_emb.weight, std=self.init_std)
-        nn.init.normal_(self.item_emb.weight, std=self.init_std)
 
     def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return self.user_emb.weight, self.item_emb.weight
-
-    def regularized(self, users: Tensor, items: Tensor) -> list[Tensor]:
-        return [self.user_emb(users), self.item_emb(items)]

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from graphrec.data.adjacency import Adjacency
 from graphrec.data.graph import RecGraph
-from graphrec.models.base import Recommender
+from graphrec.models.base import EmbeddingRecommender
 from graphrec.nn import edge_softmax, sddmm, spmm
 from graphrec.scoring import Scorer
 
@@ -20,7 +20,7 @@ def _inv_sqrt(deg: Tensor) -> Tensor:
     return deg.clamp(min=1).rsqrt() * (deg > 0)
 
 
-class SocialGATRecommender(Recommender):
+class SocialGATRecommender(EmbeddingRecommender):
     r"""Relation-aware light attention over the user–item and user–user graphs.
 
     The model extends :class:`~graphrec.models.gat.GATRecommender` with a third relation.
@@ -78,7 +78,7 @@ class SocialGATRecommender(Recommender):
                  use_social: bool | None = None, scorer: Scorer | str = "dot",
                  attention_dropout: float = 0.0, init_std: float = 0.1,
                  gate_init: float = 0.0) -> None:
-        super().__init__(graph, dim, scorer)
+        super().__init__(graph, dim, scorer, init_std)
         if dim % heads:
             raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
         if use_social is None:
@@ -89,10 +89,7 @@ class SocialGATRecommender(Recommender):
         self.num_layers = num_layers
         self.heads = heads
         self.attention_dropout = attention_dropout
-        self.init_std = init_std
         self.gate_init = gate_init
-        self.user_emb = nn.Embedding(self.num_users, dim)
-        self.item_emb = nn.Embedding(self.num_items, dim)
         # Sharpness per layer, interaction direction (item→user, user→item) and head;
         # the same layout as GATRecommender.beta, so its weights load into this model.
         self.beta = nn.Parameter(torch.zeros(num_layers, 2, heads))
@@ -104,8 +101,7 @@ class SocialGATRecommender(Recommender):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        nn.init.normal_(self.user_emb.weight, std=self.init_std)
-        nn.init.normal_(self.item_emb.weight, std=self.init_std)
+        super().reset_parameters()
         nn.init.zeros_(self.beta)
         nn.init.zeros_(self.beta_social)
         nn.init.zeros_(self.gate_weight)
@@ -221,6 +217,3 @@ class SocialGATRecommender(Recommender):
             return record
         finally:
             self.train(was_training)
-
-    def regularized(self, users: Tensor, items: Tensor) -> list[Tensor]:
-        return [self.user_emb(users), self.item_emb(items)]
