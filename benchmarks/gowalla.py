@@ -5,7 +5,7 @@ out as a validation split (seeded), models train on the rest, the epoch is chose
 validation Recall@20, and test is evaluated with the chosen weights — training and
 validation items masked, full ranking over all 40,981 items.
 
-Two modes:
+Three modes:
 
 * ``--minutes 10 30``: train for the last mark's minutes of *training* time (validation
   excluded, evaluated after every ``--eval-every`` epochs) and report, for every mark, the
@@ -16,6 +16,8 @@ Two modes:
   ``--refit``, a fresh model is then trained on training + validation for the chosen
   number of epochs and that model's test metrics are reported as well (the papers train
   on the whole training file).
+* ``--refit-epochs N``: that refit alone, for an epoch count an earlier run chose on
+  validation (e.g. a ``--minutes`` run's best epoch), so a long run need not be repeated.
 
 Every run prints its per-evaluation curve, a table and one JSON line; ``--log`` appends the
 JSON line to a file. Examples::
