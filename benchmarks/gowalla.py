@@ -120,8 +120,9 @@ def run_graphrec(split: Split, args: argparse.Namespace) -> dict:
                                 "state": {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}}
 
     cfg = train_config(args, marks[-1] if marks else None)
-    if args.refit_epochs:
-        refit_model, result = _refit(model if args.init else None, split, args.refit_epochs, cfg, args)
+    init_state = {k: v.clone() for k, v in model.state_dict().items()} if args.init else None
+    if args.refit_epochs is not None:
+        refit_model, result = _refit(init_state, split, args.refit_epochs, cfg, args)
         if args.save:
             save_checkpoint(refit_model.state_dict(), args.save)
         return result
@@ -142,22 +143,22 @@ def run_graphrec(split: Split, args: argparse.Namespace) -> dict:
     else:
         result["test"] = _test(evaluator, model, split)  # best weights were restored by fit()
         if args.refit and fit.best_epoch > 0:
-            result["refit_test"] = _refit(None, split, fit.best_epoch, cfg, args)[1]["refit_test"]
+            result["refit_test"] = _refit(init_state, split, fit.best_epoch, cfg, args)[1]["refit_test"]
     if args.save:
         save_checkpoint(model.state_dict(), args.save)
     return result
 
 
-def _refit(model: Recommender | None, split: Split, epochs: int, cfg: TrainConfig,
+def _refit(init_state: dict | None, split: Split, epochs: int, cfg: TrainConfig,
            args: argparse.Namespace) -> tuple[Recommender, dict]:
     """Train on training + validation for ``epochs`` epochs and test that model, as the
-    papers do (they train on the whole training file). ``model`` carries ``--init``
-    weights when given; its graph is replaced by the full one."""
+    papers do (they train on the whole training file), starting from ``--init``'s
+    weights (``init_state``) when given, like the run that chose ``epochs``."""
     torch.manual_seed(args.seed)
     full = RecGraph(split.train.concat(split.valid))
     refit_model = build(args.model, full, args)
-    if model is not None:
-        refit_model.load_state_dict(model.state_dict())
+    if init_state is not None:
+        refit_model.load_state_dict(init_state)
     fit = Trainer(refit_model, None, replace(cfg, epochs=epochs, patience=0, max_minutes=None)).fit()
     refit_eval = Evaluator(exclude=[full.ui], ks=(20,), metrics=METRICS)
     return refit_model, {"epochs_run": len(fit.history), "train_minutes": fit.train_seconds / 60,
@@ -272,13 +273,20 @@ def main(argv: list[str] | None = None) -> None:
                    help="start from these weights (a state dict saved with --save; a LightGCN "
                         "run's fits the GAT recommender, whose β then starts at 0)")
     p.add_argument("--save", type=Path, default=None,
-                   help="save the chosen weights (best on validation; the last mark's) here")
+                   help="save the chosen weights (best on validation; the last mark's) here; "
+                        "with --refit-epochs, the refitted weights (trained on validation too: "
+                        "do not select epochs with them)")
     p.add_argument("--log", type=Path, default=None, help="append the JSON line to this file")
     args = p.parse_args(argv)
     if args.model == "pyg-lightgcn" and not args.minutes:
         p.error("--model pyg-lightgcn needs --minutes")
-    if args.refit_epochs and (args.minutes or args.refit or args.model == "pyg-lightgcn"):
-        p.error("--refit-epochs trains once on train+valid: no --minutes, --refit or pyg-lightgcn")
+    if args.refit_epochs is not None:
+        if args.refit_epochs < 1:
+            p.error(f"--refit-epochs must be >= 1, got {args.refit_epochs}")
+        if args.minutes or args.refit or args.model == "pyg-lightgcn":
+            p.error("--refit-epochs trains once on train+valid: no --minutes, --refit or pyg-lightgcn")
+    if args.attention_warmup and (args.refit or args.refit_epochs is not None):
+        p.error("--attention-warmup counts minutes, which a refit cannot repeat; refit without it")
     if args.model == "pyg-lightgcn" and (args.init or args.save):
         p.error("--init and --save are for graphrec's models")
     torch.set_num_threads(args.threads)

@@ -95,8 +95,8 @@ class ModelConfig:
         layers: propagation layers (``lightgcn``, ``gat``, ``social_gat``).
         heads: attention heads (``gat``, ``social_gat``).
         scorer: ``dot``, ``cosine``, ``bilinear`` or ``mlp`` (ranking models).
-        temperature: τ of the ``cosine`` scorer, whose scores are cosines divided by τ;
-            a small τ (0.05–0.2) suits the sampled softmax.
+        temperature: τ of the ``cosine`` scorer, whose scores are cosines divided by τ
+            (only that scorer reads it); a small τ (0.05–0.2) suits the sampled softmax.
         dropout: dropout of GraphRec's attention and MLPs, attention dropout of the
             attention rankers.
         use_social: let ``social_gat``/``graphrec`` use the social edges; ``false``
@@ -110,7 +110,7 @@ class ModelConfig:
     layers: int = 3
     heads: int = 1
     scorer: str = "dot"
-    temperature: float = 0.1
+    temperature: float = 1.0
     dropout: float = 0.0
     use_social: bool = True
     attention_warmup: int = 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -160,8 +161,11 @@ def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None 
         raise ConfigError(f"model.attention_warmup: only the 'gat' model has a warm-up, not {cfg.name!r}")
     if cfg.attention_warmup < 0:
         raise ConfigError(f"model.attention_warmup: expected epochs >= 0, got {cfg.attention_warmup}")
-    if cfg.temperature <= 0:
-        raise ConfigError(f"model.temperature: expected a value > 0, got {cfg.temperature}")
+    if not (math.isfinite(cfg.temperature) and cfg.temperature > 0):
+        raise ConfigError(f"model.temperature: expected a finite value > 0, got {cfg.temperature}")
+    if cfg.temperature != ModelConfig.temperature and cfg.scorer != "cosine":
+        raise ConfigError(f"model.temperature: only the cosine scorer has a temperature, not "
+                          f"{cfg.scorer!r} (set model.scorer: cosine or remove the key)")
     scorer = CosineScorer(cfg.temperature) if cfg.scorer == "cosine" else cfg.scorer
     social = cfg.name in SOCIAL_MODELS and cfg.use_social
     if social and graph.social is None:

@@ -36,19 +36,23 @@ class TrainConfig:
         lr_decay: multiply the learning rate by this after every epoch (epoch ``e``
             trains at ``lr * lr_decay ** (e - 1)``; 1 = constant).
         l2: weight of the L2 penalty on the batch's regularised tensors (the ego
-            embeddings for LightGCN/MF): ``l2 * 0.5 * sum ||e||² / batch_size``.
+            embeddings for LightGCN/MF): ``l2 * 0.5 * sum ||e||² / batch_size``. With
+            ``shared_negatives`` each shared negative counts once, not once per row.
         weight_decay: Adam weight decay on all parameters (0 for the embedding models).
         loss: ``bpr``, ``bce`` or ``softmax`` (sampled softmax / InfoNCE).
-        num_negatives: negatives per positive edge.
+        num_negatives: negatives per positive edge (per batch with ``shared_negatives``).
         negatives: ``uniform`` or ``popularity`` sampling.
         shared_negatives: draw ``num_negatives`` items once per batch and score every
             user of the batch against all of them (``[B, num_negatives]`` scores from
             one matrix product), instead of separate negatives per positive. This makes
             hundreds of negatives cheap, the usual set-up of the sampled softmax. The
             shared items are drawn from the sampling distribution without excluding
-            positives; an item equal to a row's own positive is left out of that row's
-            loss, other positives of the user count as negatives (rare when items are
-            many), and no log-Q correction is applied to popularity draws.
+            positives; an item equal to a row's own positive gets the score ``-inf``,
+            so it contributes nothing to that row's loss (it still counts in the mean
+            of BPR and BCE); other positives of the user count as negatives (rare when
+            items are many), and no log-Q correction is applied to popularity draws.
+            Dot, cosine and bilinear scorers score the ``B × num_negatives`` pairs as
+            one matrix product; the MLP scorer builds all pairs (memory ``B · M · 3D``).
         mask_batch_edges: hide each batch's positive edges from message passing, so the
             model cannot read the answer off the graph (graph models only). ``None``
             (the default) means off here; the ``graphrec`` command turns it on for

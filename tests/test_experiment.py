@@ -5,6 +5,7 @@ from graphrec.config import ConfigError, load_config
 from graphrec.data import Interactions
 from graphrec.data.errors import DataError
 from graphrec.experiment import load_run, prepare_data, rating_train_config, run
+from graphrec.models.base import Recommender
 
 TINY = ["data.synthetic_users=120", "data.synthetic_items=90", "train.epochs=3",
         "train.progress=false", "model.dim=8", "train.patience=0"]
@@ -105,14 +106,25 @@ def test_attention_warmup_runs_for_gat_and_is_refused_elsewhere(tmp_path):
         run(load_config(None, [*TINY, "model.name=lightgcn", "model.attention_warmup=2"]))
 
 
-def test_cosine_temperature_and_shared_negatives_reach_the_model_and_trainer(tmp_path):
+def test_cosine_temperature_and_shared_negatives_reach_the_model_and_trainer(tmp_path, monkeypatch):
     cfg = load_config(None, [*TINY, "model.scorer=cosine", "model.temperature=0.05",
                              "train.loss=softmax", "train.shared_negatives=true",
                              "train.num_negatives=16"])
+    calls = []
+    score_shared = Recommender.score_shared
+
+    def counting(self, users, pos, neg, edge_mask=None):
+        calls.append(neg.shape)
+        return score_shared(self, users, pos, neg, edge_mask)
+
+    monkeypatch.setattr(Recommender, "score_shared", counting)
     result = run(cfg, tmp_path)
     assert result.model.scorer.temperature == 0.05
-    assert np.isfinite(result.fit.history[-1]["loss"])
-    with pytest.raises(ConfigError, match="model.temperature: expected a value > 0"):
-        run(load_config(None, [*TINY, "model.scorer=cosine", "model.temperature=0"]))
+    assert calls and all(shape == (16,) for shape in calls)
+    for bad in ("0", ".nan"):
+        with pytest.raises(ConfigError, match="model.temperature: expected a finite value > 0"):
+            run(load_config(None, [*TINY, "model.scorer=cosine", f"model.temperature={bad}"]))
+    with pytest.raises(ConfigError, match="only the cosine scorer has a temperature"):
+        run(load_config(None, [*TINY, "model.temperature=0.1"]))
     with pytest.raises(ConfigError, match="train.shared_negatives: only ranking models"):
         rating_train_config(load_config(None, ["train.shared_negatives=true"]).train)

@@ -164,7 +164,7 @@ def test_train_batch_masks_exactly_its_edges_and_returns_the_loss(split):
     assert loss == pytest.approx(expected.item(), rel=1e-5)
 
 
-@pytest.mark.parametrize("loss", ["softmax", "bpr"])
+@pytest.mark.parametrize("loss", ["softmax", "bpr", "bce"])
 def test_shared_negatives_score_every_user_against_every_item(split, loss):
     from graphrec.scoring import CosineScorer
 
@@ -185,9 +185,15 @@ def test_shared_negatives_score_every_user_against_every_item(split, loss):
         if loss == "softmax":
             logits = torch.cat([pos_s[:, None], neg_s.masked_fill(~keep, -torch.inf)], 1)
             expected = -torch.log_softmax(logits, 1)[:, 0].mean()
-        else:
+        elif loss == "bpr":
             expected = (torch.nn.functional.softplus(neg_s - pos_s[:, None]) * keep).sum() / keep.numel()
+        else:
+            expected = (torch.nn.functional.softplus(-pos_s)
+                        + (torch.nn.functional.softplus(neg_s) * keep).mean(1)).mean()
+    before = [p.detach().clone() for p in model.parameters()]
     assert trainer.train_batch(eids, neg) == pytest.approx(expected.item(), rel=1e-5)
+    for old, new in zip(before, model.parameters()):
+        assert torch.isfinite(new).all() and not torch.equal(old, new)
 
 
 def test_shared_negatives_train_a_good_model(split):

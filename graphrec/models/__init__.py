@@ -5,7 +5,7 @@ Ranking models (implicit feedback): ``MF``, ``LightGCN``, ``GATRecommender``,
 ``GraphRec``.
 """
 
-from graphrec.models.base import Recommender
+from graphrec.models.base import EmbeddingRecommender, Recommender
 from graphrec.models.gat import GATRecommender
 from graphrec.models.lightgcn import LightGCN
 from graphrec.models.mf import MF
@@ -14,5 +14,5 @@ from graphrec.models.rating import RatingModel
 from graphrec.models.social_gat import SocialGATRecommender
 from graphrec.models.social_graphrec import GraphRec
 
-__all__ = ["GATRecommender", "GraphRec", "LightGCN", "MF", "MFRating", "RatingModel",
+__all__ = ["EmbeddingRecommender", "GATRecommender", "GraphRec", "LightGCN", "MF", "MFRating", "RatingModel",
            "Recommender", "SocialGATRecommender"]

@@ -78,13 +78,13 @@ class SocialGATRecommender(EmbeddingRecommender):
                  use_social: bool | None = None, scorer: Scorer | str = "dot",
                  attention_dropout: float = 0.0, init_std: float = 0.1,
                  gate_init: float = 0.0) -> None:
-        super().__init__(graph, dim, scorer, init_std)
         if dim % heads:
             raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
         if use_social is None:
             use_social = graph.social is not None
         if use_social and graph.social is None:
             raise ValueError("use_social=True needs a RecGraph built with social edges")
+        super().__init__(graph, dim, scorer, init_std)
         self.use_social = use_social
         self.num_layers = num_layers
         self.heads = heads

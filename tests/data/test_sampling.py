@@ -158,7 +158,7 @@ def test_draw_follows_weights_without_excluding_positives(mode):
     assert drawn.dtype == np.int64 and drawn.shape == (n,)
     counts = np.bincount(drawn, minlength=20)
     assert chisquare(counts, sampler.weights * n).pvalue > 1e-3
-    # The most popular item is every user's positive somewhere, and it is still drawn.
+    # The most popular item is a positive of many users, and it is still drawn.
     assert counts[np.argmax(sampler.weights)] > 0
     assert len(sampler.draw(0)) == 0
     with pytest.raises(ValueError, match="n must be"):
