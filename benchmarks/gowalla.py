@@ -55,14 +55,14 @@ from graphrec.data.splits import Split, holdout_valid
 from graphrec.evaluate import Evaluator
 from graphrec.models import MF, LightGCN, Recommender
 from graphrec.models.gat import GATRecommender
-from graphrec.scoring import CosineScorer
+from graphrec.scoring import make_scorer
 from graphrec.train import TrainConfig, Trainer, save_checkpoint
 
 METRICS = ("recall", "ndcg")
 
 
 def build(name: str, graph: RecGraph, args: argparse.Namespace) -> Recommender:
-    scorer = CosineScorer(args.temperature) if args.scorer == "cosine" else args.scorer
+    scorer = make_scorer(args.scorer, args.dim, args.temperature)
     if name == "mf":
         return MF(graph, dim=args.dim, scorer=scorer)
     if name == "lightgcn":

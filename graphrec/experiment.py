@@ -46,7 +46,7 @@ from graphrec.models import (
 )
 from graphrec.models.gat import attention_warmup
 from graphrec.rating_train import RatingTrainConfig, RatingTrainer
-from graphrec.scoring import CosineScorer
+from graphrec.scoring import make_scorer
 from graphrec.train import TrainConfig, Trainer, TrainResult, atomic_write_bytes, save_checkpoint
 
 DATASETS = ("synthetic", "movielens_small", "filmtrust", "lastfm", "gowalla", "file")
@@ -166,7 +166,7 @@ def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None 
     if cfg.temperature != ModelConfig.temperature and cfg.scorer != "cosine":
         raise ConfigError(f"model.temperature: only the cosine scorer has a temperature, not "
                           f"{cfg.scorer!r} (set model.scorer: cosine or remove the key)")
-    scorer = CosineScorer(cfg.temperature) if cfg.scorer == "cosine" else cfg.scorer
+    scorer = make_scorer(cfg.scorer, cfg.dim, cfg.temperature)
     social = cfg.name in SOCIAL_MODELS and cfg.use_social
     if social and graph.social is None:
         raise ConfigError(f"model.name: {cfg.name!r} with use_social needs social edges; set "

@@ -98,10 +98,13 @@ class MLPScorer(Scorer):
 SCORERS = {"dot": DotScorer, "cosine": CosineScorer, "bilinear": BilinearScorer, "mlp": MLPScorer}
 
 
-def make_scorer(name: str, dim: int) -> Scorer:
-    """A scorer by name (``dot``, ``cosine``, ``bilinear``, ``mlp``)."""
+def make_scorer(name: str, dim: int, temperature: float = 1.0) -> Scorer:
+    """A scorer by name (``dot``, ``cosine``, ``bilinear``, ``mlp``); ``temperature`` is
+    the cosine scorer's τ."""
     if name not in SCORERS:
         raise ValueError(f"unknown scorer {name!r}; choose one of {sorted(SCORERS)}")
+    if name == "cosine":
+        return CosineScorer(temperature)
     return SCORERS[name](dim) if name in ("bilinear", "mlp") else SCORERS[name]()
 
 
