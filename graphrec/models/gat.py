@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from graphrec.data.adjacency import Adjacency
 from graphrec.data.graph import RecGraph
 from graphrec.models.base import EmbeddingRecommender
-from graphrec.models.propagation import bipartite_rows, layer_mean_propagation, lightgcn_adjacency
+from graphrec.models.propagation import lightgcn_propagate, lightgcn_rows
 from graphrec.nn import edge_softmax, sddmm, spmm
 from graphrec.scoring import Scorer
 
@@ -151,9 +151,8 @@ class GATRecommender(EmbeddingRecommender):
         for those destinations only (each node's softmax runs over its own incoming
         edges, so restricting destinations is exact)."""
         if self.is_lightgcn():
-            x = torch.cat([self.user_emb.weight, self.item_emb.weight])
-            adj = lightgcn_adjacency(self.torch_graph(), edge_mask)
-            return bipartite_rows(adj, x, self.num_layers, self.num_users, users, items)
+            return lightgcn_rows(self.torch_graph(), self.user_emb.weight, self.item_emb.weight,
+                                 self.num_layers, users, items, edge_mask)
         constants = self._constants(edge_mask)
         (to_user, prior_u, scale_u, mask_u), (to_item, prior_i, scale_i, mask_i) = constants
         xu, xi, out_u, out_i = self._layers(constants, max(self.num_layers - 1, 0))
@@ -174,12 +173,9 @@ class GATRecommender(EmbeddingRecommender):
                 rows_of(items, 1, out_i, to_item, xi, xu, prior_i, scale_i, mask_i))
 
     def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        xu, xi = self.user_emb.weight, self.item_emb.weight
         if self.is_lightgcn():
-            adj = lightgcn_adjacency(self.torch_graph(), edge_mask)
-            out = layer_mean_propagation(adj, torch.cat([xu, xi]), self.num_layers)
-            user, item = out.split([self.num_users, self.num_items])
-            return user, item
+            return lightgcn_propagate(self.torch_graph(), self.user_emb.weight, self.item_emb.weight,
+                                      self.num_layers, edge_mask)
         _, _, out_u, out_i = self._layers(self._constants(edge_mask), self.num_layers)
         scale = 1.0 / (self.num_layers + 1)
         return out_u * scale, out_i * scale

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from graphrec.data.graph import RecGraph
 from graphrec.models.base import EmbeddingRecommender
-from graphrec.models.propagation import bipartite_rows, layer_mean_propagation, lightgcn_adjacency
+from graphrec.models.propagation import lightgcn_propagate, lightgcn_rows
 from graphrec.scoring import Scorer
 
 
@@ -36,16 +35,10 @@ class LightGCN(EmbeddingRecommender):
         self.reset_parameters()
 
     def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x = torch.cat([self.user_emb.weight, self.item_emb.weight])
-        adj = lightgcn_adjacency(self.torch_graph(), edge_mask)
-        out = layer_mean_propagation(adj, x, self.num_layers)
-        # split (not two slices): its backward is one concatenation instead of two
-        # zero-filled full-size gradients that are then added.
-        user, item = out.split([self.num_users, self.num_items])
-        return user, item
+        return lightgcn_propagate(self.torch_graph(), self.user_emb.weight, self.item_emb.weight,
+                                  self.num_layers, edge_mask)
 
     def propagate_rows(self, users: Tensor, items: Tensor,
                        edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        x = torch.cat([self.user_emb.weight, self.item_emb.weight])
-        adj = lightgcn_adjacency(self.torch_graph(), edge_mask)
-        return bipartite_rows(adj, x, self.num_layers, self.num_users, users, items)
+        return lightgcn_rows(self.torch_graph(), self.user_emb.weight, self.item_emb.weight,
+                             self.num_layers, users, items, edge_mask)

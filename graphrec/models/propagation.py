@@ -105,12 +105,26 @@ def layer_mean_rows(adj: Tensor, x: Tensor, num_layers: int, rows: Tensor) -> Te
     return PolynomialRows.apply(adj, x, num_layers, rows)
 
 
-def bipartite_rows(adj: Tensor, x: Tensor, num_layers: int, num_users: int, users: Tensor,
-                   items: Tensor) -> tuple[Tensor, Tensor]:
-    """:func:`layer_mean_rows` for ``users`` and ``items`` of a users-first bipartite
-    ``A`` (repeats allowed): their rows, in the given order."""
+def lightgcn_propagate(graph: TorchGraph, user: Tensor, item: Tensor, num_layers: int,
+                       edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """LightGCN's output for ego embeddings ``user`` ``[U, D]`` and ``item`` ``[I, D]``:
+    the mean of ``num_layers`` propagations over :func:`lightgcn_adjacency`."""
+    adj = lightgcn_adjacency(graph, edge_mask)
+    out = layer_mean_propagation(adj, torch.cat([user, item]), num_layers)
+    # split (not two slices): its backward is one concatenation instead of two
+    # zero-filled full-size gradients that are then added.
+    user_out, item_out = out.split([user.size(0), item.size(0)])
+    return user_out, item_out
+
+
+def lightgcn_rows(graph: TorchGraph, user: Tensor, item: Tensor, num_layers: int, users: Tensor,
+                  items: Tensor, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The rows ``users`` and ``items`` (repeats allowed, in the given order) of
+    :func:`lightgcn_propagate`'s output, via :func:`layer_mean_rows`."""
+    adj = lightgcn_adjacency(graph, edge_mask)
+    num_users = user.size(0)
     nodes, inverse = torch.unique(torch.cat([users, items + num_users]), return_inverse=True)
-    out = layer_mean_rows(adj, x, num_layers, nodes)[inverse]
+    out = layer_mean_rows(adj, torch.cat([user, item]), num_layers, nodes)[inverse]
     return out[:users.numel()], out[users.numel():]
 
 
