@@ -74,7 +74,8 @@ def build(name: str, graph: RecGraph, args: argparse.Namespace) -> Recommender:
 
 
 def train_config(args: argparse.Namespace, minutes: float | None) -> TrainConfig:
-    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    return TrainConfig(epochs=args.epochs, batch_size=args.batch_size,
+                       batch_sampling=args.batch_sampling, lr=args.lr,
                        lr_decay=args.lr_decay, l2=args.l2,
                        loss=args.loss, num_negatives=args.negatives,
                        shared_negatives=args.shared_negatives,
@@ -253,6 +254,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="gat: train this many minutes with attention off (β frozen at 0, i.e. "
                         "LightGCN at its speed), then learn the attention")
     p.add_argument("--batch-size", type=int, default=2048)
+    p.add_argument("--batch-sampling", default="edges", choices=["edges", "users"],
+                   help="shuffle the training edges, or draw a user then one of their edges "
+                        "(the NGCF/LightGCN reference code)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-decay", type=float, default=1.0, help="learning rate × this after every epoch")
     p.add_argument("--l2", type=float, default=1e-4)

@@ -32,6 +32,13 @@ class TrainConfig:
     Attributes:
         epochs: maximum number of passes over the training edges.
         batch_size: training edges per optimisation step.
+        batch_sampling: how an epoch picks its ``num_edges`` training edges. ``edges``
+            shuffles them, so each is seen once per epoch and a user is seen as often
+            as they have edges. ``users`` draws a user uniformly (among users with
+            training edges), then one of that user's edges uniformly, with replacement,
+            as the reference code of NGCF and LightGCN does: every user gets the same
+            share of the updates, as every user has the same weight in the per-user
+            averages of Recall and NDCG.
         lr: Adam learning rate.
         lr_decay: multiply the learning rate by this after every epoch (epoch ``e``
             trains at ``lr * lr_decay ** (e - 1)``; 1 = constant).
@@ -76,6 +83,7 @@ class TrainConfig:
 
     epochs: int = 100
     batch_size: int = 2048
+    batch_sampling: Literal["edges", "users"] = "edges"
     lr: float = 1e-3
     lr_decay: float = 1.0
     l2: float = 1e-4
@@ -100,6 +108,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, not {self.loss!r}")
+        if self.batch_sampling not in ("edges", "users"):
+            raise ValueError(f"batch_sampling must be 'edges' or 'users', not {self.batch_sampling!r}")
         if self.negatives not in ("uniform", "popularity"):
             raise ValueError(f"negatives must be 'uniform' or 'popularity', not {self.negatives!r}")
         for name in ("epochs", "batch_size", "num_negatives", "eval_every"):
@@ -363,6 +373,12 @@ class Trainer(EpochLoop):
         users, items = model.graph.edges()
         self.edge_users = torch.from_numpy(users)
         self.edge_items = torch.from_numpy(items)
+        # for user-uniform batches: the edges grouped by user, and where each user's start
+        self._by_user = torch.argsort(self.edge_users, stable=True)
+        degree = torch.bincount(self.edge_users, minlength=model.graph.num_users)
+        self._active_users = torch.nonzero(degree).flatten()
+        self._user_start = (torch.cumsum(degree, 0) - degree)[self._active_users]
+        self._user_degree = degree[self._active_users]
         self.evaluator = Evaluator(exclude=[model.graph.ui, *(exclude_valid or [])], ks=self.config.ks)
         self.optimizer = adam(model.parameters(), self.config.lr, self.config.weight_decay, self.device)
         self.loss_fn = LOSSES[self.config.loss]
@@ -378,7 +394,7 @@ class Trainer(EpochLoop):
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
         sampler = NegativeSampler(model.graph, mode=cfg.negatives, seed=cfg.seed * 1_000_003 + epoch)
         num_edges = self.edge_users.numel()
-        perm = torch.randperm(num_edges, generator=gen)
+        perm = self._epoch_edges(gen)
         batches = math.ceil(num_edges / cfg.batch_size)
         total, seen, timed_out = 0.0, 0, False
         bar = tqdm(range(batches), desc=f"epoch {epoch}", disable=not cfg.progress, leave=False)
@@ -399,6 +415,18 @@ class Trainer(EpochLoop):
                 break
         bar.close()
         return total / max(seen, 1), timed_out
+
+    def _epoch_edges(self, gen: torch.Generator) -> torch.Tensor:
+        """The training edge ids of one epoch, in batch order (see ``batch_sampling``)."""
+        num_edges = self.edge_users.numel()
+        if self.config.batch_sampling == "edges":
+            return torch.randperm(num_edges, generator=gen)
+        who = torch.randint(self._active_users.numel(), (num_edges,), generator=gen)
+        degree = self._user_degree[who]
+        # float64 so that u * degree stays below degree for every u < 1
+        offset = (torch.rand(num_edges, generator=gen, dtype=torch.float64) * degree).long()
+        offset = torch.minimum(offset, degree - 1)
+        return self._by_user[self._user_start[who] + offset]
 
     def train_batch(self, eids: torch.Tensor, neg: torch.Tensor, where: str = "batch") -> float:
         """One optimisation step on the training edges ``eids`` with negatives ``neg``

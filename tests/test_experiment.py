@@ -128,3 +128,12 @@ def test_cosine_temperature_and_shared_negatives_reach_the_model_and_trainer(tmp
         run(load_config(None, [*TINY, "model.temperature=0.1"]))
     with pytest.raises(ConfigError, match="train.shared_negatives: only ranking models"):
         rating_train_config(load_config(None, ["train.shared_negatives=true"]).train)
+
+
+def test_batch_sampling_reaches_the_trainer_from_yaml_and_is_ranking_only():
+    cfg = load_config(None, ["train.batch_sampling=users"])
+    assert cfg.train.batch_sampling == "users"
+    with pytest.raises(ConfigError, match="train.batch_sampling: only ranking models"):
+        rating_train_config(cfg.train)
+    with pytest.raises(ConfigError, match=r"train.batch_sampling: expected one of \['edges', 'users'\], got 'items'"):
+        load_config(None, ["train.batch_sampling=items"])

@@ -112,6 +112,8 @@ def test_bad_config_is_rejected():
         TrainConfig(loss="hinge")
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="batch_sampling must be 'edges' or 'users'"):
+        TrainConfig(batch_sampling="items")
 
 
 def test_time_budget_counts_training_time_only(split):
@@ -206,5 +208,38 @@ def test_shared_negatives_train_a_good_model(split):
     before = ev.evaluate(model, split.test)["recall@10"]
     Trainer(model, split.valid, config(loss="softmax", shared_negatives=True, num_negatives=32,
                                        epochs=15, l2=0)).fit()
+    after = ev.evaluate(model, split.test)["recall@10"]
+    assert after > before + 0.1, (before, after)
+
+
+def test_user_batches_draw_users_uniformly_then_their_edges_uniformly():
+    # user 0 has 40 edges, users 1-3 have 2 each, user 4 none
+    users = np.array([0] * 40 + [1, 1, 2, 2, 3, 3])
+    items = np.concatenate([np.arange(40), [0, 1, 2, 3, 4, 5]])
+    log = Interactions.from_arrays(users, items, num_users=5, num_items=40)
+    trainer = Trainer(MF(RecGraph(log), dim=4), None, config(batch_sampling="users"))
+    draws = torch.cat([trainer._epoch_edges(torch.Generator().manual_seed(e)) for e in range(2000)])
+    assert draws.numel() == 2000 * 46  # an epoch has as many draws as edges
+    drawn_users = trainer.edge_users[draws]
+    share = torch.bincount(drawn_users, minlength=5).double() / draws.numel()
+    torch.testing.assert_close(share, torch.tensor([0.25, 0.25, 0.25, 0.25, 0.0], dtype=torch.float64),
+                               atol=0.01, rtol=0)
+    # within user 0, each of the 40 edges equally often (edges shuffled: 1/46 of draws each)
+    of_zero = torch.bincount(draws[drawn_users == 0], minlength=46)[:40].double()
+    assert of_zero.min() > 0.8 * of_zero.mean() and of_zero.max() < 1.2 * of_zero.mean()
+    # the same epoch seed gives the same draws
+    g = torch.Generator()
+    assert torch.equal(trainer._epoch_edges(g.manual_seed(7)), trainer._epoch_edges(g.manual_seed(7)))
+    edges = Trainer(MF(RecGraph(log), dim=4), None, config())._epoch_edges(g.manual_seed(7))
+    assert torch.equal(torch.sort(edges).values, torch.arange(46))
+
+
+def test_user_batches_train_a_good_model(split):
+    graph = RecGraph(split.train)
+    ev = Evaluator(exclude=[split.train, split.valid], ks=(10,))
+    torch.manual_seed(0)
+    model = LightGCN(graph, dim=16, num_layers=2)
+    before = ev.evaluate(model, split.test)["recall@10"]
+    Trainer(model, split.valid, config(batch_sampling="users", epochs=15)).fit()
     after = ev.evaluate(model, split.test)["recall@10"]
     assert after > before + 0.1, (before, after)
