@@ -78,6 +78,7 @@ def train_config(args: argparse.Namespace, minutes: float | None) -> TrainConfig
                        batch_sampling=args.batch_sampling, lr=args.lr,
                        lr_decay=args.lr_decay, l2=args.l2,
                        loss=args.loss, num_negatives=args.negatives,
+                       hard_negatives=args.hard_negatives,
                        shared_negatives=args.shared_negatives,
                        mask_batch_edges=args.mask_batch_edges, eval_every=args.eval_every,
                        patience=args.patience, max_minutes=minutes, seed=args.seed,
@@ -264,6 +265,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--scorer", default="dot", choices=["dot", "cosine"])
     p.add_argument("--temperature", type=float, default=0.1, help="of the cosine scorer")
     p.add_argument("--negatives", type=int, default=1, help="negatives per positive")
+    p.add_argument("--hard-negatives", type=int, default=1, metavar="K",
+                   help="each negative is the model's top-scored of K candidates (dynamic "
+                        "negative sampling; 1 = plain sampling)")
     p.add_argument("--shared-negatives", action="store_true",
                    help="draw --negatives items once per batch and score every user against all")
     p.add_argument("--mask-batch-edges", action="store_true")

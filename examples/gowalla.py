@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--lr-decay", type=float, default=1.0, help="learning rate × this after every epoch")
     parser.add_argument("--l2", type=float, default=1e-4)
+    parser.add_argument("--hard-negatives", type=int, default=1, metavar="K",
+                        help="each negative is the model's top-scored of K uniform candidates "
+                             "(dynamic negative sampling; 1 = plain uniform sampling)")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--heads", type=int, default=1)
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
         model=ModelConfig(name=args.model, dim=args.dim, layers=args.layers, heads=args.heads,
                           attention_warmup=args.attention_warmup),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                          lr_decay=args.lr_decay, l2=args.l2,
+                          lr_decay=args.lr_decay, l2=args.l2, hard_negatives=args.hard_negatives,
                           patience=args.patience, max_minutes=args.minutes, seed=args.seed,
                           device=args.device, progress=not args.quiet, resume=args.resume,
                           refit=args.refit, ks=(20,)),

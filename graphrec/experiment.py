@@ -195,8 +195,8 @@ def _epoch_start(cfg: ModelConfig) -> Callable[[Any, int], None] | None:
 
 
 # Train keys that only ranking training reads, with the defaults a rating run must keep.
-_RANKING_ONLY = ("loss", "num_negatives", "negatives", "shared_negatives", "batch_sampling", "monitor",
-                 "ks", "refit")
+_RANKING_ONLY = ("loss", "num_negatives", "negatives", "hard_negatives", "shared_negatives",
+                 "batch_sampling", "monitor", "ks", "refit")
 
 
 def rating_train_config(train: TrainConfig) -> RatingTrainConfig:

@@ -49,6 +49,13 @@ class TrainConfig:
         loss: ``bpr``, ``bce`` or ``softmax`` (sampled softmax / InfoNCE).
         num_negatives: negatives per positive edge (per batch with ``shared_negatives``).
         negatives: ``uniform`` or ``popularity`` sampling.
+        hard_negatives: candidates per negative. With ``K > 1`` each negative is the one
+            the current model scores highest among ``K`` candidates drawn by
+            ``negatives`` (dynamic negative sampling, Zhang et al., SIGIR 2013): as the
+            model learns, uniform negatives become too easy to teach it anything, and
+            the hardest of a few keeps the gradient informative. Scoring the candidates
+            is a forward pass without gradients (cheap for MF; for graph models it
+            propagates the candidates' rows too). Not with ``shared_negatives``.
         shared_negatives: draw ``num_negatives`` items once per batch and score every
             user of the batch against all of them (``[B, num_negatives]`` scores from
             one matrix product), instead of separate negatives per positive. This makes
@@ -91,6 +98,7 @@ class TrainConfig:
     loss: Literal["bpr", "bce", "softmax"] = "bpr"
     num_negatives: int = 1
     negatives: Literal["uniform", "popularity"] = "uniform"
+    hard_negatives: int = 1
     shared_negatives: bool = False
     mask_batch_edges: bool | None = None
     eval_every: int = 1
@@ -112,9 +120,12 @@ class TrainConfig:
             raise ValueError(f"batch_sampling must be 'edges' or 'users', not {self.batch_sampling!r}")
         if self.negatives not in ("uniform", "popularity"):
             raise ValueError(f"negatives must be 'uniform' or 'popularity', not {self.negatives!r}")
-        for name in ("epochs", "batch_size", "num_negatives", "eval_every"):
+        for name in ("epochs", "batch_size", "num_negatives", "hard_negatives", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.hard_negatives > 1 and self.shared_negatives:
+            raise ValueError("hard_negatives picks negatives per positive; shared_negatives shares "
+                             "them across the batch: use one or the other")
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay}")
         self.ks = tuple(self.ks)
@@ -405,7 +416,10 @@ class Trainer(EpochLoop):
             if cfg.shared_negatives:
                 neg = torch.from_numpy(sampler.draw(cfg.num_negatives))
             else:
-                neg = torch.from_numpy(np.asarray(sampler.sample(users.numpy(), cfg.num_negatives)))
+                neg = torch.from_numpy(np.asarray(
+                    sampler.sample(users.numpy(), cfg.num_negatives * cfg.hard_negatives)))
+                if cfg.hard_negatives > 1:
+                    neg = self.hardest_negatives(eids, neg)
             loss = self.train_batch(eids, neg, f"epoch {epoch}, batch {b}")
             total += loss * users.numel()
             seen += users.numel()
@@ -428,6 +442,32 @@ class Trainer(EpochLoop):
         offset = torch.minimum(offset, degree - 1)
         return self._by_user[self._user_start[who] + offset]
 
+    @torch.no_grad()
+    def hardest_negatives(self, eids: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """Of ``candidates`` ``[B, num_negatives · K]`` (consecutive groups of
+        ``K = hard_negatives`` per negative) for the training edges ``eids``, the one the
+        model scores highest in each group: ``[B, num_negatives]`` item indices.
+
+        Scores come from the model as it is (training mode, no gradients), with the
+        batch's edges hidden from propagation under ``mask_batch_edges``, as in the step.
+        """
+        k = self.config.hard_negatives
+        users = self.edge_users[eids].to(self.device)
+        pos = self.edge_items[eids].to(self.device)
+        cand = candidates.to(self.device)
+        _, scores = self.model.score_pairs(users, pos, cand, edge_mask=self._batch_mask(eids))
+        groups = cand.view(cand.size(0), -1, k)
+        best = scores.view(groups.shape).argmax(dim=2, keepdim=True)
+        return groups.gather(2, best).squeeze(2).to(candidates.device)
+
+    def _batch_mask(self, eids: torch.Tensor) -> torch.Tensor | None:
+        """The edge mask that hides the batch's edges (``mask_batch_edges``), else ``None``."""
+        if not self.config.mask_batch_edges:
+            return None
+        mask = torch.ones(self.edge_users.numel(), dtype=torch.bool, device=self.device)
+        mask[eids.to(self.device)] = False
+        return mask
+
     def train_batch(self, eids: torch.Tensor, neg: torch.Tensor, where: str = "batch") -> float:
         """One optimisation step on the training edges ``eids`` with negatives ``neg``
         (``[len(eids), num_negatives]`` item indices, or ``[num_negatives]`` shared by
@@ -441,10 +481,7 @@ class Trainer(EpochLoop):
         users = self.edge_users[eids].to(self.device)
         pos = self.edge_items[eids].to(self.device)
         neg = neg.to(self.device)
-        mask = None
-        if cfg.mask_batch_edges:
-            mask = torch.ones(self.edge_users.numel(), dtype=torch.bool, device=self.device)
-            mask[eids.to(self.device)] = False
+        mask = self._batch_mask(eids)
         if cfg.shared_negatives:
             pos_s, neg_s = model.score_shared(users, pos, neg, edge_mask=mask)
             # A shared item that is the row's own positive is no negative of that row:

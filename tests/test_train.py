@@ -243,3 +243,49 @@ def test_user_batches_train_a_good_model(split):
     Trainer(model, split.valid, config(batch_sampling="users", epochs=15)).fit()
     after = ev.evaluate(model, split.test)["recall@10"]
     assert after > before + 0.1, (before, after)
+
+
+def test_hardest_negatives_pick_the_top_scored_candidate_of_each_group(split):
+    graph = RecGraph(split.train)
+    torch.manual_seed(0)
+    model = MF(graph, dim=8)
+    trainer = Trainer(model, None, config(num_negatives=2, hard_negatives=3))
+    eids = torch.arange(0, 40, 3)
+    cand = torch.randint(0, graph.num_items, (eids.numel(), 6))
+    picked = trainer.hardest_negatives(eids, cand)
+    assert picked.shape == (eids.numel(), 2)
+    users = trainer.edge_users[eids]
+    for row in range(eids.numel()):
+        u = model.user_emb.weight[users[row]]
+        for g in range(2):
+            group = cand[row, 3 * g:3 * g + 3]
+            scores = model.item_emb.weight[group] @ u
+            assert picked[row, g] == group[scores.argmax()]
+
+
+def test_hard_negatives_reach_the_step_and_train_a_good_model(split, monkeypatch):
+    graph = RecGraph(split.train)
+    ev = Evaluator(exclude=[split.train, split.valid], ks=(10,))
+    torch.manual_seed(0)
+    model = MF(graph, dim=16)
+    shapes = []
+    original = Trainer.hardest_negatives
+
+    def spy(self, eids, candidates):
+        out = original(self, eids, candidates)
+        shapes.append((tuple(candidates.shape), tuple(out.shape)))
+        return out
+
+    monkeypatch.setattr(Trainer, "hardest_negatives", spy)
+    before = ev.evaluate(model, split.test)["recall@10"]
+    Trainer(model, split.valid, config(hard_negatives=4, epochs=15)).fit()
+    after = ev.evaluate(model, split.test)["recall@10"]
+    assert after > before + 0.1, (before, after)
+    assert shapes and all(c[1] == 4 and o[1] == 1 and c[0] == o[0] for c, o in shapes)
+
+
+def test_hard_negatives_config_is_checked():
+    with pytest.raises(ValueError, match="hard_negatives must be >= 1"):
+        TrainConfig(hard_negatives=0)
+    with pytest.raises(ValueError, match="use one or the other"):
+        TrainConfig(hard_negatives=4, shared_negatives=True)
