@@ -14,6 +14,8 @@ Checkpoints go to ``--out`` and ``--resume`` continues an interrupted run exactl
     python examples/gowalla.py --root ../shared/datasets --model lightgcn --out runs/lightgcn
     python examples/gowalla.py --model gat --minutes 30 --out runs/gat
     python examples/gowalla.py --model mf --refit --out runs/mf
+    python examples/gowalla.py --model mf --hard-negatives 8 --batch-size 8192 --lr 1e-2 \
+        --lr-decay 0.995 --l2 2e-2 --epochs 285 --refit --out runs/mf-hard
 """
 
 from __future__ import annotations
