@@ -1,4 +1,4 @@
-"""Gowalla (LightGCN split): reproduce MF-BPR, LightGCN or the GAT recommender.
+r"""Gowalla (LightGCN split): reproduce MF-BPR, LightGCN or the GAT recommender.
 
 The published train/test files; 10% of each user's training rows become the validation
 split (the epoch is chosen there, never on test); full ranking over all items with
@@ -15,7 +15,7 @@ Checkpoints go to ``--out`` and ``--resume`` continues an interrupted run exactl
     python examples/gowalla.py --model gat --minutes 30 --out runs/gat
     python examples/gowalla.py --model mf --refit --out runs/mf
     python examples/gowalla.py --model mf --hard-negatives 8 --batch-size 8192 --lr 1e-2 \
-        --lr-decay 0.995 --l2 2e-2 --epochs 285 --refit --out runs/mf-hard
+        --lr-decay 0.995 --l2 2e-2 --refit --out runs/mf-hard
 """
 
 from __future__ import annotations
