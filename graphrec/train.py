@@ -384,12 +384,11 @@ class Trainer(EpochLoop):
         users, items = model.graph.edges()
         self.edge_users = torch.from_numpy(users)
         self.edge_items = torch.from_numpy(items)
-        # for user-uniform batches: the edges grouped by user, and where each user's start
-        self._by_user = torch.argsort(self.edge_users, stable=True)
-        degree = torch.bincount(self.edge_users, minlength=model.graph.num_users)
-        self._active_users = torch.nonzero(degree).flatten()
-        self._user_start = (torch.cumsum(degree, 0) - degree)[self._active_users]
-        self._user_degree = degree[self._active_users]
+        # for user-uniform batches: edge ids are grouped by user (CSR order), so a user's
+        # edges are the ids indptr[u] .. indptr[u + 1] - 1
+        indptr = torch.from_numpy(model.graph.ui.indptr.astype(np.int64))
+        active = torch.nonzero(indptr.diff()).flatten()
+        self._user_start, self._user_degree = indptr[active], indptr.diff()[active]
         self.evaluator = Evaluator(exclude=[model.graph.ui, *(exclude_valid or [])], ks=self.config.ks)
         self.optimizer = adam(model.parameters(), self.config.lr, self.config.weight_decay, self.device)
         self.loss_fn = LOSSES[self.config.loss]
@@ -435,12 +434,11 @@ class Trainer(EpochLoop):
         num_edges = self.edge_users.numel()
         if self.config.batch_sampling == "edges":
             return torch.randperm(num_edges, generator=gen)
-        who = torch.randint(self._active_users.numel(), (num_edges,), generator=gen)
+        who = torch.randint(self._user_start.numel(), (num_edges,), generator=gen)
         degree = self._user_degree[who]
         # float64 so that u * degree stays below degree for every u < 1
         offset = (torch.rand(num_edges, generator=gen, dtype=torch.float64) * degree).long()
-        offset = torch.minimum(offset, degree - 1)
-        return self._by_user[self._user_start[who] + offset]
+        return self._user_start[who] + torch.minimum(offset, degree - 1)
 
     @torch.no_grad()
     def hardest_negatives(self, eids: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
