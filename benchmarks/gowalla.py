@@ -54,7 +54,7 @@ from graphrec.data.graph import RecGraph
 from graphrec.data.splits import Split, holdout_valid
 from graphrec.evaluate import Evaluator
 from graphrec.models import MF, LightGCN, Recommender
-from graphrec.models.gat import GATRecommender
+from graphrec.models.gat import GATRecommender, attention_warmup
 from graphrec.scoring import make_scorer
 from graphrec.train import TrainConfig, Trainer, save_checkpoint
 
@@ -128,7 +128,8 @@ def run_graphrec(split: Split, args: argparse.Namespace) -> dict:
         if args.save:
             save_checkpoint(refit_model.state_dict(), args.save)
         return result
-    fit = Trainer(model, split.valid, cfg, on_epoch_end=on_epoch_end).fit()
+    fit = Trainer(model, split.valid, cfg, on_epoch_end=on_epoch_end,
+                  on_epoch_start=_warmup_hook(args)).fit()
     evaluator = Evaluator(exclude=[split.train, split.valid], ks=(20,), metrics=METRICS)
     result: dict = {"epochs_run": len(fit.history), "train_minutes": fit.train_seconds / 60,
                     "best_epoch": fit.best_epoch, "stopped": fit.stopped, "curve": curve}
@@ -151,6 +152,13 @@ def run_graphrec(split: Split, args: argparse.Namespace) -> dict:
     return result
 
 
+def _warmup_hook(args: argparse.Namespace):
+    """``--attention-warmup-epochs`` as a trainer hook (None when not asked for)."""
+    if args.model == "gat" and args.attention_warmup_epochs:
+        return attention_warmup(args.attention_warmup_epochs)
+    return None
+
+
 def _refit(init_state: dict | None, split: Split, epochs: int, cfg: TrainConfig,
            args: argparse.Namespace) -> tuple[Recommender, dict]:
     """Train on training + validation for ``epochs`` epochs and test that model, as the
@@ -161,7 +169,8 @@ def _refit(init_state: dict | None, split: Split, epochs: int, cfg: TrainConfig,
     refit_model = build(args.model, full, args)
     if init_state is not None:
         refit_model.load_state_dict(init_state)
-    fit = Trainer(refit_model, None, replace(cfg, epochs=epochs, patience=0, max_minutes=None)).fit()
+    fit = Trainer(refit_model, None, replace(cfg, epochs=epochs, patience=0, max_minutes=None),
+                  on_epoch_start=_warmup_hook(args)).fit()
     refit_eval = Evaluator(exclude=[full.ui], ks=(20,), metrics=METRICS)
     return refit_model, {"epochs_run": len(fit.history), "train_minutes": fit.train_seconds / 60,
             "best_epoch": epochs, "stopped": fit.stopped, "curve": [],
@@ -254,6 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--attention-warmup", type=float, default=0.0, metavar="MIN",
                    help="gat: train this many minutes with attention off (β frozen at 0, i.e. "
                         "LightGCN at its speed), then learn the attention")
+    p.add_argument("--attention-warmup-epochs", type=int, default=0, metavar="N",
+                   help="gat: the same warm-up counted in epochs, which a refit repeats")
     p.add_argument("--batch-size", type=int, default=2048)
     p.add_argument("--batch-sampling", default="edges", choices=["edges", "users"],
                    help="shuffle the training edges, or draw a user then one of their edges "
@@ -295,6 +306,8 @@ def main(argv: list[str] | None = None) -> None:
             p.error("--refit-epochs trains once on train+valid: no --minutes, --refit or pyg-lightgcn")
     if args.attention_warmup and (args.refit or args.refit_epochs is not None):
         p.error("--attention-warmup counts minutes, which a refit cannot repeat; refit without it")
+    if args.attention_warmup and args.attention_warmup_epochs:
+        p.error("give the warm-up in minutes or in epochs, not both")
     if args.model == "pyg-lightgcn" and (args.init or args.save):
         p.error("--init and --save are for graphrec's models")
     torch.set_num_threads(args.threads)

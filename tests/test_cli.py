@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from graphrec.cli import main
 
 TINY = ["--set", "data.synthetic_users=120", "--set", "data.synthetic_items=90",
@@ -37,7 +39,8 @@ def test_graphrec_rating_run_round_trip_with_social_edges(tmp_path, capsys):
     assert set(trained["test"]) == {"rmse", "mae"} and trained["test"]["rmse"] > 0
 
     assert main(["evaluate", "--run", str(out)]) == 0
-    assert json.loads(capsys.readouterr().out) == trained["test"]
+    # CUDA's scatter-adds may sum in another order: equal up to float rounding
+    assert json.loads(capsys.readouterr().out) == pytest.approx(trained["test"], rel=1e-6)
 
     assert main(["recommend", "--run", str(out), "--users", "0", "--k", "4", "--csv"]) == 0
     rows = [line.split(",") for line in capsys.readouterr().out.strip().splitlines()[1:]]

@@ -21,7 +21,7 @@ def test_refit_trains_on_train_plus_valid_and_is_what_load_run_returns(tmp_path)
     _, _, loaded = load_run(tmp_path)
     assert loaded.graph.num_edges == len(split.train) + len(split.valid)
     for a, b in zip(loaded.embeddings(), result.model.embeddings()):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(a.cpu().numpy(), b.cpu().numpy(), rtol=1e-6)
 
 
 def test_without_refit_the_selected_model_is_kept(tmp_path):

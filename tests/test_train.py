@@ -155,14 +155,16 @@ def test_train_batch_masks_exactly_its_edges_and_returns_the_loss(split):
     model.propagate_rows = recording
     eids = torch.tensor([0, 5, 7])
     neg = torch.tensor([[1], [2], [3]])
-    users, pos = trainer.edge_users[eids], trainer.edge_items[eids]
+    # the reference is computed where the trainer put the model (CUDA when present)
+    dev = trainer.device
+    users, pos, ref_neg = trainer.edge_users[eids].to(dev), trainer.edge_items[eids].to(dev), neg.to(dev)
     with torch.no_grad():
-        u, i = model.propagate(edge_mask=~torch.isin(torch.arange(graph.num_edges), eids))
-        reg = model.regularized(users, torch.cat([pos, neg[:, 0]]))
-        expected = bpr_loss((u[users] * i[pos]).sum(1), (u[users] * i[neg[:, 0]]).sum(1))
+        u, i = model.propagate(edge_mask=~torch.isin(torch.arange(graph.num_edges), eids).to(dev))
+        reg = model.regularized(users, torch.cat([pos, ref_neg[:, 0]]))
+        expected = bpr_loss((u[users] * i[pos]).sum(1), (u[users] * i[ref_neg[:, 0]]).sum(1))
         expected = expected + 1e-3 * 0.5 * sum(t.pow(2).sum() for t in reg) / 3
     loss = trainer.train_batch(eids, neg)
-    assert torch.equal(torch.nonzero(~seen["mask"]).flatten(), eids)
+    assert torch.equal(torch.nonzero(~seen["mask"]).flatten().cpu(), eids)
     assert loss == pytest.approx(expected.item(), rel=1e-5)
 
 
@@ -177,12 +179,14 @@ def test_shared_negatives_score_every_user_against_every_item(split, loss):
     users, pos = trainer.edge_users[eids], trainer.edge_items[eids]
     # The second user's positive is among the shared items: that entry is no negative.
     neg = torch.tensor([(pos[0] + 1) % graph.num_items, pos[1], (pos[2] + 2) % graph.num_items])
+    dev = trainer.device  # the reference is computed where the model is
+    users, pos, ref_neg = users.to(dev), pos.to(dev), neg.to(dev)
     with torch.no_grad():
         u, i = model.propagate()
         u, i = torch.nn.functional.normalize(u, dim=1), torch.nn.functional.normalize(i, dim=1)
         pos_s = (u[users] * i[pos]).sum(1) / 0.2
-        neg_s = u[users] @ i[neg].T / 0.2
-        keep = neg.unsqueeze(0) != pos.unsqueeze(1)
+        neg_s = u[users] @ i[ref_neg].T / 0.2
+        keep = ref_neg.unsqueeze(0) != pos.unsqueeze(1)
         assert not keep[1, 1]
         if loss == "softmax":
             logits = torch.cat([pos_s[:, None], neg_s.masked_fill(~keep, -torch.inf)], 1)
