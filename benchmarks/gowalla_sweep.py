@@ -35,10 +35,10 @@ HERE = Path(__file__).resolve().parent
 def launch(name: str, args: list[str], out: Path) -> subprocess.Popen:
     """Start ``gowalla.py args`` with its output in ``out/name.log``."""
     cmd = [sys.executable, "-u", str(HERE / "gowalla.py"), *args, "--log", str(out / "results.jsonl")]
-    log = open(out / f"{name}.log", "w")
-    log.write(shlex.join(cmd) + "\n")
-    log.flush()
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    with open(out / f"{name}.log", "w") as log:  # the child keeps its own handle
+        log.write(shlex.join(cmd) + "\n")
+        log.flush()
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
 def read_log(path: Path) -> tuple[dict | None, int | None]:

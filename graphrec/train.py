@@ -387,8 +387,9 @@ class Trainer(EpochLoop):
         # for user-uniform batches: edge ids are grouped by user (CSR order), so a user's
         # edges are the ids indptr[u] .. indptr[u + 1] - 1
         indptr = torch.from_numpy(model.graph.ui.indptr.astype(np.int64))
-        active = torch.nonzero(indptr.diff()).flatten()
-        self._user_start, self._user_degree = indptr[active], indptr.diff()[active]
+        degree = indptr.diff()
+        active = torch.nonzero(degree).flatten()
+        self._user_start, self._user_degree = indptr[active], degree[active]
         self.evaluator = Evaluator(exclude=[model.graph.ui, *(exclude_valid or [])], ks=self.config.ks)
         self.optimizer = adam(model.parameters(), self.config.lr, self.config.weight_decay, self.device)
         self.loss_fn = LOSSES[self.config.loss]
@@ -450,13 +451,16 @@ class Trainer(EpochLoop):
         batch's edges hidden from propagation under ``mask_batch_edges``, as in the step.
         """
         k = self.config.hard_negatives
-        users = self.edge_users[eids].to(self.device)
-        pos = self.edge_items[eids].to(self.device)
+        users, pos = self._endpoints(eids)
         cand = candidates.to(self.device)
         _, scores = self.model.score_pairs(users, pos, cand, edge_mask=self._batch_mask(eids))
         groups = cand.view(cand.size(0), -1, k)
         best = scores.view(groups.shape).argmax(dim=2, keepdim=True)
         return groups.gather(2, best).squeeze(2).to(candidates.device)
+
+    def _endpoints(self, eids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The users and items of the training edges ``eids``, on the model's device."""
+        return self.edge_users[eids].to(self.device), self.edge_items[eids].to(self.device)
 
     def _batch_mask(self, eids: torch.Tensor) -> torch.Tensor | None:
         """The edge mask that hides the batch's edges (``mask_batch_edges``), else ``None``."""
@@ -476,8 +480,7 @@ class Trainer(EpochLoop):
         """
         cfg = self.config
         model = self.model
-        users = self.edge_users[eids].to(self.device)
-        pos = self.edge_items[eids].to(self.device)
+        users, pos = self._endpoints(eids)
         neg = neg.to(self.device)
         mask = self._batch_mask(eids)
         if cfg.shared_negatives:
