@@ -24,6 +24,7 @@ Usage::
 
     python benchmarks/train_eval.py --root ../shared/datasets
     python benchmarks/train_eval.py --root ../shared/datasets --batches 10 --quick
+    python benchmarks/train_eval.py --root ../shared/datasets --device cuda
 """
 
 from __future__ import annotations
@@ -62,20 +63,23 @@ def pyg_model(graph: RecGraph, dim: int, layers: int):
 class PygStepper:
     """One training batch the way PyG's LightGCN example runs it."""
 
-    def __init__(self, graph: RecGraph, dim: int, layers: int, batch_size: int, seed: int) -> None:
+    def __init__(self, graph: RecGraph, dim: int, layers: int, batch_size: int, seed: int,
+                 device: torch.device) -> None:
         self.model, self.adj = pyg_model(graph, dim, layers)
+        self.model, self.adj = self.model.to(device), self.adj.to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         u, i = graph.edges()
-        self.edges = torch.from_numpy(np.stack([u, i + graph.num_users]))
+        self.edges = torch.from_numpy(np.stack([u, i + graph.num_users])).to(device)
+        self.device = device
         self.num_users, self.num_items = graph.num_users, graph.num_items
         self.batch_size = batch_size
         self.gen = torch.Generator().manual_seed(seed)
 
     def step(self) -> None:
         idx = torch.randint(self.edges.size(1), (self.batch_size,), generator=self.gen)
-        pos = self.edges[:, idx]
+        pos = self.edges[:, idx.to(self.device)]
         neg = torch.randint(self.num_users, self.num_users + self.num_items, (idx.numel(),),
-                            generator=self.gen)
+                            generator=self.gen).to(self.device)
         label_index = torch.cat([pos, torch.stack([pos[0], neg])], dim=1)
         pos_rank, neg_rank = self.model(self.adj, label_index).chunk(2)
         loss = self.model.recommendation_loss(pos_rank, neg_rank, node_id=label_index.unique())
@@ -88,10 +92,11 @@ class GraphrecStepper:
     """One training batch of graphrec's Trainer (:meth:`Trainer.train_batch`), edges drawn
     at random as PyG's example draws them."""
 
-    def __init__(self, graph: RecGraph, dim: int, layers: int, batch_size: int, seed: int) -> None:
+    def __init__(self, graph: RecGraph, dim: int, layers: int, batch_size: int, seed: int,
+                 device: torch.device) -> None:
         self.model = LightGCN(graph, dim=dim, num_layers=layers)
         self.trainer = Trainer(self.model, None, TrainConfig(lr=1e-3, l2=1e-4, batch_size=batch_size,
-                                                             seed=seed, device="cpu"))
+                                                             seed=seed, device=str(device)))
         self.sampler = NegativeSampler(graph, seed=seed)
         self.num_edges = graph.num_edges
         self.batch_size = batch_size
@@ -99,7 +104,7 @@ class GraphrecStepper:
 
     def step(self) -> None:
         eids = torch.randint(self.num_edges, (self.batch_size,), generator=self.gen)
-        users = self.trainer.edge_users[eids].numpy()
+        users = self.trainer.edge_users[eids].cpu().numpy()
         self.trainer.train_batch(eids, torch.from_numpy(np.asarray(self.sampler.sample(users, 1))))
 
 
@@ -109,6 +114,7 @@ def pyg_example_eval(model, adj, graph: RecGraph, test, k: int = 20,
     with torch.no_grad():
         emb = model.get_embedding(adj)
     user_emb, item_emb = emb[: graph.num_users], emb[graph.num_users:]
+    device = user_emb.device
     train = graph.ui
     test_csr = sp.csr_matrix((np.ones(len(test)), (test.user, test.item)),
                              shape=(graph.num_users, graph.num_items))
@@ -118,8 +124,9 @@ def pyg_example_eval(model, adj, graph: RecGraph, test, k: int = 20,
         stop = min(start + batch_size, graph.num_users)
         logits = user_emb[start:stop] @ item_emb.t()
         rows = train[start:stop].tocoo()
-        logits[torch.from_numpy(rows.row).long(), torch.from_numpy(rows.col).long()] = -torch.inf
-        top = logits.topk(k, dim=1).indices
+        logits[torch.from_numpy(rows.row).long().to(device),
+               torch.from_numpy(rows.col).long().to(device)] = -torch.inf
+        top = logits.topk(k, dim=1).indices.cpu()
         t = test_csr[start:stop]
         truth = torch.from_numpy(t.toarray()).bool()
         hit = torch.gather(truth, 1, top).double()
@@ -131,6 +138,13 @@ def pyg_example_eval(model, adj, graph: RecGraph, test, k: int = 20,
     return {f"recall@{k}": torch.cat(recalls).mean().item(), f"ndcg@{k}": torch.cat(ndcgs).mean().item()}
 
 
+def _clock(device: torch.device) -> float:
+    """Wall time after the device has finished its queued work (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,7 +154,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--full-epoch", action="store_true", help="also time one full Trainer epoch")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="small smoke run (3 batches, 1 eval)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, … (both libraries run there)")
     args = p.parse_args(argv)
+    device = torch.device(args.device)
     if args.quick:
         args.batches, args.eval_reps = 3, 1
     torch.set_num_threads(args.threads)
@@ -151,15 +167,16 @@ def main(argv: list[str] | None = None) -> None:
     dim, layers, bs = 64, 3, 2048
     batches_per_epoch = math.ceil(graph.num_edges / bs)
 
-    ours, pyg = GraphrecStepper(graph, dim, layers, bs, 0), PygStepper(graph, dim, layers, bs, 0)
+    ours = GraphrecStepper(graph, dim, layers, bs, 0, device)
+    pyg = PygStepper(graph, dim, layers, bs, 0, device)
     for s in (ours, pyg):  # warm-up: caches, allocator
         s.step()
     times: dict[str, list[float]] = {"graphrec": [], "pyg": []}
     for _ in range(args.batches):
         for name, s in (("graphrec", ours), ("pyg", pyg)):
-            t0 = time.perf_counter()
+            t0 = _clock(device)
             s.step()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(_clock(device) - t0)
     batch_s = {k: statistics.median(v) for k, v in times.items()}
 
     # Same weights in both models, so both evaluations must report the same metrics.
@@ -170,12 +187,12 @@ def main(argv: list[str] | None = None) -> None:
     eval_times: dict[str, list[float]] = {"graphrec": [], "pyg": []}
     metrics: dict[str, dict[str, float]] = {}
     for _ in range(args.eval_reps):
-        t0 = time.perf_counter()
+        t0 = _clock(device)
         metrics["graphrec"] = evaluator.evaluate(ours.model, test)
-        eval_times["graphrec"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        eval_times["graphrec"].append(_clock(device) - t0)
+        t0 = _clock(device)
         metrics["pyg"] = pyg_example_eval(pyg.model, pyg.adj, graph, test)
-        eval_times["pyg"].append(time.perf_counter() - t0)
+        eval_times["pyg"].append(_clock(device) - t0)
     eval_s = {k: statistics.median(v) for k, v in eval_times.items()}
     agree = all(abs(metrics["graphrec"][m] - metrics["pyg"][m]) < 1e-5 for m in ("recall@20", "ndcg@20"))
 
@@ -183,12 +200,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.full_epoch:
         model = LightGCN(graph, dim=dim, num_layers=layers)
         fit = Trainer(model, None, TrainConfig(epochs=1, batch_size=bs, progress=False,
-                                              device="cpu")).fit()
+                                              device=str(device))).fit()
         full_epoch = fit.train_seconds
 
     print(f"Gowalla: {graph.num_users:,} users, {graph.num_items:,} items, "
           f"{graph.num_edges:,} training edges; batch {bs} → {batches_per_epoch} batches/epoch; "
-          f"{args.threads} threads; median of {args.batches} interleaved batches")
+          f"{args.threads} threads, {device}; median of {args.batches} interleaved batches")
     print(f"| {'':28} | {'graphrec':>10} | {'PyG (CSR)':>10} | {'ratio':>6} |")
     print(f"|{'-' * 30}|{'-' * 12}|{'-' * 12}|{'-' * 8}|")
     rows = [("batch (s)", batch_s["graphrec"], batch_s["pyg"]),
@@ -202,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"metrics (same weights): graphrec {metrics['graphrec']} | PyG loop {metrics['pyg']} | "
           f"{'agree' if agree else 'DISAGREE'}")
     print(json.dumps({
-        "benchmark": "train_eval", "threads": args.threads, "batches": args.batches,
+        "benchmark": "train_eval", "device": str(device), "threads": args.threads,
+        "batches": args.batches,
         "batch_s": batch_s, "epoch_s": {k: v * batches_per_epoch for k, v in batch_s.items()},
         "epoch_ratio": batch_s["graphrec"] / batch_s["pyg"], "eval_s": eval_s,
         "eval_ratio": eval_s["graphrec"] / eval_s["pyg"], "full_epoch_s": full_epoch,

@@ -119,3 +119,51 @@ def summary(data: Dataset | Interactions | Split) -> DatasetSummary:
         split_sizes=None if split is None else dict(split.report.sizes) or {
             "train": len(split.train), "valid": len(split.valid), "test": len(split.test)},
     )
+
+
+def split_profile(split: Split, top_share: float = 0.01) -> pd.DataFrame:
+    """How each part of a split looks from the training data: one row per part.
+
+    Model selection on a validation part is only as good as that part's likeness to test.
+    A validation part carved at random from training can differ from a published test
+    file in ways that change which settings win: a test part richer in popular items
+    rewards stronger regularisation (which pulls rarely seen items' embeddings towards
+    zero), for instance. This table shows such shifts before any model is trained.
+
+    Popularity is an item's number of training rows. For the train part's own rows it
+    is counted without the row itself (``count - 1``), so that every part is measured the
+    same way: by the training rows *other* than the one being described.
+
+    Args:
+        split: the split to describe.
+        top_share: the share of items (by training popularity, ties included) that count
+            as the head of the catalogue.
+
+    Returns:
+        A DataFrame indexed by ``train``, ``valid`` and ``test`` (parts without rows are
+        left out) with columns ``rows``, ``users``, ``rows per user`` (mean over the
+        users with rows in that part), ``mean popularity``, ``median popularity``,
+        ``head share`` (fraction of rows on the top ``top_share`` items), ``cold users``
+        and ``cold items`` (rows whose user / item has no training row).
+    """
+    if not 0.0 < top_share <= 1.0:
+        raise ValueError(f"top_share must lie in (0, 1], got {top_share}")
+    train = split.train
+    popularity = np.bincount(np.asarray(train.item), minlength=train.num_items)
+    user_rows = np.bincount(np.asarray(train.user), minlength=train.num_users)
+    head = popularity >= np.quantile(popularity, 1.0 - top_share) if len(popularity) else popularity > 0
+    rows = {}
+    for part, inter in (("train", split.train), ("valid", split.valid), ("test", split.test)):
+        if len(inter) == 0:
+            continue
+        users, items = np.asarray(inter.user), np.asarray(inter.item)
+        pop = popularity[items] - (1 if part == "train" else 0)
+        distinct = np.unique(users).size
+        rows[part] = {
+            "rows": len(inter), "users": distinct, "rows per user": len(inter) / distinct,
+            "mean popularity": float(pop.mean()), "median popularity": float(np.median(pop)),
+            "head share": float(head[items].mean()),
+            "cold users": int((user_rows[users] == 0).sum()),
+            "cold items": int((popularity[items] == 0).sum()),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")

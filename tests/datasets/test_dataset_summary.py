@@ -8,7 +8,7 @@ import pytest
 from graphrec.data.interactions import Interactions
 from graphrec.data.social import SocialEdges
 from graphrec.data.splits import given_split
-from graphrec.datasets import Dataset, summary, synthetic
+from graphrec.datasets import Dataset, split_profile, summary, synthetic
 
 
 @pytest.fixture
@@ -60,3 +60,31 @@ def test_synthetic_summary_is_consistent():
 def test_rejects_other_types():
     with pytest.raises(TypeError, match="Dataset, Interactions or Split"):
         summary([1, 2, 3])
+
+
+def _profiled_split(with_valid: bool = True):
+    part = lambda u, i: Interactions.from_arrays(u, i, num_users=4, num_items=4)  # noqa: E731
+    # Training popularity of items 0..3: [3, 1, 0, 0]; user 3 has no training row.
+    train = part([0, 1, 2, 0], [0, 0, 0, 1])
+    valid = part([1], [1]) if with_valid else None
+    test = part([0, 3, 3], [2, 0, 1])
+    return given_split(train, test, valid)
+
+
+def test_split_profile_by_hand():
+    p = split_profile(_profiled_split(), top_share=0.25)
+    assert list(p.index) == ["train", "valid", "test"]
+    assert p["rows"].tolist() == [4, 1, 3] and p["users"].tolist() == [3, 1, 2]
+    assert p["rows per user"].tolist() == pytest.approx([4 / 3, 1.0, 1.5])
+    # train rows count the *other* training rows: items 0, 0, 0, 1 → 2, 2, 2, 0
+    assert p["mean popularity"].tolist() == pytest.approx([1.5, 1.0, (0 + 3 + 1) / 3])
+    assert p["median popularity"].tolist() == pytest.approx([2.0, 1.0, 1.0])
+    # top quarter of the catalogue by training popularity: item 0 alone
+    assert p["head share"].tolist() == pytest.approx([0.75, 0.0, 1 / 3])
+    assert p["cold users"].tolist() == [0, 0, 2] and p["cold items"].tolist() == [0, 0, 1]
+
+
+def test_split_profile_leaves_out_empty_parts_and_checks_share():
+    assert list(split_profile(_profiled_split(with_valid=False)).index) == ["train", "test"]
+    with pytest.raises(ValueError, match="top_share"):
+        split_profile(_profiled_split(), top_share=0.0)
