@@ -69,7 +69,8 @@ def build(name: str, graph: RecGraph, args: argparse.Namespace) -> Recommender:
         return LightGCN(graph, dim=args.dim, num_layers=args.layers, scorer=scorer)
     if name == "gat":
         return GATRecommender(graph, dim=args.dim, num_layers=args.layers, heads=args.heads,
-                              attention_dropout=args.attention_dropout, scorer=scorer)
+                              attention_dropout=args.attention_dropout, scorer=scorer,
+                              score=args.attention_score)
     raise ValueError(f"unknown model {name!r}")
 
 
@@ -260,6 +261,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--heads", type=int, default=1)
     p.add_argument("--attention-dropout", type=float, default=0.0)
+    p.add_argument("--attention-score", default="self", choices=GATRecommender.SCORES,
+                   help="gat: compare a neighbour with the node itself or with the node's "
+                        "neighbourhood mean")
     p.add_argument("--attention-warmup", type=float, default=0.0, metavar="MIN",
                    help="gat: train this many minutes with attention off (β frozen at 0, i.e. "
                         "LightGCN at its speed), then learn the attention")

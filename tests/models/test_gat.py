@@ -169,3 +169,63 @@ def test_propagate_rows_with_attention_equals_full_propagation(layers, heads, ma
     assert not gat.is_lightgcn() or layers == 0
     for got, want in zip(run(True), run(False)):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_unknown_score_is_refused():
+    with pytest.raises(ValueError, match="score must be one of"):
+        GATRecommender(graph(), dim=8, score="centroid")
+
+
+def test_neighbourhood_score_starts_as_lightgcn():
+    g = graph(5)
+    gat = GATRecommender(g, dim=8, num_layers=3, heads=2, score="neighbourhood")
+    light = LightGCN(g, dim=8, num_layers=3)
+    light.load_state_dict({k: v for k, v in gat.state_dict().items() if k != "beta"})
+    mask = torch.from_numpy(np.random.default_rng(5).random(g.num_edges) > 0.3)
+    for a, b in zip(gat.propagate(mask), light.propagate(mask)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_neighbourhood_score_by_hand(masked):
+    """Item → user weights of the first layer: the cosine of each item with the mean of
+    the user's (unmasked) items, plus the degree prior, softmax over the user's items."""
+    g = graph(6)
+    gat = GATRecommender(g, dim=8, num_layers=1, score="neighbourhood")
+    with torch.no_grad():
+        gat.beta.fill_(4.0)
+    users, items = g.edges()
+    keep = np.random.default_rng(6).random(g.num_edges) > 0.3 if masked else np.ones(g.num_edges, bool)
+    ie = gat.item_emb.weight.detach().numpy().astype(np.float64)
+    mean = np.zeros((g.num_users, 8))
+    np.add.at(mean, users[keep], ie[items[keep]])
+    mean /= np.maximum(np.bincount(users[keep], minlength=g.num_users), 1)[:, None]
+    unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)  # noqa: E731
+    cos = (unit(mean)[users] * unit(ie)[items]).sum(1)
+    d_i = np.bincount(items[keep], minlength=g.num_items).astype(float)
+    logit = 4.0 * cos - 0.5 * np.log(np.maximum(d_i[items], 1))
+    w = np.where(keep, np.exp(logit), 0.0)
+    expected = w / np.bincount(users, weights=w, minlength=g.num_users)[users]
+    (to_user, prior, _, mask), _ = gat._constants(torch.from_numpy(keep) if masked else None)
+    alpha = gat._alpha(to_user, gat.user_emb.weight, gat.item_emb.weight, gat.beta[0, 0], prior, mask)
+    got = to_user.to_edge_order(alpha)[:, 0].detach().numpy()
+    np.testing.assert_allclose(got[keep], expected[keep], rtol=1e-4, atol=1e-7)
+    if masked:
+        assert np.all(got[~keep] == 0)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_neighbourhood_score_rows_equal_full_propagation(masked, rows_pass):
+    g = graph(7)
+    gat = GATRecommender(g, dim=8, num_layers=2, heads=2, score="neighbourhood")
+    with torch.no_grad():
+        gat.beta.normal_(0, 2)
+    mask = torch.from_numpy(np.random.default_rng(7).random(g.num_edges) > 0.3) if masked else None
+    users, items = torch.tensor([1, 3, 3, 25]), torch.tensor([0, 5, 19])
+    gu, gi = torch.randn(users.numel(), 8), torch.randn(items.numel(), 8)
+
+    def run(rows):
+        return rows_pass(gat, users, items, mask, rows, lambda u, i: (u * gu).sum() + (i * gi).sum())
+
+    for got, want in zip(run(True), run(False)):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
