@@ -70,7 +70,8 @@ def build(name: str, graph: RecGraph, args: argparse.Namespace) -> Recommender:
     if name == "gat":
         return GATRecommender(graph, dim=args.dim, num_layers=args.layers, heads=args.heads,
                               attention_dropout=args.attention_dropout, scorer=scorer,
-                              score=args.attention_score)
+                              score=args.attention_score,
+                              attention_lr_scale=args.attention_lr_scale)
     raise ValueError(f"unknown model {name!r}")
 
 
@@ -264,6 +265,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--attention-score", default="self", choices=GATRecommender.SCORES,
                    help="gat: compare a neighbour with the node itself or with the node's "
                         "neighbourhood mean")
+    p.add_argument("--attention-lr-scale", type=float, default=1.0,
+                   help="gat: β's learning rate as a multiple of --lr")
     p.add_argument("--attention-warmup", type=float, default=0.0, metavar="MIN",
                    help="gat: train this many minutes with attention off (β frozen at 0, i.e. "
                         "LightGCN at its speed), then learn the attention")

@@ -138,8 +138,8 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def adam(params: Iterable[torch.nn.Parameter], lr: float, weight_decay: float,
-         device: torch.device) -> torch.optim.Adam:
+def adam(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], lr: float,
+         weight_decay: float, device: torch.device) -> torch.optim.Adam:
     """Adam, fused into one kernel per step on the CPU and CUDA.
 
     The default multi-tensor Adam makes about ten passes over every embedding table per
@@ -305,7 +305,7 @@ class EpochLoop:
             t0 = time.perf_counter()
             # A function of the epoch alone, so a resumed run continues the same schedule.
             for group in self.optimizer.param_groups:
-                group["lr"] = cfg.lr * cfg.lr_decay ** (epoch - 1)
+                group["lr"] = cfg.lr * group.get("lr_scale", 1.0) * cfg.lr_decay ** (epoch - 1)
             # The budget is training time: validation and checkpoints do not count.
             deadline = None if cfg.max_minutes is None else t0 + cfg.max_minutes * 60 - train_seconds
             with epoch_rng(self.device, cfg.seed, epoch):
@@ -391,7 +391,10 @@ class Trainer(EpochLoop):
         active = torch.nonzero(degree).flatten()
         self._user_start, self._user_degree = indptr[active], degree[active]
         self.evaluator = Evaluator(exclude=[model.graph.ui, *(exclude_valid or [])], ks=self.config.ks)
-        self.optimizer = adam(model.parameters(), self.config.lr, self.config.weight_decay, self.device)
+        # Groups carry an lr_scale (e.g. the GAT recommender's attention sharpness learns
+        # faster than the embeddings), which fit()'s per-epoch schedule multiplies in.
+        self.optimizer = adam(model.param_groups(), self.config.lr, self.config.weight_decay,
+                              self.device)
         self.loss_fn = LOSSES[self.config.loss]
         self.run_dir = Path(self.config.run_dir) if self.config.run_dir else None
         if self.run_dir:

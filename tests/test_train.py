@@ -139,6 +139,32 @@ def test_learning_rate_decays_per_epoch(split, tmp_path):
         TrainConfig(lr_decay=0.0)
 
 
+def test_attention_lr_scale_sets_the_group_rates_and_the_first_adam_step(split):
+    from graphrec.models.gat import GATRecommender
+
+    model = GATRecommender(RecGraph(split.train), dim=8, num_layers=2, attention_lr_scale=20.0)
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    rates = []
+    trainer = Trainer(model, None, config(epochs=2, lr=0.01, lr_decay=0.5),
+                      on_epoch_end=lambda t, row: rates.append([g["lr"] for g in t.optimizer.param_groups]))
+    eids = torch.arange(64)
+    neg = torch.from_numpy(np.random.default_rng(0).integers(0, model.num_items, (64, 1)))
+    for group in trainer.optimizer.param_groups:  # what fit() sets at epoch 1
+        group["lr"] = 0.01 * group["lr_scale"]
+    trainer.train_batch(eids, neg)
+    # Adam's first step moves every parameter with a gradient by lr · sign(-gradient)
+    step_beta = (model.beta.detach() - before["beta"].to(trainer.device)).abs()
+    step_emb = (model.user_emb.weight.detach() - before["user_emb.weight"].to(trainer.device)).abs()
+    assert torch.allclose(step_beta, torch.full_like(step_beta, 0.2), rtol=1e-3)
+    moved = step_emb[step_emb > 0]  # (elements with a gradient near Adam's eps move less)
+    assert moved.numel() > 0 and moved.max() <= 0.01 * 1.001
+    assert moved.median().item() == pytest.approx(0.01, rel=1e-3)
+    trainer.fit()
+    assert rates == [pytest.approx([0.01, 0.2]), pytest.approx([0.005, 0.1])]
+    with pytest.raises(ValueError, match="attention_lr_scale"):
+        GATRecommender(RecGraph(split.train), dim=8, attention_lr_scale=0.0)
+
+
 def test_train_batch_masks_exactly_its_edges_and_returns_the_loss(split):
     from graphrec.scoring import bpr_loss
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,11 @@ class Recommender(nn.Module):
                 hides an edge from message passing (models without a graph ignore it).
         """
         raise NotImplementedError
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The parameters as optimiser groups, each with an ``lr_scale`` (its learning rate
+        is the trainer's times this); one group at scale 1 unless a model needs more."""
+        return [{"params": list(self.parameters()), "lr_scale": 1.0}]
 
     def regularized(self, users: Tensor, items: Tensor) -> list[Tensor]:
         """Tensors whose squared norm forms the L2 penalty of a batch (default: none)."""

@@ -70,22 +70,31 @@ class GATRecommender(EmbeddingRecommender):
         score: what a neighbour's embedding is compared with: ``"self"`` (the
             destination's own embedding) or ``"neighbourhood"`` (the mean of the
             destination's neighbours).
+        attention_lr_scale: :math:`\beta`'s learning rate as a multiple of the
+            embeddings' (:meth:`param_groups`). Adam moves each parameter by about the
+            learning rate per step whatever its gradient, so at an embedding's rate
+            :math:`\beta` can hardly leave 0 in the few epochs it trains on top of a
+            LightGCN warm-up.
     """
 
     SCORES = ("self", "neighbourhood")
 
     def __init__(self, graph: RecGraph, dim: int = 64, num_layers: int = 3, heads: int = 1,
                  scorer: Scorer | str = "dot", attention_dropout: float = 0.0,
-                 init_std: float = 0.1, score: str = "self") -> None:
+                 init_std: float = 0.1, score: str = "self",
+                 attention_lr_scale: float = 1.0) -> None:
         if dim % heads:
             raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
         if score not in self.SCORES:
             raise ValueError(f"score must be one of {self.SCORES}, got {score!r}")
+        if not attention_lr_scale > 0:
+            raise ValueError(f"attention_lr_scale must be positive, got {attention_lr_scale}")
         super().__init__(graph, dim, scorer, init_std)
         self.num_layers = num_layers
         self.heads = heads
         self.attention_dropout = attention_dropout
         self.score = score
+        self.attention_lr_scale = attention_lr_scale
         # One sharpness per layer, head and direction (item→user, user→item).
         self.beta = nn.Parameter(torch.zeros(num_layers, 2, heads))
         self.reset_parameters()
@@ -93,6 +102,12 @@ class GATRecommender(EmbeddingRecommender):
     def reset_parameters(self) -> None:
         super().reset_parameters()
         nn.init.zeros_(self.beta)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The embeddings at the trainer's learning rate, β at ``attention_lr_scale`` times it."""
+        rest = [p for name, p in self.named_parameters() if name != "beta"]
+        return [{"params": rest, "lr_scale": 1.0},
+                {"params": [self.beta], "lr_scale": self.attention_lr_scale}]
 
     def _alpha(self, adj: Adjacency, x_dst: Tensor, x_src: Tensor, beta: Tensor,
                prior: Tensor, mask: Tensor | None) -> Tensor:
