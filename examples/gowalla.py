@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--heads", type=int, default=1)
     parser.add_argument("--attention-warmup", type=int, default=0, metavar="EPOCHS",
                         help="gat: epochs with attention off (LightGCN, at its speed) before learning it")
+    parser.add_argument("--attention-score", default="self", choices=["self", "neighbourhood"],
+                        help="gat: compare a neighbour with the node or with its neighbourhood mean")
+    parser.add_argument("--attention-lr-scale", type=float, default=1.0,
+                        help="gat: the attention sharpness's learning rate as a multiple of --lr")
     parser.add_argument("--refit", action="store_true", help="retrain on train+valid for the chosen epochs")
     parser.add_argument("--out", default=None, help="run directory (checkpoints, metrics, results)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
@@ -63,7 +67,9 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = RunConfig(
         data=DataConfig(dataset="gowalla", root=args.root, split="given", valid_ratio=0.1, seed=args.seed),
         model=ModelConfig(name=args.model, dim=args.dim, layers=args.layers, heads=args.heads,
-                          attention_warmup=args.attention_warmup),
+                          attention_warmup=args.attention_warmup,
+                          attention_score=args.attention_score,
+                          attention_lr_scale=args.attention_lr_scale),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           lr_decay=args.lr_decay, l2=args.l2, hard_negatives=args.hard_negatives,
                           patience=args.patience, max_minutes=args.minutes, seed=args.seed,

@@ -103,6 +103,10 @@ class ModelConfig:
             trains the same model without them (the ablation).
         attention_warmup: ``gat``: epochs trained with attention off (β frozen at 0, so
             the model is LightGCN and trains at its speed) before attention is learned.
+        attention_score: ``gat``: what a neighbour is compared with, ``self`` (the node's
+            own embedding) or ``neighbourhood`` (the mean of the node's neighbours).
+        attention_lr_scale: ``gat``: the attention sharpness β's learning rate as a
+            multiple of ``train.lr`` (> 0).
     """
 
     name: str = "lightgcn"
@@ -114,6 +118,8 @@ class ModelConfig:
     dropout: float = 0.0
     use_social: bool = True
     attention_warmup: int = 0
+    attention_score: str = "self"
+    attention_lr_scale: float = 1.0
 
 
 @dataclass

@@ -161,6 +161,15 @@ def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None 
         raise ConfigError(f"model.attention_warmup: only the 'gat' model has a warm-up, not {cfg.name!r}")
     if cfg.attention_warmup < 0:
         raise ConfigError(f"model.attention_warmup: expected epochs >= 0, got {cfg.attention_warmup}")
+    for key, default in (("attention_score", "self"), ("attention_lr_scale", 1.0)):
+        if getattr(cfg, key) != default and cfg.name != "gat":
+            raise ConfigError(f"model.{key}: only the 'gat' model has it, not {cfg.name!r}")
+    if cfg.attention_score not in GATRecommender.SCORES:
+        raise ConfigError(f"model.attention_score: expected one of {list(GATRecommender.SCORES)}, "
+                          f"got {cfg.attention_score!r}")
+    if not (math.isfinite(cfg.attention_lr_scale) and cfg.attention_lr_scale > 0):
+        raise ConfigError(f"model.attention_lr_scale: expected a finite value > 0, "
+                          f"got {cfg.attention_lr_scale}")
     if not (math.isfinite(cfg.temperature) and cfg.temperature > 0):
         raise ConfigError(f"model.temperature: expected a finite value > 0, got {cfg.temperature}")
     if cfg.temperature != ModelConfig.temperature and cfg.scorer != "cosine":
@@ -184,7 +193,9 @@ def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None 
         return LightGCN(graph, dim=cfg.dim, num_layers=cfg.layers, scorer=scorer)
     if cfg.name == "gat":
         return GATRecommender(graph, dim=cfg.dim, num_layers=cfg.layers, heads=cfg.heads,
-                              scorer=scorer, attention_dropout=cfg.dropout)
+                              scorer=scorer, attention_dropout=cfg.dropout,
+                              score=cfg.attention_score,
+                              attention_lr_scale=cfg.attention_lr_scale)
     return SocialGATRecommender(graph, dim=cfg.dim, num_layers=cfg.layers, heads=cfg.heads,
                                 use_social=social, scorer=scorer, attention_dropout=cfg.dropout)
 

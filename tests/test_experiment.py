@@ -110,6 +110,23 @@ def test_attention_warmup_runs_for_gat_and_is_refused_elsewhere(tmp_path):
         run(load_config(None, [*TINY, "model.name=lightgcn", "model.attention_warmup=2"]))
 
 
+def test_attention_score_and_lr_scale_reach_the_gat_model_and_are_checked():
+    from graphrec.experiment import build_model
+
+    cfg = load_config(None, [*TINY, "model.name=gat", "model.attention_score=neighbourhood",
+                             "model.attention_lr_scale=20"])
+    graph = prepare_data(cfg.data).graph()
+    model = build_model(cfg.model, graph)
+    assert model.score == "neighbourhood"
+    assert [g["lr_scale"] for g in model.param_groups()] == [1.0, 20.0]
+    for overrides, message in (
+            (["model.name=lightgcn", "model.attention_lr_scale=2"], "only the 'gat' model"),
+            (["model.name=gat", "model.attention_score=centroid"], "expected one of"),
+            (["model.name=gat", "model.attention_lr_scale=0"], "finite value > 0")):
+        with pytest.raises(ConfigError, match=message):
+            build_model(load_config(None, [*TINY, *overrides]).model, graph)
+
+
 def test_cosine_temperature_and_shared_negatives_reach_the_model_and_trainer(tmp_path, monkeypatch):
     cfg = load_config(None, [*TINY, "model.scorer=cosine", "model.temperature=0.05",
                              "train.loss=softmax", "train.shared_negatives=true",
