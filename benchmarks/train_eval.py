@@ -65,8 +65,8 @@ class PygStepper:
 
     def __init__(self, graph: RecGraph, dim: int, layers: int, batch_size: int, seed: int,
                  device: torch.device) -> None:
-        self.model, self.adj = pyg_model(graph, dim, layers)
-        self.model, self.adj = self.model.to(device), self.adj.to(device)
+        model, adj = pyg_model(graph, dim, layers)
+        self.model, self.adj = model.to(device), adj.to(device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         u, i = graph.edges()
         self.edges = torch.from_numpy(np.stack([u, i + graph.num_users])).to(device)

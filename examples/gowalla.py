@@ -27,6 +27,7 @@ import torch
 
 from graphrec.config import DataConfig, EvalConfig, ModelConfig, RunConfig
 from graphrec.experiment import run
+from graphrec.models.gat import GATRecommender
 from graphrec.train import TrainConfig
 
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--heads", type=int, default=1)
     parser.add_argument("--attention-warmup", type=int, default=0, metavar="EPOCHS",
                         help="gat: epochs with attention off (LightGCN, at its speed) before learning it")
-    parser.add_argument("--attention-score", default="self", choices=["self", "neighbourhood"],
+    parser.add_argument("--attention-score", default="self", choices=GATRecommender.SCORES,
                         help="gat: compare a neighbour with the node or with its neighbourhood mean")
     parser.add_argument("--attention-lr-scale", type=float, default=1.0,
                         help="gat: the attention sharpness's learning rate as a multiple of --lr")

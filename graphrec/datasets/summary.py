@@ -149,11 +149,10 @@ def split_profile(split: Split, top_share: float = 0.01) -> pd.DataFrame:
     if not 0.0 < top_share <= 1.0:
         raise ValueError(f"top_share must lie in (0, 1], got {top_share}")
     train = split.train
-    popularity = np.bincount(np.asarray(train.item), minlength=train.num_items)
-    user_rows = np.bincount(np.asarray(train.user), minlength=train.num_users)
+    popularity, user_rows = train.item_degrees(), train.user_degrees()
     head = popularity >= np.quantile(popularity, 1.0 - top_share) if len(popularity) else popularity > 0
     rows = {}
-    for part, inter in (("train", split.train), ("valid", split.valid), ("test", split.test)):
+    for part, inter in (("train", train), ("valid", split.valid), ("test", split.test)):
         if len(inter) == 0:
             continue
         users, items = np.asarray(inter.user), np.asarray(inter.item)
