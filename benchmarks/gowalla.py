@@ -291,7 +291,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mask-batch-edges", action="store_true")
     p.add_argument("--eval-every", type=int, default=1)
     p.add_argument("--valid-ratio", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds initialisation, batches and negatives")
+    p.add_argument("--split-seed", type=int, default=None,
+                   help="seeds the validation carve (default: --seed); fix it to repeat a run "
+                        "with other --seed values on the same carve, e.g. from an --init "
+                        "checkpoint trained on that carve's training part")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--progress", action="store_true", help="show tqdm bars")
@@ -319,7 +323,8 @@ def main(argv: list[str] | None = None) -> None:
         p.error("--init and --save are for graphrec's models")
     torch.set_num_threads(args.threads)
     ds = datasets.gowalla(root=args.root)
-    split = holdout_valid(ds.split, ratio=args.valid_ratio, seed=args.seed)
+    split_seed = args.seed if args.split_seed is None else args.split_seed
+    split = holdout_valid(ds.split, ratio=args.valid_ratio, seed=split_seed)
     start = time.perf_counter()
     result = run_pyg(split, args) if args.model == "pyg-lightgcn" else run_graphrec(split, args)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()

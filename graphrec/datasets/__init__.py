@@ -18,11 +18,11 @@ from graphrec.datasets.real import (
     movielens_small,
     read_user_item_lists,
 )
-from graphrec.datasets.summary import DatasetSummary, split_profile, summary
+from graphrec.datasets.summary import DatasetSummary, holdout_share, split_profile, summary
 from graphrec.datasets.synthetic import synthetic
 
 __all__ = [
     "ENV_VAR", "Dataset", "DatasetSummary", "data_root", "default_data_dir", "download_file",
     "download_movielens_small", "filmtrust", "gowalla", "lastfm", "movielens_small",
-    "read_user_item_lists", "split_profile", "summary", "synthetic",
+    "holdout_share", "read_user_item_lists", "split_profile", "summary", "synthetic",
 ]

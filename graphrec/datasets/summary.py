@@ -166,3 +166,52 @@ def split_profile(split: Split, top_share: float = 0.01) -> pd.DataFrame:
             "cold items": int((popularity[items] == 0).sum()),
         }
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def holdout_share(split: Split, part: str = "test",
+                  quantiles: tuple[float, ...] = (0.5, 0.9, 0.99, 0.999)) -> pd.DataFrame:
+    """Which share of each item's rows a held-out part took, by item popularity.
+
+    A part drawn at random from each user's rows takes about the same share of every
+    item's rows, popular or not. A share that grows with popularity means the part was
+    drawn another way (e.g. from a log with repeated visits, where an item a user visits
+    often is more likely to reach the held-out part), and selection on a part drawn at
+    random will not see that lean.
+
+    Items are bucketed by their rows in ``train`` plus ``part`` (``n_i``), at the given
+    quantiles of the items that have any; for each bucket :math:`B`, the held-out share
+    is :math:`\\sum_{i \\in B} h_i / \\sum_{i \\in B} n_i`, with :math:`h_i` the item's rows
+    in ``part``.
+
+    Args:
+        split: the split to describe.
+        part: ``"test"`` or ``"valid"``, the part whose share is measured (the other
+            held-out part is left out of the counts).
+        quantiles: increasing cut points in (0, 1) between the buckets.
+
+    Returns:
+        A DataFrame with one row per bucket, from least to most popular, and columns
+        ``items``, ``min rows`` and ``max rows`` (of ``n_i`` in the bucket), ``rows``
+        (:math:`\\sum n_i`) and ``held-out share``; buckets without items are left out.
+    """
+    if part not in ("test", "valid"):
+        raise ValueError(f"part must be 'test' or 'valid', got {part!r}")
+    if list(quantiles) != sorted(set(quantiles)) or not all(0.0 < q < 1.0 for q in quantiles):
+        raise ValueError(f"quantiles must increase strictly within (0, 1), got {quantiles}")
+    held = getattr(split, part)
+    if len(held) == 0:
+        raise ValueError(f"the split has no {part} rows")
+    h = held.item_degrees()
+    n = split.train.item_degrees() + h
+    seen = n > 0
+    edges = np.quantile(n[seen], quantiles)
+    bucket = np.searchsorted(edges, n, side="left")  # n_i <= edge → that edge's bucket
+    rows = []
+    for b in range(len(quantiles) + 1):
+        mask = seen & (bucket == b)
+        if not mask.any():
+            continue
+        rows.append({"items": int(mask.sum()), "min rows": int(n[mask].min()),
+                     "max rows": int(n[mask].max()), "rows": int(n[mask].sum()),
+                     "held-out share": float(h[mask].sum() / n[mask].sum())})
+    return pd.DataFrame(rows)

@@ -7,8 +7,8 @@ import pytest
 
 from graphrec.data.interactions import Interactions
 from graphrec.data.social import SocialEdges
-from graphrec.data.splits import given_split
-from graphrec.datasets import Dataset, split_profile, summary, synthetic
+from graphrec.data.splits import given_split, holdout_valid
+from graphrec.datasets import Dataset, holdout_share, split_profile, summary, synthetic
 
 
 @pytest.fixture
@@ -88,3 +88,33 @@ def test_split_profile_leaves_out_empty_parts_and_checks_share():
     assert list(split_profile(_profiled_split(with_valid=False)).index) == ["train", "test"]
     with pytest.raises(ValueError, match="top_share"):
         split_profile(_profiled_split(), top_share=0.0)
+
+
+def test_holdout_share_by_hand():
+    split = _profiled_split()
+    # test: held rows per item [1, 1, 1, 0], with training [4, 2, 1, 0]; median cut at 2
+    t = holdout_share(split, "test", quantiles=(0.5,))
+    assert t["items"].tolist() == [2, 1] and t["rows"].tolist() == [3, 4]
+    assert t["min rows"].tolist() == [1, 4] and t["max rows"].tolist() == [2, 4]
+    assert t["held-out share"].tolist() == pytest.approx([2 / 3, 1 / 4])
+    # valid (test left out): held [0, 1, 0, 0], with training [3, 2, 0, 0]; cut at 2.5
+    v = holdout_share(split, "valid", quantiles=(0.5,))
+    assert v["items"].tolist() == [1, 1]
+    assert v["held-out share"].tolist() == pytest.approx([1 / 2, 0.0])
+
+
+def test_holdout_share_is_flat_for_a_random_carve():
+    ds = synthetic(num_users=400, num_items=300, avg_degree=30.0, seed=3)
+    split = holdout_valid(ds.interactions, ratio=0.2, seed=0)
+    shares = holdout_share(split, "valid", quantiles=(0.5, 0.9))["held-out share"]
+    assert shares.between(0.17, 0.23).all(), shares.tolist()
+
+
+def test_holdout_share_checks_its_arguments():
+    split = _profiled_split()
+    with pytest.raises(ValueError, match="part"):
+        holdout_share(split, "train")
+    with pytest.raises(ValueError, match="quantiles"):
+        holdout_share(split, quantiles=(0.9, 0.5))
+    with pytest.raises(ValueError, match="no valid rows"):
+        holdout_share(_profiled_split(with_valid=False), "valid")
