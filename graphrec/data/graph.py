@@ -9,7 +9,7 @@ carries or keeps that id, so a boolean edge mask built against one is valid in a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,6 +39,11 @@ class TorchGraph:
         user_to_item: the reverse direction; the same interaction ids.
         social: user ← user adjacency with social edge ids, or ``None``.
         norm_adj: symmetric-normalised ``(U+I) × (U+I)`` CSR (users first), or ``None``.
+        norm_adj_edges: the interaction edge id of every stored ``norm_adj`` entry, once
+            propagation with an edge mask has needed it (else ``None``).
+        masked_norm_adj: the last edge mask propagation used and ``norm_adj`` without
+            the edges it removes, so that several passes of one training step with
+            the same mask build that matrix once.
     """
 
     num_users: int
@@ -50,6 +55,9 @@ class TorchGraph:
     user_to_item: Adjacency
     social: Adjacency | None
     norm_adj: Tensor | None
+    # Derived on demand by graphrec.models.propagation; to() starts a copy without them.
+    norm_adj_edges: Tensor | None = field(default=None, repr=False, compare=False)
+    masked_norm_adj: tuple[Tensor, Tensor] | None = field(default=None, repr=False, compare=False)
 
     @property
     def device(self) -> torch.device:

@@ -147,12 +147,49 @@ def _transpose(crow: Tensor, col: Tensor, val: Tensor, shape: tuple[int, int]) -
 
 
 def lightgcn_adjacency(graph: TorchGraph, edge_mask: Tensor | None = None) -> Tensor:
-    """LightGCN's normalised adjacency of ``graph``: the cached one, or rebuilt without
-    the edges that ``edge_mask`` (bool per interaction edge) removes."""
+    """LightGCN's normalised adjacency of ``graph``: the cached one, or renormalised
+    without the edges that ``edge_mask`` (bool per interaction edge) removes.
+
+    The masked matrix of the last mask is kept on ``graph``: a training step that
+    propagates twice with one mask (hard negatives are scored first) builds it once.
+    """
     if edge_mask is None:
         return graph.norm_adj
-    return normalized_adjacency(graph.edge_index, graph.num_users, graph.num_items,
-                                edge_mask.to(graph.device))
+    mask = edge_mask.to(graph.device)
+    last = graph.masked_norm_adj
+    if last is not None and last[0].shape == mask.shape and torch.equal(last[0], mask):
+        return last[1]
+    adj = _masked_norm_adj(graph, mask)
+    graph.masked_norm_adj = (mask.clone(), adj)
+    return adj
+
+
+def _masked_norm_adj(graph: TorchGraph, mask: Tensor) -> Tensor:
+    r""":math:`\hat A` of ``graph`` without the masked edges, selected from ``norm_adj``.
+
+    ``norm_adj`` stores every interaction twice (user row, item row), each row's
+    entries sorted, so the masked matrix is a selection of its entries in the same
+    order with new degrees — no sort, unlike building it from the edge list.
+    """
+    adj = graph.norm_adj
+    if adj is None or graph.edge_index.size(1) * 2 != adj.values().numel():
+        return normalized_adjacency(graph.edge_index, graph.num_users, graph.num_items, mask)
+    edges = graph.norm_adj_edges
+    if edges is None:
+        # User rows list their edges as item_to_user does (by item), item rows as
+        # user_to_item does (by user): both sorted like norm_adj's rows.
+        edges = torch.cat([graph.item_to_user.edge_id, graph.user_to_item.edge_id])
+        graph.norm_adj_edges = edges
+    n = adj.size(0)
+    keep = mask[edges]
+    crow = adj.crow_indices()
+    row = torch.repeat_interleave(torch.arange(n, device=mask.device), crow.diff().long())
+    degree = torch.zeros(n, dtype=torch.long, device=mask.device).index_add_(0, row, keep.long())
+    inv = degree.float().clamp(min=1).rsqrt() * (degree > 0)
+    row, col = row[keep], adj.col_indices()[keep]
+    new_crow = torch.zeros(n + 1, dtype=torch.long, device=mask.device)
+    torch.cumsum(degree, 0, out=new_crow[1:])
+    return csr_tensor(new_crow, col, inv[row] * inv[col.long()], (n, n))
 
 
 def normalized_adjacency(

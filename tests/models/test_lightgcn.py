@@ -5,6 +5,7 @@ from torch_geometric.nn import LightGCN as PyGLightGCN
 
 from graphrec.data import Interactions, RecGraph
 from graphrec.models import MF, LightGCN
+from graphrec.models.propagation import lightgcn_adjacency, normalized_adjacency
 
 
 def random_graph(seed=0, users=30, items=20, edges=120):
@@ -84,6 +85,27 @@ def test_edge_mask_equals_graph_without_those_edges():
     np.testing.assert_allclose(torch.cat([u, i]).detach().numpy(), ref, rtol=1e-4, atol=1e-5)
     full = torch.cat(model.propagate(edge_mask=torch.ones(graph.num_edges, dtype=torch.bool)))
     torch.testing.assert_close(full, torch.cat(model.propagate()))
+
+
+def test_masked_adjacency_is_the_rebuilt_one_and_is_built_once_per_mask():
+    graph = random_graph(4)
+    tg = LightGCN(graph, dim=4).torch_graph()
+    rng = np.random.default_rng(1)
+    mask = torch.from_numpy(rng.random(graph.num_edges) > 0.4)
+    mask[tg.edge_index[0] == 0] = False  # user 0 loses every edge: a zero row, no NaN
+    got = lightgcn_adjacency(tg, mask)
+    want = normalized_adjacency(tg.edge_index, tg.num_users, tg.num_items, mask)
+    torch.testing.assert_close(got.to_dense(), want.to_dense(), rtol=0, atol=0)
+    assert torch.equal(got.crow_indices().long(), want.crow_indices().long())
+    # the same mask (another tensor, equal values) reuses the matrix; changing the
+    # caller's tensor afterwards does not corrupt what was kept
+    assert lightgcn_adjacency(tg, mask.clone()) is got
+    mask[(~mask).nonzero()[0, 0]] = True  # one removed edge comes back
+    other = lightgcn_adjacency(tg, mask)
+    assert other is not got
+    torch.testing.assert_close(other.to_dense(), normalized_adjacency(
+        tg.edge_index, tg.num_users, tg.num_items, mask).to_dense(), rtol=0, atol=0)
+    assert lightgcn_adjacency(tg, None) is tg.norm_adj
 
 
 @pytest.mark.parametrize("layers", [0, 1, 3])
