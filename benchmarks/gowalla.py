@@ -51,7 +51,8 @@ from train_eval import pyg_model
 
 from graphrec import datasets
 from graphrec.data.graph import RecGraph
-from graphrec.data.splits import Split, holdout_valid
+from graphrec.data.interactions import Interactions
+from graphrec.data.splits import Split, holdout_valid, thin_holdout
 from graphrec.evaluate import Evaluator
 from graphrec.models import MF, LightGCN, Recommender
 from graphrec.models.gat import GATRecommender, attention_warmup
@@ -87,7 +88,7 @@ def train_config(args: argparse.Namespace, minutes: float | None) -> TrainConfig
                        progress=args.progress, device=args.device, ks=(20,))
 
 
-def run_graphrec(split: Split, args: argparse.Namespace) -> dict:
+def run_graphrec(split: Split, args: argparse.Namespace, thinned: list[Interactions]) -> dict:
     torch.manual_seed(args.seed)
     graph = RecGraph(split.train)
     model = build(args.model, graph, args)
@@ -126,7 +127,7 @@ def run_graphrec(split: Split, args: argparse.Namespace) -> dict:
     cfg = train_config(args, marks[-1] if marks else None)
     init_state = {k: v.clone() for k, v in model.state_dict().items()} if args.init else None
     if args.refit_epochs is not None:
-        refit_model, result = _refit(init_state, split, args.refit_epochs, cfg, args)
+        refit_model, result = _refit(init_state, split, args.refit_epochs, cfg, args, thinned)
         if args.save:
             save_checkpoint(refit_model.state_dict(), args.save)
         return result
@@ -143,12 +144,12 @@ def run_graphrec(split: Split, args: argparse.Namespace) -> dict:
                 continue
             model.load_state_dict(snap["state"])
             result["marks"][str(m)] = {"epoch": snap["epoch"], "valid_recall@20": snap["value"],
-                                       **_test(evaluator, model, split)}
+                                       **_test(evaluator, model, split, thinned)}
         # the model now holds the last mark's choice
     else:
-        result["test"] = _test(evaluator, model, split)  # best weights were restored by fit()
+        result["test"] = _test(evaluator, model, split, thinned)  # best weights were restored by fit()
         if args.refit and fit.best_epoch > 0:
-            result["refit_test"] = _refit(init_state, split, fit.best_epoch, cfg, args)[1]["refit_test"]
+            result["refit_test"] = _refit(init_state, split, fit.best_epoch, cfg, args, thinned)[1]["refit_test"]
     if args.save:
         save_checkpoint(model.state_dict(), args.save)
     return result
@@ -162,7 +163,7 @@ def _warmup_hook(args: argparse.Namespace):
 
 
 def _refit(init_state: dict | None, split: Split, epochs: int, cfg: TrainConfig,
-           args: argparse.Namespace) -> tuple[Recommender, dict]:
+           args: argparse.Namespace, thinned: list[Interactions]) -> tuple[Recommender, dict]:
     """Train on training + validation for ``epochs`` epochs and test that model, as the
     papers do (they train on the whole training file), starting from ``--init``'s
     weights (``init_state``) when given, like the run that chose ``epochs``."""
@@ -176,12 +177,19 @@ def _refit(init_state: dict | None, split: Split, epochs: int, cfg: TrainConfig,
     refit_eval = Evaluator(exclude=[full.ui], ks=(20,), metrics=METRICS)
     return refit_model, {"epochs_run": len(fit.history), "train_minutes": fit.train_seconds / 60,
             "best_epoch": epochs, "stopped": fit.stopped, "curve": [],
-            "refit_test": _test(refit_eval, refit_model, split)}
+            "refit_test": _test(refit_eval, refit_model, split, thinned)}
 
 
-def _test(evaluator: Evaluator, model: Recommender, split: Split) -> dict:
+def _test(evaluator: Evaluator, model: Recommender, split: Split,
+          thinned: list[Interactions]) -> dict:
+    """Test Recall/NDCG@20, and their means over the ``thinned`` test parts if any."""
     m = evaluator.evaluate(model, split.test)
-    return {"test_recall@20": m["recall@20"], "test_ndcg@20": m["ndcg@20"]}
+    out = {"test_recall@20": m["recall@20"], "test_ndcg@20": m["ndcg@20"]}
+    if thinned:
+        runs = [evaluator.evaluate(model, part) for part in thinned]
+        out["thinned_recall@20"] = float(np.mean([r["recall@20"] for r in runs]))
+        out["thinned_ndcg@20"] = float(np.mean([r["ndcg@20"] for r in runs]))
+    return out
 
 
 def run_pyg(split: Split, args: argparse.Namespace) -> dict:
@@ -290,6 +298,10 @@ def main(argv: list[str] | None = None) -> None:
                    help="draw --negatives items once per batch and score every user against all")
     p.add_argument("--mask-batch-edges", action="store_true")
     p.add_argument("--eval-every", type=int, default=1)
+    p.add_argument("--thinned-test", type=int, default=0, metavar="K",
+                   help="also report test metrics averaged over K draws of the test file thinned "
+                        "to one share of every item's rows (graphrec.data.thin_holdout): an "
+                        "analysis of the published test file's lean to popular items")
     p.add_argument("--valid-ratio", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0, help="seeds initialisation, batches and negatives")
     p.add_argument("--split-seed", type=int, default=None,
@@ -319,14 +331,18 @@ def main(argv: list[str] | None = None) -> None:
         p.error("--attention-warmup counts minutes, which a refit cannot repeat; refit without it")
     if args.attention_warmup and args.attention_warmup_epochs:
         p.error("give the warm-up in minutes or in epochs, not both")
+    if args.model == "pyg-lightgcn" and args.thinned_test:
+        p.error("--thinned-test is for graphrec's models")
     if args.model == "pyg-lightgcn" and (args.init or args.save):
         p.error("--init and --save are for graphrec's models")
     torch.set_num_threads(args.threads)
     ds = datasets.gowalla(root=args.root)
+    # thinned from the published files, so that every run (refit or not) tests on the same rows
+    thinned = [thin_holdout(ds.split, seed=s).test for s in range(args.thinned_test)]
     split_seed = args.seed if args.split_seed is None else args.split_seed
     split = holdout_valid(ds.split, ratio=args.valid_ratio, seed=split_seed)
     start = time.perf_counter()
-    result = run_pyg(split, args) if args.model == "pyg-lightgcn" else run_graphrec(split, args)
+    result = run_pyg(split, args) if args.model == "pyg-lightgcn" else run_graphrec(split, args, thinned)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                 if k not in ("root", "log", "progress")}
     line = {"benchmark": "gowalla", **settings, "wall_minutes": (time.perf_counter() - start) / 60,
@@ -344,6 +360,9 @@ def main(argv: list[str] | None = None) -> None:
             r = result[key]
             print(f"| {key} (best epoch {result['best_epoch']}) | | | {r['test_recall@20']:.4f} | "
                   f"{r['test_ndcg@20']:.4f} |")
+            if "thinned_recall@20" in r:
+                print(f"| {key}, thinned ({args.thinned_test} draws) | | | "
+                      f"{r['thinned_recall@20']:.4f} | {r['thinned_ndcg@20']:.4f} |")
     text = json.dumps(line)
     print(text)
     if args.log:

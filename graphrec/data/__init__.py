@@ -17,14 +17,17 @@ from graphrec.data.splits import (
     leave_one_out,
     per_user_split,
     per_user_temporal_split,
+    popularity_buckets,
     random_split,
     temporal_split,
+    thin_holdout,
 )
 
 __all__ = [
-    "Adjacency", "ColumnMap", "DataError", "HeteroGraph", "IdMap", "Interactions", "LoadReport",
-    "NegativeSampler", "RecGraph", "SocialColumns", "SocialEdges", "Split", "SplitReport", "TorchGraph", "binarize",
-    "deduplicate", "given_split", "holdout_valid", "k_core", "leave_one_out",
-    "load_interactions", "load_social", "per_user_split", "per_user_temporal_split", "random_split",
-    "temporal_split",
+    "Adjacency", "ColumnMap", "DataError", "HeteroGraph", "IdMap", "Interactions",
+    "LoadReport", "NegativeSampler", "RecGraph", "SocialColumns", "SocialEdges", "Split",
+    "SplitReport", "TorchGraph", "binarize", "deduplicate", "given_split", "holdout_valid",
+    "k_core", "leave_one_out", "load_interactions", "load_social", "per_user_split",
+    "per_user_temporal_split", "popularity_buckets", "random_split", "temporal_split",
+    "thin_holdout",
 ]

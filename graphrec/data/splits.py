@@ -404,3 +404,75 @@ def holdout_valid(
     return _cold_start(train.subset(label == TRAIN),
                        {"valid": train.subset(label == VALID), "test": test},
                        method, cold_start)
+
+
+def popularity_buckets(rows: np.ndarray, quantiles: Sequence[float]) -> np.ndarray:
+    """The bucket of every item by its row count ``rows``: bucket ``b`` holds the items
+    above the ``quantiles[b-1]`` and up to the ``quantiles[b]`` quantile of the counts of
+    the items with rows (``-1`` for items without rows).
+
+    Raises:
+        ValueError: ``quantiles`` do not increase strictly within (0, 1).
+    """
+    if list(quantiles) != sorted(set(quantiles)) or not all(0.0 < q < 1.0 for q in quantiles):
+        raise ValueError(f"quantiles must increase strictly within (0, 1), got {tuple(quantiles)}")
+    seen = rows > 0
+    if not seen.any():
+        return np.full(rows.shape, -1)
+    edges = np.quantile(rows[seen], quantiles)
+    return np.where(seen, np.searchsorted(edges, rows, side="left"), -1)
+
+
+def thin_holdout(
+    split: Split,
+    part: str = "test",
+    quantiles: Sequence[float] = (0.5, 0.9, 0.99, 0.999),
+    reference: float = 0.99,
+    seed: int = 0,
+) -> Split:
+    r"""A copy of ``split`` whose ``part`` is thinned to take one share of every item's rows.
+
+    A part drawn at random per user holds about the same share of every item's rows.
+    Some published splits do not (see :func:`graphrec.datasets.holdout_share`): their
+    test part holds a larger share of the most popular items' rows, which rewards
+    popularity-leaning models. Thinning such a part estimates what it would have been
+    drawn uniformly: items are bucketed by their rows in ``train`` plus ``part``
+    (:func:`popularity_buckets`); :math:`s` is the held-out share of the items up to the
+    ``reference`` quantile; in every bucket whose share is higher, each held-out row is
+    kept with probability :math:`p_B = \frac{s\,T_B}{(1 - s)\,H_B}` (:math:`T_B`,
+    :math:`H_B`: the bucket's train and held-out rows), which brings its share to
+    :math:`s` in expectation. Rows are only removed, never added.
+
+    This is an analysis of a fixed test set, not a way to select models: it looks at
+    the test part's item counts.
+
+    Args:
+        split: the split; ``train`` and the other parts are kept as they are.
+        part: ``"test"`` or ``"valid"``.
+        quantiles: cut points between popularity buckets.
+        reference: one of ``quantiles``; the items up to it set the share :math:`s`.
+        seed: seed of the row draws.
+    """
+    if part not in ("test", "valid"):
+        raise ValueError(f"part must be 'test' or 'valid', got {part!r}")
+    if reference not in quantiles:
+        raise ValueError(f"reference ({reference}) must be one of quantiles {tuple(quantiles)}")
+    held = getattr(split, part)
+    if len(held) == 0:
+        raise ValueError(f"the split has no {part} rows")
+    h = held.item_degrees()
+    t = split.train.item_degrees()
+    bucket = popularity_buckets(t + h, quantiles)
+    low = (bucket >= 0) & (bucket <= list(quantiles).index(reference))
+    share = h[low].sum() / (t[low].sum() + h[low].sum())
+    keep_p = np.ones(len(quantiles) + 1)
+    for b in range(len(quantiles) + 1):
+        tb, hb = t[bucket == b].sum(), h[bucket == b].sum()
+        if hb and hb / (tb + hb) > share:
+            keep_p[b] = share * tb / ((1.0 - share) * hb)
+    rng = np.random.default_rng(seed)
+    keep = rng.random(len(held)) < keep_p[bucket[held.item]]
+    parts = {"valid": split.valid, "test": split.test}
+    parts[part] = held.subset(keep)
+    method = f"{split.report.method} + thin_holdout({part!r}, reference={reference}, seed={seed})"
+    return _cold_start(split.train, parts, method, split.report.policy)

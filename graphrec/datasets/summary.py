@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from graphrec.data.interactions import Interactions
-from graphrec.data.splits import Split
+from graphrec.data.splits import Split, popularity_buckets
 from graphrec.datasets.dataset import Dataset
 
 QUANTILES = {"min": 0.0, "25%": 0.25, "50%": 0.5, "75%": 0.75, "90%": 0.9, "99%": 0.99, "max": 1.0}
@@ -179,7 +179,8 @@ def holdout_share(split: Split, part: str = "test",
     random will not see that lean.
 
     Items are bucketed by their rows in ``train`` plus ``part`` (``n_i``), at the given
-    quantiles of the items that have any; for each bucket :math:`B`, the held-out share
+    quantiles of the items that have any (:func:`~graphrec.data.splits.popularity_buckets`);
+    :func:`~graphrec.data.splits.thin_holdout` removes such a lean. For each bucket :math:`B`, the held-out share
     is :math:`\\sum_{i \\in B} h_i / \\sum_{i \\in B} n_i`, with :math:`h_i` the item's rows
     in ``part``.
 
@@ -196,19 +197,15 @@ def holdout_share(split: Split, part: str = "test",
     """
     if part not in ("test", "valid"):
         raise ValueError(f"part must be 'test' or 'valid', got {part!r}")
-    if list(quantiles) != sorted(set(quantiles)) or not all(0.0 < q < 1.0 for q in quantiles):
-        raise ValueError(f"quantiles must increase strictly within (0, 1), got {quantiles}")
     held = getattr(split, part)
     if len(held) == 0:
         raise ValueError(f"the split has no {part} rows")
     h = held.item_degrees()
     n = split.train.item_degrees() + h
-    seen = n > 0
-    edges = np.quantile(n[seen], quantiles)
-    bucket = np.searchsorted(edges, n, side="left")  # n_i <= edge → that edge's bucket
+    bucket = popularity_buckets(n, quantiles)
     rows = []
     for b in range(len(quantiles) + 1):
-        mask = seen & (bucket == b)
+        mask = bucket == b
         if not mask.any():
             continue
         rows.append({"items": int(mask.sum()), "min rows": int(n[mask].min()),

@@ -11,12 +11,15 @@ from graphrec.data.errors import DataError
 from graphrec.data.interactions import Interactions
 from graphrec.data.splits import (
     Split,
+    given_split,
     holdout_valid,
     leave_one_out,
     per_user_split,
     per_user_temporal_split,
+    popularity_buckets,
     random_split,
     temporal_split,
+    thin_holdout,
 )
 
 PARTS = ("train", "valid", "test")
@@ -258,3 +261,50 @@ def test_errors():
         leave_one_out(ok, mode="first")
     with pytest.raises(ValueError, match="min_interactions"):
         leave_one_out(ok, min_interactions=2)
+
+
+def test_popularity_buckets_by_hand():
+    rows = np.array([0, 1, 5, 5, 10])
+    # counts of items with rows: 1, 5, 5, 10 → median 5; items up to it in bucket 0
+    assert popularity_buckets(rows, (0.5,)).tolist() == [-1, 0, 0, 0, 1]
+    assert popularity_buckets(np.zeros(3, dtype=int), (0.5,)).tolist() == [-1, -1, -1]
+    with pytest.raises(ValueError, match="quantiles"):
+        popularity_buckets(rows, (0.5, 0.5))
+
+
+def _leaning_split() -> Split:
+    """10 rare items with 8 train and 2 test rows each (share 0.2) and one popular item
+    with 30 train and 20 test rows (share 0.4); every row its own user."""
+    train_items = np.concatenate([np.repeat(np.arange(10), 8), np.full(30, 10)])
+    test_items = np.concatenate([np.repeat(np.arange(10), 2), np.full(20, 10)])
+    users = np.arange(len(train_items) + len(test_items))
+
+    def part(u, i):
+        return Interactions.from_arrays(u, i, num_users=len(users), num_items=11)
+    return given_split(part(users[:len(train_items)], train_items),
+                       part(users[len(train_items):], test_items))
+
+
+def test_thin_holdout_brings_the_popular_share_down_to_the_reference():
+    split = _leaning_split()
+    kept_popular = []
+    for seed in range(400):
+        thin = thin_holdout(split, quantiles=(0.5,), reference=0.5, seed=seed)
+        items = thin.test.item
+        assert (np.bincount(items, minlength=11)[:10] == 2).all()  # rare rows all kept
+        assert thin.train is split.train and len(thin.valid) == 0
+        assert thin.report.sizes["test"] == len(items) and "thin_holdout" in thin.report.method
+        kept_popular.append(int((items == 10).sum()))
+    # keep probability 0.2 · 30 / (0.8 · 20) = 0.375: 7.5 of 20 rows, share 7.5 / 37.5 = 0.2
+    assert np.mean(kept_popular) == pytest.approx(7.5, abs=0.3)
+    assert min(kept_popular) < 7.5 < max(kept_popular)
+
+
+def test_thin_holdout_checks_its_arguments():
+    split = _leaning_split()
+    with pytest.raises(ValueError, match="reference"):
+        thin_holdout(split, quantiles=(0.5,), reference=0.9)
+    with pytest.raises(ValueError, match="part"):
+        thin_holdout(split, part="train")
+    with pytest.raises(ValueError, match="no valid rows"):
+        thin_holdout(split, part="valid")
