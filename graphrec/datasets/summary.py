@@ -170,7 +170,7 @@ def split_profile(split: Split, top_share: float = 0.01) -> pd.DataFrame:
 
 def holdout_share(split: Split, part: str = "test",
                   quantiles: tuple[float, ...] = (0.5, 0.9, 0.99, 0.999)) -> pd.DataFrame:
-    """Which share of each item's rows a held-out part took, by item popularity.
+    r"""Which share of each item's rows a held-out part took, by item popularity.
 
     A part drawn at random from each user's rows takes about the same share of every
     item's rows, popular or not. A share that grows with popularity means the part was
@@ -178,11 +178,12 @@ def holdout_share(split: Split, part: str = "test",
     often is more likely to reach the held-out part), and selection on a part drawn at
     random will not see that lean.
 
-    Items are bucketed by their rows in ``train`` plus ``part`` (``n_i``), at the given
-    quantiles of the items that have any (:func:`~graphrec.data.splits.popularity_buckets`);
-    :func:`~graphrec.data.splits.thin_holdout` removes such a lean. For each bucket :math:`B`, the held-out share
-    is :math:`\\sum_{i \\in B} h_i / \\sum_{i \\in B} n_i`, with :math:`h_i` the item's rows
-    in ``part``.
+    Items are bucketed by their rows in ``train`` plus ``part`` (:math:`n_i`), at the
+    given quantiles of the items that have any
+    (:func:`~graphrec.data.splits.popularity_buckets`); for each bucket :math:`B` the
+    held-out share is :math:`\sum_{i \in B} h_i / \sum_{i \in B} n_i`, with :math:`h_i`
+    the item's rows in ``part``. :func:`~graphrec.data.splits.thin_holdout` removes such
+    a lean from a part, for analysis.
 
     Args:
         split: the split to describe.
@@ -193,7 +194,7 @@ def holdout_share(split: Split, part: str = "test",
     Returns:
         A DataFrame with one row per bucket, from least to most popular, and columns
         ``items``, ``min rows`` and ``max rows`` (of ``n_i`` in the bucket), ``rows``
-        (:math:`\\sum n_i`) and ``held-out share``; buckets without items are left out.
+        (:math:`\sum n_i`) and ``held-out share``; buckets without items are left out.
     """
     if part not in ("test", "valid"):
         raise ValueError(f"part must be 'test' or 'valid', got {part!r}")
