@@ -13,6 +13,8 @@ Checkpoints go to ``--out`` and ``--resume`` continues an interrupted run exactl
 
     python examples/gowalla.py --root ../shared/datasets --model lightgcn --out runs/lightgcn
     python examples/gowalla.py --model gat --minutes 30 --out runs/gat
+    python examples/gowalla.py --model gat --attention-score neighbourhood \
+        --attention-lr-scale 20 --mask-batch-edges --refit --out runs/gat-nbh
     python examples/gowalla.py --model mf --refit --out runs/mf
     python examples/gowalla.py --model mf --hard-negatives 8 --batch-size 8192 --lr 1e-2 \
         --lr-decay 0.995 --l2 2e-2 --refit --out runs/mf-hard
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="gat: compare a neighbour with the node or with its neighbourhood mean")
     parser.add_argument("--attention-lr-scale", type=float, default=1.0,
                         help="gat: the attention sharpness's learning rate as a multiple of --lr")
+    parser.add_argument("--mask-batch-edges", action="store_true",
+                        help="hide each batch's positive edges from propagation while training")
     parser.add_argument("--refit", action="store_true", help="retrain on train+valid for the chosen epochs")
     parser.add_argument("--out", default=None, help="run directory (checkpoints, metrics, results)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
@@ -73,6 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
                           attention_lr_scale=args.attention_lr_scale),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                           lr_decay=args.lr_decay, l2=args.l2, hard_negatives=args.hard_negatives,
+                          mask_batch_edges=args.mask_batch_edges,
                           patience=args.patience, max_minutes=args.minutes, seed=args.seed,
                           device=args.device, progress=not args.quiet, resume=args.resume,
                           refit=args.refit, ks=(20,)),
