@@ -157,7 +157,7 @@ def lightgcn_adjacency(graph: TorchGraph, edge_mask: Tensor | None = None) -> Te
         return graph.norm_adj
     mask = edge_mask.to(graph.device)
     last = graph.masked_norm_adj
-    if last is not None and last[0].shape == mask.shape and torch.equal(last[0], mask):
+    if last is not None and torch.equal(last[0], mask):
         return last[1]
     adj = _masked_norm_adj(graph, mask)
     graph.masked_norm_adj = (mask.clone(), adj)
@@ -182,13 +182,14 @@ def _masked_norm_adj(graph: TorchGraph, mask: Tensor) -> Tensor:
         graph.norm_adj_edges = edges
     n = adj.size(0)
     keep = mask[edges]
-    crow = adj.crow_indices()
-    row = torch.repeat_interleave(torch.arange(n, device=mask.device), crow.diff().long())
-    degree = torch.zeros(n, dtype=torch.long, device=mask.device).index_add_(0, row, keep.long())
+    # Kept entries before each position: at the old row starts, that is the new row starts.
+    kept_before = torch.zeros(keep.numel() + 1, dtype=torch.long, device=mask.device)
+    torch.cumsum(keep, 0, out=kept_before[1:])
+    new_crow = kept_before[adj.crow_indices().long()]
+    degree = new_crow.diff()
     inv = degree.float().clamp(min=1).rsqrt() * (degree > 0)
-    row, col = row[keep], adj.col_indices()[keep]
-    new_crow = torch.zeros(n + 1, dtype=torch.long, device=mask.device)
-    torch.cumsum(degree, 0, out=new_crow[1:])
+    row = torch.repeat_interleave(torch.arange(n, device=mask.device), degree)
+    col = adj.col_indices()[keep]
     return csr_tensor(new_crow, col, inv[row] * inv[col.long()], (n, n))
 
 
