@@ -90,7 +90,10 @@ class ModelConfig:
     (biased MF) and ``graphrec``.
 
     Attributes:
-        name: ``mf``, ``lightgcn``, ``gat``, ``social_gat``, ``mf_rating`` or ``graphrec``.
+        name: ``mf``, ``lightgcn``, ``gat``, ``social_gat``, ``mf_rating``, ``graphrec``,
+            or a closed-form ranking model (fitted, not trained): ``gfcf``,
+            ``linear_filter``, ``ideal_filter``, ``chebyshev``, ``ease``, ``itemknn``,
+            ``ials``.
         dim: embedding size.
         layers: propagation layers (``lightgcn``, ``gat``, ``social_gat``).
         heads: attention heads (``gat``, ``social_gat``).
@@ -107,6 +110,25 @@ class ModelConfig:
             own embedding) or ``neighbourhood`` (the mean of the node's neighbours).
         attention_lr_scale: ``gat``: the attention sharpness β's learning rate as a
             multiple of ``train.lr`` (> 0).
+        rank: ``gfcf``, ``ideal_filter``, ``chebyshev``: singular vectors of the ideal
+            low-pass filter (empty = the model's default).
+        ideal_weight: ``gfcf``, ``chebyshev``: weight of the ideal low-pass filter.
+        svd_iters: ``gfcf``, ``ideal_filter``, ``chebyshev``: block Krylov iterations of
+            the truncated SVD.
+        order: ``chebyshev``: degree of the Chebyshev polynomial.
+        cutoff: ``chebyshev``: where the filter's response drops, on P's spectrum [0, 1].
+        degree_power: ``chebyshev``: degree normalisation exponent of the signal.
+        reg: ``ease``, ``ials``: the L2 regularisation λ.
+        neighbours: ``itemknn``: similar items kept per item.
+        similarity: ``itemknn``: ``cosine`` or ``asymmetric``.
+        shrink: ``itemknn``: shrinkage added to the similarity's denominator.
+        alpha: ``itemknn``: exponent of the asymmetric cosine; ``ials``: confidence
+            weight of an observed interaction (c = 1 + alpha).
+        iterations: ``ials``: alternating sweeps.
+        grid: closed-form models: hyper-parameters to choose on validation, as
+            ``{key: [values]}`` over this section's keys, e.g. ``{rank: [128, 256],
+            ideal_weight: [0.1, 0.3]}``; the best point by ``train.monitor`` is tested
+            (refit on training + validation with ``train.refit``).
     """
 
     name: str = "lightgcn"
@@ -120,6 +142,19 @@ class ModelConfig:
     attention_warmup: int = 0
     attention_score: str = "self"
     attention_lr_scale: float = 1.0
+    rank: int | None = None
+    ideal_weight: float | None = None
+    svd_iters: int | None = None
+    order: int | None = None
+    cutoff: float | None = None
+    degree_power: float | None = None
+    reg: float | None = None
+    neighbours: int | None = None
+    similarity: str | None = None
+    shrink: float | None = None
+    alpha: float | None = None
+    iterations: int | None = None
+    grid: dict[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -166,6 +201,13 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0])
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {_snippet(value)}")
+        return {_check_type(k, args[0], f"{where} key"): _check_type(v, args[1], f"{where}.{k}")
+                for k, v in value.items()}
+    if annotation is Any:
+        return value
     if origin is typing.Literal:
         if value not in args:
             raise ConfigError(f"{where}: expected one of {list(args)}, got {value!r}")
@@ -198,6 +240,12 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
     return value
+
+
+def _snippet(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def section_from_dict(cls: type, values: dict[str, Any], where: str) -> Any:

@@ -34,7 +34,7 @@ per-user computations are vectorised over the batch.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,6 +49,7 @@ from graphrec.scoring import DotScorer, Scorer
 
 if TYPE_CHECKING:
     from graphrec.models.base import Recommender
+    from graphrec.models.scoring_model import ScoringModel
 
 ExcludeSource = Interactions | sp.spmatrix | sp.sparray | RecGraph
 
@@ -165,11 +166,14 @@ class Evaluator:
 
     # ------------------------------------------------------------------ public API
     def evaluate(
-        self, model: Recommender, target: Interactions, per_user: bool = False
+        self, model: Recommender | ScoringModel, target: Interactions, per_user: bool = False
     ) -> dict[str, float] | tuple[dict[str, float], pd.DataFrame]:
-        """Rank all items for every user of ``target`` with ``model``'s embeddings.
+        """Rank all items for every user of ``target`` with ``model``.
 
-        ``model.embeddings()`` is called once; its time (propagation, for graph
+        An embedding model (:class:`~graphrec.models.base.Recommender`) is asked for
+        ``model.embeddings()`` once, and its scorer compares them; any other model
+        (:class:`~graphrec.models.scoring_model.ScoringModel`) scores batches of users
+        through ``model.score_users``. Either way the time (propagation, for graph
         models) is part of ``eval_seconds``.
 
         Returns:
@@ -178,8 +182,48 @@ class Evaluator:
             :meth:`evaluate_embeddings`).
         """
         start = time.perf_counter()
-        user_emb, item_emb = model.embeddings()
-        return self._run(user_emb, item_emb, target, model.scorer, per_user, start)
+        if hasattr(model, "embeddings"):
+            user_emb, item_emb = model.embeddings()
+            return self._run(user_emb, item_emb, target, model.scorer, per_user, start)
+        return self.evaluate_scores(model.score_users, model.num_users, model.num_items, target,
+                                    per_user=per_user, device=model.device,
+                                    workspace_bytes=model.workspace_bytes_per_user(),
+                                    start=start)
+
+    def evaluate_scores(
+        self,
+        score_users: Callable[[Tensor], Tensor],
+        num_users: int,
+        num_items: int,
+        target: Interactions | sp.spmatrix | sp.sparray,
+        per_user: bool = False,
+        device: torch.device | str = "cpu",
+        workspace_bytes: int = 0,
+        start: float | None = None,
+    ) -> dict[str, float] | tuple[dict[str, float], pd.DataFrame]:
+        """Rank all items for every user of ``target`` given a function that scores users.
+
+        Args:
+            score_users: ``users [B] (int64) -> scores [B, num_items]``; called on batches
+                of users whose size follows from the memory budget. Scores may be
+                overwritten in place.
+            num_users, num_items: the shape of the user × item space.
+            target: held-out interactions (or a user × item sparse matrix).
+            per_user: also return the per-user frame (see :meth:`evaluate_embeddings`).
+            device: where the user indices are handed to ``score_users``.
+            workspace_bytes: memory ``score_users`` needs per user besides its output,
+                counted against the budget.
+        """
+        start = time.perf_counter() if start is None else start
+        dev = torch.device(device)
+        step = self.batch_size(num_items, extra_bytes=workspace_bytes)
+
+        def batches(users: Tensor) -> Iterator[tuple[int, int, Tensor]]:
+            for s in range(0, len(users), step):
+                e = min(s + step, len(users))
+                yield s, e, score_users(users[s:e]).float()
+
+        return self._rank(batches, num_users, num_items, dev, target, per_user, start)
 
     def evaluate_embeddings(
         self,
@@ -202,17 +246,20 @@ class Evaluator:
         start = time.perf_counter()
         return self._run(user_emb, item_emb, target, scorer or DotScorer(), per_user, start)
 
-    def batch_size(self, num_items: int, score_bytes: int = 4) -> int:
-        """Users scored at once: as many as fit in the memory budget (at least 1)."""
+    def batch_size(self, num_items: int, score_bytes: int = 4, extra_bytes: int = 0) -> int:
+        """Users scored at once: as many as fit in the memory budget (at least 1).
+
+        ``extra_bytes`` is what producing one user's scores needs besides the scores.
+        """
         kmax = min(self.ks[-1], max(num_items, 1))
         per_row = (num_items * score_bytes            # the scores
+                   + extra_bytes
                    + (num_items // _GROUP) * 4        # group maxima of topk_rows
                    + kmax * (_GROUP + 1) * 12         # its candidates: values and columns
                    + kmax * _BYTES_PER_TOPK_SLOT)     # metric bookkeeping
         return max(1, int(self.memory_budget_mb * 2**20 // per_row))
 
     # ------------------------------------------------------------------ implementation
-    @torch.no_grad()
     def _run(
         self,
         user_emb: Tensor,
@@ -222,12 +269,41 @@ class Evaluator:
         per_user: bool,
         start: float,
     ) -> dict[str, float] | tuple[dict[str, float], pd.DataFrame]:
-        num_users, num_items = user_emb.shape[0], item_emb.shape[0]
-        dev = item_emb.device
+        """Full ranking from embeddings: batches of ``scorer.score_all`` (dot products
+        written into one reused buffer)."""
+        num_items = item_emb.shape[0]
+        step = self.batch_size(num_items)
+
+        def batches(users: Tensor) -> Iterator[tuple[int, int, Tensor]]:
+            buffer = _score_buffer(scorer, user_emb, item_emb, min(step, max(len(users), 1)))
+            for s in range(0, len(users), step):
+                e = min(s + step, len(users))
+                u = user_emb[users[s:e]]
+                if buffer is not None:
+                    yield s, e, torch.mm(u, item_emb.T, out=buffer[: e - s])
+                else:
+                    yield s, e, scorer.score_all(u, item_emb).float()
+
+        return self._rank(batches, user_emb.shape[0], num_items, item_emb.device, target,
+                          per_user, start)
+
+    @torch.no_grad()
+    def _rank(
+        self,
+        batches: Callable[[Tensor], Iterator[tuple[int, int, Tensor]]],
+        num_users: int,
+        num_items: int,
+        dev: torch.device,
+        target: Any,
+        per_user: bool,
+        start: float,
+    ) -> dict[str, float] | tuple[dict[str, float], pd.DataFrame]:
+        """Metrics over the counted users, whose scores ``batches(users)`` yields as
+        ``(s, e, scores of users[s:e])`` in order."""
         tgt = interaction_matrix(target, (num_users, num_items))
         if self.exclude is not None and self.exclude.shape != tgt.shape:
-            raise ValueError(f"exclude matrix has shape {self.exclude.shape} but the embeddings "
-                             f"give {tgt.shape} (users × items)")
+            raise ValueError(f"exclude matrix has shape {self.exclude.shape} but the model "
+                             f"gives {tgt.shape} (users × items)")
         pop = None
         if "avg_popularity" in self.metrics:
             assert self.item_popularity is not None
@@ -259,16 +335,8 @@ class Evaluator:
         per_user_parts: dict[str, list[Tensor]] = {}
         pop_sum = dict.fromkeys(self.ks, 0.0)
         pop_count = dict.fromkeys(self.ks, 0)
-        step = min(self.batch_size(num_items), max(len(users), 1))
         users_t = torch.from_numpy(users).to(dev)
-        buffer = _score_buffer(scorer, user_emb, item_emb, step)
-        for s in range(0, len(users), step):
-            e = min(s + step, len(users))
-            u = user_emb[users_t[s:e]]
-            if buffer is not None:
-                scores = torch.mm(u, item_emb.T, out=buffer[: e - s])
-            else:
-                scores = scorer.score_all(u, item_emb).float()
+        for s, e, scores in batches(users_t):
             if self.exclude is not None:
                 flat = exc_keys[exc_ptr[s]:exc_ptr[e]] - s * num_items
                 scores.view(-1).index_fill_(0, flat, -torch.inf)

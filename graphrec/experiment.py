@@ -19,6 +19,14 @@ import numpy as np
 import torch
 import yaml
 
+from graphrec.closed_form import (
+    CLOSED_FORM_MODELS,
+    build_closed_form,
+    check_model_config,
+    is_closed_form,
+    run_closed_form,
+    selected_config,
+)
 from graphrec.config import ConfigError, DataConfig, ModelConfig, RunConfig, config_from_dict
 from graphrec.data.filtering import binarize, k_core
 from graphrec.data.graph import RecGraph
@@ -45,6 +53,7 @@ from graphrec.models import (
     SocialGATRecommender,
 )
 from graphrec.models.gat import attention_warmup
+from graphrec.models.scoring_model import ScoringModel
 from graphrec.rating_train import RatingTrainConfig, RatingTrainer
 from graphrec.scoring import make_scorer
 from graphrec.train import TrainConfig, Trainer, TrainResult, atomic_write_bytes, save_checkpoint
@@ -56,14 +65,15 @@ RANKING_MODELS = ("mf", "lightgcn", "gat", "social_gat")
 RATING_MODELS = ("mf_rating", "graphrec")
 SOCIAL_MODELS = ("social_gat", "graphrec")
 
-Model = Recommender | RatingModel
+Model = Recommender | RatingModel | ScoringModel
 
 
 def is_rating_model(cfg: ModelConfig) -> bool:
     """Whether ``cfg`` names a rating model (MSE training, RMSE/MAE evaluation)."""
-    if cfg.name not in RANKING_MODELS + RATING_MODELS:
-        raise ConfigError(f"model.name: expected one of {list(RANKING_MODELS + RATING_MODELS)}, "
-                          f"got {cfg.name!r}")
+    known = RANKING_MODELS + RATING_MODELS + CLOSED_FORM_MODELS
+    if cfg.name not in known:
+        raise ConfigError(f"model.name: expected one of {list(known)}, got {cfg.name!r}")
+    check_model_config(cfg)
     return cfg.name in RATING_MODELS
 
 
@@ -264,6 +274,8 @@ def run(cfg: RunConfig, out_dir: str | Path | None = None) -> RunResult:
     rating_cfg = rating_train_config(cfg.train) if rating else None
     data = prepare_data(cfg.data)
     split = data.split
+    if is_closed_form(cfg.model):
+        return _run_closed_form(cfg, data, out_dir)
     model = build_model(cfg.model, data.graph(), split.train)
     if out_dir is not None:
         out = Path(out_dir)
@@ -288,6 +300,20 @@ def run(cfg: RunConfig, out_dir: str | Path | None = None) -> RunResult:
             summary["selected_test"] = selected_test
         atomic_write_bytes(Path(out_dir) / "results.json", json.dumps(summary, indent=1).encode())
     return RunResult(model, split, fit, test, selected_test)
+
+
+def _run_closed_form(cfg: RunConfig, data: PreparedData, out_dir: str | Path | None) -> RunResult:
+    """A closed-form model's run: fit (each grid point), choose on validation, test once."""
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(Path(out_dir) / "config.yaml",
+                           yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
+    search = run_closed_form(cfg, data.split, data.social, out_dir)
+    fit = TrainResult(best_epoch=0, best_metrics=search.best_valid,
+                      history=[{**p.params, **p.valid} for p in search.points],
+                      train_seconds=sum(p.fit_seconds for p in search.points),
+                      stopped="closed form")
+    return RunResult(search.model, data.split, fit, search.test)
 
 
 def refit(cfg: RunConfig, data: PreparedData, epochs: int,
@@ -333,14 +359,21 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, Split, Model]:
     else ``best.pt``.
     """
     d = Path(run_dir)
+    final = d / "final.pt"
     for name in ("config.yaml", "best.pt"):
-        if not (d / name).exists():
+        if not (d / name).exists() and not (name == "best.pt" and final.exists()):
             raise ConfigError(f"{d}: missing {name}; expected a directory written by 'graphrec train'")
     cfg = config_from_dict(yaml.safe_load((d / "config.yaml").read_text()), str(d / "config.yaml"))
     data = prepare_data(cfg.data)
     split = data.split
-    final = d / "final.pt"
     train = split.train.concat(split.valid) if final.exists() else split.train
+    if is_closed_form(cfg.model):
+        ckpt = torch.load(final if final.exists() else d / "best.pt", map_location="cpu",
+                          weights_only=True)
+        cfg = dataclasses.replace(cfg, model=selected_config(cfg.model, ckpt.get("selected", {})))
+        model = build_closed_form(cfg.model, data.graph(train), seed=cfg.train.seed)
+        model.load_state_dict(ckpt["model"])
+        return cfg, split, model
     model = build_model(cfg.model, data.graph(train), split.train)
     ckpt = torch.load(final if final.exists() else d / "best.pt", map_location="cpu", weights_only=True)
     model.load_state_dict(ckpt["model"])

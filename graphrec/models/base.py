@@ -188,6 +188,10 @@ def user_indices(graph: RecGraph, users: object, raw_ids: bool) -> tuple[list[ob
     many = np.ndim(users) > 0 and not isinstance(users, tuple)
     seq = list(users) if many else [users]  # type: ignore[call-overload]
     idx = graph.user_map.to_index(seq) if raw_ids else np.asarray(seq, dtype=np.int64)
+    if not raw_ids and len(idx) and (idx.min() < 0 or idx.max() >= graph.num_users):
+        bad = idx[(idx < 0) | (idx >= graph.num_users)][0]
+        raise IndexError(f"user index {bad} is out of range: the graph has {graph.num_users} "
+                         f"users (indices 0..{graph.num_users - 1})")
     return seq, idx
 
 

@@ -1,0 +1,143 @@
+"""From a :class:`~graphrec.config.ModelConfig` to a closed-form model, and its run.
+
+Closed-form ranking models (graph filters, item neighbourhoods, EASE, iALS) are fitted,
+not trained: :func:`run_closed_form` fits the configured model, or every point of
+``model.grid``, on the training part, chooses on validation with
+:func:`graphrec.selection.grid_search`, and tests the choice once (refit on training +
+validation with ``train.refit``). :mod:`graphrec.experiment` hands these models here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from graphrec.config import ConfigError, ModelConfig, RunConfig
+from graphrec.data.graph import RecGraph
+from graphrec.data.splits import Split
+from graphrec.models.scoring_model import ScoringModel
+from graphrec.selection import SearchResult, grid_search
+
+_SVD = {"rank": "rank", "svd_iters": "svd_iters", "seed": "seed"}
+# For each model, the ModelConfig keys it reads and the constructor argument each one
+# fills; keys left empty (None) in the config keep the constructor's default.
+MODEL_KEYS: dict[str, dict[str, str]] = {
+    "gfcf": {**_SVD, "ideal_weight": "ideal_weight"},
+    "linear_filter": {},
+    "ideal_filter": _SVD,
+    "chebyshev": {**_SVD, "ideal_weight": "ideal_weight", "order": "order", "cutoff": "cutoff",
+                  "degree_power": "degree_power"},
+    "ease": {"reg": "l2"},
+    "itemknn": {"neighbours": "neighbours", "similarity": "similarity", "shrink": "shrink",
+                "alpha": "alpha"},
+    "ials": {"dim": "factors", "reg": "l2", "alpha": "alpha", "iterations": "iterations",
+             "seed": "seed"},
+}
+CLOSED_FORM_MODELS = tuple(MODEL_KEYS)
+_MODEL_KEYS = ("rank", "ideal_weight", "svd_iters", "order", "cutoff", "degree_power", "reg",
+               "neighbours", "similarity", "shrink", "alpha", "iterations")
+
+
+def _factory(name: str) -> Callable[..., ScoringModel]:
+    """The model class, imported only when a model is built."""
+    if name in ("gfcf", "linear_filter", "ideal_filter"):
+        from graphrec.models import graph_filter
+        return {"gfcf": graph_filter.GFCF, "linear_filter": graph_filter.LinearFilter,
+                "ideal_filter": graph_filter.IdealLowPassFilter}[name]
+    if name == "chebyshev":
+        from graphrec.models.polynomial_filter import ChebyshevFilter
+        return ChebyshevFilter
+    if name == "ease":
+        from graphrec.models.ease import EASE
+        return EASE
+    if name == "itemknn":
+        from graphrec.models.itemknn import ItemKNN
+        return ItemKNN
+    from graphrec.models.ials import IALS
+    return IALS
+
+
+def is_closed_form(cfg: ModelConfig) -> bool:
+    """Whether ``cfg`` names a closed-form (fitted, not trained) model."""
+    return cfg.name in CLOSED_FORM_MODELS
+
+
+def check_model_config(cfg: ModelConfig) -> None:
+    """Refuse keys the configured model does not read, and grids over them.
+
+    Closed-form keys set for a trained model, a closed-form model's keys set for another
+    one, and grid keys the model does not read are errors naming the key.
+    """
+    if not is_closed_form(cfg):
+        for key in (*_MODEL_KEYS, "grid"):
+            if getattr(cfg, key) not in (None, {}):
+                raise ConfigError(f"model.{key}: only closed-form models ({', '.join(CLOSED_FORM_MODELS)}) "
+                                  f"read it, not {cfg.name!r}")
+        return
+    reads = set(MODEL_KEYS[cfg.name])
+    for key in _MODEL_KEYS:
+        if getattr(cfg, key) is not None and key not in reads:
+            raise ConfigError(f"model.{key}: {cfg.name!r} does not read it (it reads "
+                              f"{sorted(reads - {'seed'}) or 'no keys'})")
+    for key, values in cfg.grid.items():
+        if key not in reads or key == "seed":
+            raise ConfigError(f"model.grid.{key}: {cfg.name!r} has no such setting (it reads "
+                              f"{sorted(reads - {'seed'}) or 'no keys'})")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"model.grid.{key}: expected a non-empty list of values")
+
+
+def build_closed_form(cfg: ModelConfig, graph: RecGraph, params: dict[str, Any] | None = None,
+                      seed: int = 0) -> ScoringModel:
+    """The configured closed-form model on ``graph`` (unfitted); ``params`` override
+    config keys (a grid point)."""
+    check_model_config(cfg)
+    values = {**asdict(cfg), "seed": seed, **(params or {})}
+    kwargs = {arg: values[key] for key, arg in MODEL_KEYS[cfg.name].items()
+              if values.get(key) is not None}
+    try:
+        return _factory(cfg.name)(graph, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"model ({cfg.name}): {exc}") from exc
+
+
+def run_closed_form(cfg: RunConfig, split: Split, social: Any = None,
+                    out_dir: str | Path | None = None) -> SearchResult:
+    """Fit, choose on validation, test once; with ``out_dir`` save the run.
+
+    The run directory receives ``final.pt`` (the refitted model) or ``best.pt`` (the
+    model fitted on training), and ``results.json`` with the chosen settings
+    (``selected``), every grid point's validation metrics and the test metrics.
+    """
+    from graphrec.train import save_checkpoint
+
+    check_model_config(cfg.model)
+    monitor = cfg.train.monitor
+    ks = sorted({*cfg.eval.ks, *cfg.train.ks})
+    start = time.perf_counter()
+    result = grid_search(
+        lambda g, p: build_closed_form(cfg.model, g, p, seed=cfg.train.seed),
+        cfg.model.grid, split, monitor=monitor, ks=ks, refit=cfg.train.refit,
+        memory_budget_mb=cfg.eval.memory_budget_mb, social=social)
+    if out_dir is not None:
+        out = Path(out_dir)
+        save_checkpoint({"model": result.model.state_dict(), "selected": result.best},
+                        out / ("final.pt" if result.refit else "best.pt"))
+        summary = {"selected": result.best, "monitor": monitor, "valid": result.best_valid,
+                   "grid": [{"params": p.params, "valid": p.valid, "fit_seconds": p.fit_seconds}
+                            for p in result.points],
+                   "test": result.test, "refit": result.refit,
+                   "seconds": time.perf_counter() - start}
+        from graphrec.train import atomic_write_bytes
+
+        atomic_write_bytes(out / "results.json", json.dumps(summary, indent=1).encode())
+    return result
+
+
+def selected_config(cfg: ModelConfig, selected: dict[str, Any]) -> ModelConfig:
+    """``cfg`` with a grid point's settings filled in and the grid removed."""
+    return replace(cfg, grid={}, **selected)

@@ -1,0 +1,154 @@
+"""Hyper-parameters of closed-form models chosen on validation, test reported once.
+
+:func:`grid_search` fits a model for every point of a small grid on the training part,
+scores each on the validation part, keeps the best by one metric and then either refits
+it on training + validation (as papers train on the whole training file) or keeps the
+model fitted on training; only that one model is evaluated on test. The test part never
+takes part in the choice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from graphrec.data.graph import RecGraph
+from graphrec.data.social import SocialEdges
+from graphrec.data.splits import Split
+from graphrec.evaluate import Evaluator
+from graphrec.models.scoring_model import ScoringModel
+
+Builder = Callable[[RecGraph, dict[str, Any]], ScoringModel]
+
+
+def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, the last key varying fastest.
+
+    An empty grid has one point, ``{}`` (the model's own settings).
+    """
+    for key, values in grid.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+            raise ValueError(f"grid[{key!r}]: expected a non-empty list of values, got {values!r}")
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+@dataclass
+class GridPoint:
+    """One evaluated point: its settings, validation metrics and costs."""
+
+    params: dict[str, Any]
+    valid: dict[str, float]
+    fit_seconds: float
+    eval_seconds: float
+
+
+@dataclass
+class SearchResult:
+    """What :func:`grid_search` returns.
+
+    ``model`` is the chosen model: refitted on training + validation when ``refit``,
+    else the one fitted on training. ``test`` holds its test metrics;
+    ``fit_seconds``/``eval_seconds`` are those of that model's fit and test evaluation.
+    """
+
+    best: dict[str, Any]
+    monitor: str
+    points: list[GridPoint]
+    model: ScoringModel
+    test: dict[str, float]
+    refit: bool
+    fit_seconds: float
+    eval_seconds: float
+    search_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best_valid(self) -> dict[str, float]:
+        """Validation metrics of the chosen point."""
+        return next(p.valid for p in self.points if p.params == self.best)
+
+    def table(self) -> pd.DataFrame:
+        """One row per grid point: its settings, the monitored metric and the costs."""
+        return pd.DataFrame([{**p.params, f"valid_{self.monitor}": p.valid.get(self.monitor),
+                              "fit_seconds": p.fit_seconds, "eval_seconds": p.eval_seconds}
+                             for p in self.points])
+
+
+def grid_search(
+    build: Builder,
+    grid: Mapping[str, Sequence[Any]],
+    split: Split,
+    monitor: str = "recall@20",
+    ks: Sequence[int] = (20,),
+    refit: bool = True,
+    memory_budget_mb: float = 512.0,
+    social: SocialEdges | None = None,
+    log: Callable[[str], None] | None = None,
+) -> SearchResult:
+    """Choose a closed-form model's settings on ``split.valid``; test the choice once.
+
+    Args:
+        build: ``build(graph, params) -> model`` (unfitted) for one grid point.
+        grid: ``{name: [values, ...]}``; see :func:`grid_points`.
+        split: a split with a validation part (carve one with
+            :func:`~graphrec.data.splits.holdout_valid` if it has none).
+        monitor: the validation metric to maximise, e.g. ``recall@20``.
+        ks: cut-offs of the reported metrics (the monitor's cut-off is added).
+        refit: refit the chosen point on training + validation before testing.
+        memory_budget_mb: the Evaluator's budget.
+        social: social edges for the graphs (models that read them).
+        log: called with one line per evaluated point.
+
+    Returns:
+        A :class:`SearchResult`; on ties the first point in grid order wins.
+    """
+    if getattr(split, "valid", None) is None or len(split.valid) == 0:
+        raise ValueError("grid_search needs a validation part; carve one with holdout_valid")
+    metric, _, k = monitor.partition("@")
+    if not k.isdigit():
+        raise ValueError(f"monitor: expected a metric like 'recall@20', got {monitor!r}")
+    ks = tuple(sorted({*map(int, ks), int(k)}))
+    points = grid_points(grid)
+    start = time.perf_counter()
+    graph = RecGraph(split.train, social)
+    valid_eval = Evaluator(exclude=[split.train], ks=ks, memory_budget_mb=memory_budget_mb)
+    evaluated: list[GridPoint] = []
+    best_i, best_model = -1, None
+    for i, params in enumerate(points):
+        t = time.perf_counter()
+        model = build(graph, dict(params)).fit()
+        fit_s = time.perf_counter() - t
+        valid = valid_eval.evaluate(model, split.valid)
+        assert isinstance(valid, dict)
+        if monitor not in valid:
+            raise ValueError(f"monitor {monitor!r} is not among the metrics {sorted(valid)}")
+        evaluated.append(GridPoint(dict(params), valid, fit_s, valid["eval_seconds"]))
+        if log is not None:
+            log(f"{params}: valid {monitor} {valid[monitor]:.4f} (fit {fit_s:.1f} s, "
+                f"eval {valid['eval_seconds']:.1f} s)")
+        if best_i < 0 or valid[monitor] > evaluated[best_i].valid[monitor]:
+            best_i, best_model = i, model
+        del model
+    best = dict(points[best_i])
+    if refit:
+        best_model = None  # free it before the refit
+        full = split.train.concat(split.valid)
+        t = time.perf_counter()
+        chosen = build(RecGraph(full, social), dict(best)).fit()
+        fit_s = time.perf_counter() - t
+        exclude = [full]
+    else:
+        assert best_model is not None
+        chosen, fit_s = best_model, evaluated[best_i].fit_seconds
+        exclude = [split.train, split.valid]
+    test = Evaluator(exclude=exclude, ks=ks, memory_budget_mb=memory_budget_mb).evaluate(chosen, split.test)
+    assert isinstance(test, dict)
+    return SearchResult(best=best, monitor=monitor, points=evaluated, model=chosen, test=test,
+                        refit=refit, fit_seconds=fit_s, eval_seconds=test["eval_seconds"],
+                        search_seconds=time.perf_counter() - start)

@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from graphrec.linalg import degree_scale, normalized_interactions, truncated_svd
+
+
+def random_binary(rows=60, cols=45, density=0.15, seed=0):
+    rng = np.random.default_rng(seed)
+    m = sp.random(rows, cols, density=density, random_state=rng, format="csr")
+    m.data[:] = rng.uniform(0.5, 3.0, m.nnz)  # values other than 1 must be binarised
+    return m
+
+
+def test_normalized_interactions_matches_dense_formula():
+    m = random_binary()
+    m = sp.csr_matrix(m.toarray() * (np.arange(m.shape[1]) != 3))  # an empty column
+    r = (m.toarray() > 0).astype(float)
+    du, di = r.sum(1), r.sum(0)
+    expect = r * np.where(du > 0, du, 1)[:, None] ** -0.5 * np.where(di > 0, di, 1)[None, :] ** -0.5
+    got = normalized_interactions(m).toarray()
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expect, rtol=1e-6)
+    assert not got[:, 3].any()
+
+
+def test_degree_scale_zero_for_isolated():
+    np.testing.assert_allclose(degree_scale(np.array([0, 1, 4]), -0.5), [0, 1, 0.5])
+
+
+@pytest.mark.parametrize("shape,rank,oversample", [((30, 20), 5, 32), ((300, 200), 12, 8)])
+def test_truncated_svd_matches_dense_svd(shape, rank, oversample):
+    m = normalized_interactions(random_binary(*shape, density=0.1, seed=1))
+    s, v = truncated_svd(m, rank, iters=8, oversample=oversample, seed=3)
+    _, s_ref, vt_ref = np.linalg.svd(m.toarray().astype(np.float64))
+    np.testing.assert_allclose(s.numpy(), s_ref[:rank], rtol=1e-4, atol=1e-5)
+    # Singular vectors are defined up to sign: compare the projectors.
+    proj = v.numpy().astype(np.float64) @ v.numpy().T
+    proj_ref = vt_ref[:rank].T @ vt_ref[:rank]
+    np.testing.assert_allclose(proj, proj_ref, atol=2e-4)
+
+
+def test_truncated_svd_rejects_bad_rank():
+    with pytest.raises(ValueError, match="rank"):
+        truncated_svd(random_binary(), 0)
+    with pytest.raises(ValueError, match="rank"):
+        truncated_svd(random_binary(), 46)

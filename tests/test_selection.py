@@ -1,0 +1,107 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from graphrec.cli import main
+from graphrec.config import ConfigError, ModelConfig
+from graphrec.data import RecGraph
+from graphrec.data.splits import per_user_split
+from graphrec.datasets import synthetic
+from graphrec.evaluate import Evaluator
+from graphrec.experiment import build_model, is_rating_model
+from graphrec.models.graph_filter import GFCF
+from graphrec.selection import grid_points, grid_search
+
+TINY = ["--set", "data.synthetic_users=150", "--set", "data.synthetic_items=100"]
+
+
+@pytest.fixture(scope="module")
+def split():
+    return per_user_split(synthetic(num_users=300, num_items=200, seed=1).interactions,
+                          ratios=(0.8, 0.1, 0.1), seed=0)
+
+
+def test_grid_points_order_and_validation():
+    assert grid_points({}) == [{}]
+    assert grid_points({"a": [1, 2], "b": ["x", "y"]}) == [
+        {"a": 1, "b": "x"}, {"a": 1, "b": "y"}, {"a": 2, "b": "x"}, {"a": 2, "b": "y"}]
+    with pytest.raises(ValueError, match="non-empty list"):
+        grid_points({"a": []})
+    with pytest.raises(ValueError, match="non-empty list"):
+        grid_points({"a": "abc"})
+
+
+def build(graph, params):
+    return GFCF(graph, rank=16, svd_iters=8, **params)
+
+
+@pytest.mark.parametrize("refit", [True, False])
+def test_grid_search_chooses_on_validation_and_tests_once(split, refit):
+    grid = {"ideal_weight": [0.0, 0.5, 3.0]}
+    result = grid_search(build, grid, split, monitor="ndcg@10", ks=(20,), refit=refit)
+    # Validation of each point, computed independently.
+    graph = RecGraph(split.train)
+    ev = Evaluator(exclude=[split.train], ks=(10, 20))
+    valid = [ev.evaluate(build(graph, p).fit(), split.valid)["ndcg@10"] for p in grid_points(grid)]
+    assert [p.valid["ndcg@10"] for p in result.points] == pytest.approx(valid, abs=1e-12)
+    assert result.best == grid_points(grid)[int(np.argmax(valid))]
+    assert "recall@20" in result.test and "ndcg@10" in result.test
+    # The test metrics are those of the chosen model, on the right graph.
+    train = split.train.concat(split.valid) if refit else split.train
+    assert result.model.graph.num_edges == RecGraph(train).num_edges
+    ref = Evaluator(exclude=[split.train, split.valid], ks=(10, 20)).evaluate(
+        build(RecGraph(train), result.best).fit(), split.test)
+    assert result.test["recall@20"] == pytest.approx(ref["recall@20"], abs=1e-12)
+    assert len(result.table()) == 3
+
+
+def test_grid_search_rejects_bad_monitor(split):
+    with pytest.raises(ValueError, match="monitor"):
+        grid_search(build, {}, split, monitor="recall")
+    with pytest.raises(ValueError, match="not among"):
+        grid_search(build, {}, split, monitor="auc@20")
+
+
+def test_config_keys_checked_against_the_model():
+    with pytest.raises(ConfigError, match="model.rank: only closed-form"):
+        is_rating_model(ModelConfig(name="lightgcn", rank=8))
+    with pytest.raises(ConfigError, match="model.neighbours: 'gfcf' does not read it"):
+        is_rating_model(ModelConfig(name="gfcf", neighbours=8))
+    with pytest.raises(ConfigError, match="model.grid.order: 'gfcf' has no such setting"):
+        is_rating_model(ModelConfig(name="gfcf", grid={"order": [2]}))
+    with pytest.raises(ConfigError, match="model.name"):
+        is_rating_model(ModelConfig(name="gfcff"))
+    with pytest.raises(ConfigError, match="model.grid"):
+        build_model(ModelConfig(name="lightgcn", grid={"rank": [2]}), None)
+
+
+def test_cli_closed_form_run_round_trip(tmp_path, capsys):
+    out = tmp_path / "gfcf"
+    args = ["train", *TINY, "--set", "model.name=gfcf", "--set", "model.rank=12",
+            "--set", "model.grid={ideal_weight: [0.1, 1.0]}", "--set", "train.refit=true",
+            "--out", str(out)]
+    assert main(args) == 0
+    trained = json.loads(capsys.readouterr().out)
+    results = json.loads((out / "results.json").read_text())
+    assert results["selected"]["ideal_weight"] in (0.1, 1.0) and len(results["grid"]) == 2
+    assert (out / "final.pt").exists()
+    assert main(["evaluate", "--run", str(out)]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["recall@20"] == pytest.approx(trained["test"]["recall@20"], abs=1e-12)
+    assert main(["recommend", "--run", str(out), "--users", "0", "5", "--k", "3", "--csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "user,rank,item,score" and len(lines) == 1 + 2 * 3
+
+
+def test_cli_rejects_key_the_model_does_not_read(capsys):
+    assert main(["train", *TINY, "--set", "model.name=gfcf", "--set", "model.order=3",
+                 "--out", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "model.order" in err and "Traceback" not in err
+
+
+def test_scoring_model_follows_model_device(split):
+    model = GFCF(RecGraph(split.train), rank=8).fit()
+    assert model.score_users(torch.tensor([0, 1])).device == model.device
