@@ -105,3 +105,19 @@ def test_cli_rejects_key_the_model_does_not_read(capsys):
 def test_scoring_model_follows_model_device(split):
     model = GFCF(RecGraph(split.train), rank=8).fit()
     assert model.score_users(torch.tensor([0, 1])).device == model.device
+
+
+@pytest.mark.parametrize("name,keys", [
+    ("linear_filter", []), ("ideal_filter", ["--set", "model.rank=8"]),
+    ("ease", ["--set", "model.reg=50"]),
+    ("itemknn", ["--set", "model.neighbours=20", "--set", "model.similarity=asymmetric"]),
+    ("ials", ["--set", "model.dim=8", "--set", "model.iterations=3"]),
+])
+def test_cli_runs_every_closed_form_model(tmp_path, capsys, name, keys):
+    out = tmp_path / name
+    assert main(["train", *TINY, "--set", f"model.name={name}", *keys, "--out", str(out)]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert 0 < trained["test"]["recall@20"] <= 1
+    assert main(["evaluate", "--run", str(out)]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["recall@20"] == pytest.approx(trained["test"]["recall@20"], abs=1e-12)
