@@ -29,7 +29,7 @@ MODEL_KEYS: dict[str, dict[str, str]] = {
     "gfcf": {**_SVD, "ideal_weight": "ideal_weight"},
     "linear_filter": {},
     "ideal_filter": _SVD,
-    "chebyshev": {**_SVD, "ideal_weight": "ideal_weight", "order": "order", "cutoff": "cutoff",
+    "chebyshev": {**_SVD, "ideal_weight": "ideal_weight", "order": "order", "flatness": "response",
                   "degree_power": "degree_power"},
     "ease": {"reg": "l2"},
     "itemknn": {"neighbours": "neighbours", "similarity": "similarity", "shrink": "shrink",
@@ -38,7 +38,7 @@ MODEL_KEYS: dict[str, dict[str, str]] = {
              "seed": "seed"},
 }
 CLOSED_FORM_MODELS = tuple(MODEL_KEYS)
-_MODEL_KEYS = ("rank", "ideal_weight", "svd_iters", "order", "cutoff", "degree_power", "reg",
+_MODEL_KEYS = ("rank", "ideal_weight", "svd_iters", "order", "flatness", "degree_power", "reg",
                "neighbours", "similarity", "shrink", "alpha", "iterations")
 
 

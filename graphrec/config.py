@@ -116,7 +116,8 @@ class ModelConfig:
         svd_iters: ``gfcf``, ``ideal_filter``, ``chebyshev``: block Krylov iterations of
             the truncated SVD.
         order: ``chebyshev``: degree of the Chebyshev polynomial.
-        cutoff: ``chebyshev``: where the filter's response drops, on P's spectrum [0, 1].
+        flatness: ``chebyshev``: flatness φ of the plateau response (1 = the linear
+            filter, → 0 an ideal step, > 1 flatter around the middle of the spectrum).
         degree_power: ``chebyshev``: degree normalisation exponent of the signal.
         reg: ``ease``, ``ials``: the L2 regularisation λ.
         neighbours: ``itemknn``: similar items kept per item.
@@ -146,7 +147,7 @@ class ModelConfig:
     ideal_weight: float | None = None
     svd_iters: int | None = None
     order: int | None = None
-    cutoff: float | None = None
+    flatness: float | None = None
     degree_power: float | None = None
     reg: float | None = None
     neighbours: int | None = None

@@ -45,6 +45,10 @@ def to_torch_csr(m: sp.spmatrix | sp.sparray, device: torch.device | str = "cpu"
         torch.from_numpy(m.data.astype(np.float32)), size=m.shape, device=device)
 
 
+# Matrices up to this many entries (80 MB in float32) get an exact dense SVD.
+DENSE_SVD_ENTRIES = 20_000_000
+
+
 def truncated_svd(a: sp.spmatrix | sp.sparray, rank: int, iters: int = 6, oversample: int = 32,
                   seed: int = 0) -> tuple[Tensor, Tensor]:
     r"""The ``rank`` largest singular values of a sparse matrix and their right singular
@@ -63,6 +67,9 @@ def truncated_svd(a: sp.spmatrix | sp.sparray, rank: int, iters: int = 6, oversa
     Cost: ``2 * iters`` sparse products with ``k + p`` columns and the orthogonalisation of
     an ``n × iters (k + p)`` basis; no dense ``n × n`` matrix is formed.
 
+    A matrix of at most :data:`DENSE_SVD_ENTRIES` entries takes an exact dense SVD
+    instead, which is faster at that size.
+
     Returns:
         ``(s [rank], v [n, rank])`` float32, singular values in descending order.
     """
@@ -71,6 +78,10 @@ def truncated_svd(a: sp.spmatrix | sp.sparray, rank: int, iters: int = 6, oversa
         raise ValueError(f"rank must lie in [1, {min(m.shape)}] for a {m.shape} matrix, got {rank}")
     if iters < 1:
         raise ValueError(f"iters must be >= 1, got {iters}")
+    if m.shape[0] * m.shape[1] <= DENSE_SVD_ENTRIES:
+        # Small enough for an exact dense SVD, which is then also the faster one.
+        _, s, vt = torch.linalg.svd(torch.from_numpy(m.toarray()), full_matrices=False)
+        return s[:rank].contiguous(), vt[:rank].T.contiguous()
     a_t = to_torch_csr(m)
     at_t = to_torch_csr(m.T.tocsr())
     block = min(rank + oversample, min(m.shape))

@@ -29,7 +29,9 @@ def test_degree_scale_zero_for_isolated():
 
 
 @pytest.mark.parametrize("shape,rank,oversample", [((30, 20), 5, 32), ((300, 200), 12, 8)])
-def test_truncated_svd_matches_dense_svd(shape, rank, oversample):
+@pytest.mark.parametrize("dense_limit", [0, 10**9])
+def test_truncated_svd_matches_dense_svd(shape, rank, oversample, dense_limit, monkeypatch):
+    monkeypatch.setattr("graphrec.linalg.DENSE_SVD_ENTRIES", dense_limit)
     m = normalized_interactions(random_binary(*shape, density=0.1, seed=1))
     s, v = truncated_svd(m, rank, iters=8, oversample=oversample, seed=3)
     _, s_ref, vt_ref = np.linalg.svd(m.toarray().astype(np.float64))

@@ -112,6 +112,8 @@ def test_scoring_model_follows_model_device(split):
     ("ease", ["--set", "model.reg=50"]),
     ("itemknn", ["--set", "model.neighbours=20", "--set", "model.similarity=asymmetric"]),
     ("ials", ["--set", "model.dim=8", "--set", "model.iterations=3"]),
+    ("chebyshev", ["--set", "model.order=4", "--set", "model.flatness=1.5", "--set", "model.rank=8",
+                   "--set", "model.degree_power=0.3"]),
 ])
 def test_cli_runs_every_closed_form_model(tmp_path, capsys, name, keys):
     out = tmp_path / name

@@ -17,11 +17,12 @@ from graphrec.models.itemknn import ItemKNN
 from graphrec.models.lightgcn import LightGCN
 from graphrec.models.mf import MF
 from graphrec.models.mf_rating import MFRating
+from graphrec.models.polynomial_filter import ChebyshevFilter
 from graphrec.models.rating import RatingModel
 from graphrec.models.scoring_model import ScoringModel
 from graphrec.models.social_gat import SocialGATRecommender
 from graphrec.models.social_graphrec import GraphRec
 
-__all__ = ["EASE", "GFCF", "IALS", "EmbeddingRecommender", "GATRecommender", "GraphRec",
+__all__ = ["EASE", "GFCF", "IALS", "ChebyshevFilter", "EmbeddingRecommender", "GATRecommender", "GraphRec",
            "IdealLowPassFilter", "ItemKNN", "LightGCN", "LinearFilter", "MF", "MFRating",
            "RatingModel", "Recommender", "ScoringModel", "SocialGATRecommender"]
