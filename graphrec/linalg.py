@@ -45,8 +45,27 @@ def to_torch_csr(m: sp.spmatrix | sp.sparray, device: torch.device | str = "cpu"
         torch.from_numpy(m.data.astype(np.float32)), size=m.shape, device=device)
 
 
-# Matrices up to this many entries (80 MB in float32) get an exact dense SVD.
+# Matrices up to this many entries (80 MB in float32), with a side this short, get an
+# exact dense solution.
 DENSE_SVD_ENTRIES = 20_000_000
+DENSE_SVD_SIDE = 5_000
+
+
+def _dense_top_svd(m: sp.csr_matrix, rank: int) -> tuple[Tensor, Tensor]:
+    """Exact top singular pairs through the eigendecomposition (float64) of the Gram
+    matrix of the shorter side; LAPACK's dense SVD is many times slower here."""
+    a = torch.from_numpy(m.toarray()).double()
+    if a.shape[1] <= a.shape[0]:
+        evals, evecs = torch.linalg.eigh(a.T @ a)
+        s = evals[-rank:].flip(0).clamp(min=0).sqrt()
+        v = evecs[:, -rank:].flip(1)
+    else:
+        evals, evecs = torch.linalg.eigh(a @ a.T)
+        s = evals[-rank:].flip(0).clamp(min=0).sqrt()
+        u = evecs[:, -rank:].flip(1)
+        # v = Aᵀu / s; a zero singular value leaves an arbitrary (here zero) direction.
+        v = (a.T @ u) / torch.where(s > 0, s, 1.0)
+    return s.float().contiguous(), v.float().contiguous()
 
 
 def truncated_svd(a: sp.spmatrix | sp.sparray, rank: int, iters: int = 6, oversample: int = 32,
@@ -67,8 +86,9 @@ def truncated_svd(a: sp.spmatrix | sp.sparray, rank: int, iters: int = 6, oversa
     Cost: ``2 * iters`` sparse products with ``k + p`` columns and the orthogonalisation of
     an ``n × iters (k + p)`` basis; no dense ``n × n`` matrix is formed.
 
-    A matrix of at most :data:`DENSE_SVD_ENTRIES` entries takes an exact dense SVD
-    instead, which is faster at that size.
+    A matrix of at most :data:`DENSE_SVD_ENTRIES` entries (and a side of at most
+    :data:`DENSE_SVD_SIDE`) is solved exactly and densely instead, which is faster at
+    that size.
 
     Returns:
         ``(s [rank], v [n, rank])`` float32, singular values in descending order.
@@ -78,10 +98,8 @@ def truncated_svd(a: sp.spmatrix | sp.sparray, rank: int, iters: int = 6, oversa
         raise ValueError(f"rank must lie in [1, {min(m.shape)}] for a {m.shape} matrix, got {rank}")
     if iters < 1:
         raise ValueError(f"iters must be >= 1, got {iters}")
-    if m.shape[0] * m.shape[1] <= DENSE_SVD_ENTRIES:
-        # Small enough for an exact dense SVD, which is then also the faster one.
-        _, s, vt = torch.linalg.svd(torch.from_numpy(m.toarray()), full_matrices=False)
-        return s[:rank].contiguous(), vt[:rank].T.contiguous()
+    if m.shape[0] * m.shape[1] <= DENSE_SVD_ENTRIES and min(m.shape) <= DENSE_SVD_SIDE:
+        return _dense_top_svd(m, rank)
     a_t = to_torch_csr(m)
     at_t = to_torch_csr(m.T.tocsr())
     block = min(rank + oversample, min(m.shape))

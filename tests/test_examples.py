@@ -47,3 +47,13 @@ def test_gowalla_example_runs_briefly(real_data_dir, tmp_path):
          "--batch-size", "65536", "--lr", "0.01", "--out", str(tmp_path)])
     assert summary["best_epoch"] == 1 and (tmp_path / "best.pt").exists()
     assert 0.0 < summary["test"]["recall@20"] < 1.0
+
+
+def test_closed_form_example_chooses_on_validation(capsys):
+    results = load(EXAMPLES[[p.stem for p in EXAMPLES].index("closed_form")]).main(
+        ["--users", "300", "--items", "200", "--models", "gfcf", "itemknn", "ials"])
+    assert set(results) == {"gfcf", "itemknn", "ials"}
+    for r in results.values():
+        assert 0.0 < r["recall@20"] < 1.0
+    assert results["gfcf"]["chosen"]["ideal_weight"] in (0.1, 0.3, 0.6)
+    assert "| gfcf |" in capsys.readouterr().out

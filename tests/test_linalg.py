@@ -28,7 +28,8 @@ def test_degree_scale_zero_for_isolated():
     np.testing.assert_allclose(degree_scale(np.array([0, 1, 4]), -0.5), [0, 1, 0.5])
 
 
-@pytest.mark.parametrize("shape,rank,oversample", [((30, 20), 5, 32), ((300, 200), 12, 8)])
+@pytest.mark.parametrize("shape,rank,oversample", [((30, 20), 5, 32), ((300, 200), 12, 8),
+                                                   ((150, 400), 12, 8)])
 @pytest.mark.parametrize("dense_limit", [0, 10**9])
 def test_truncated_svd_matches_dense_svd(shape, rank, oversample, dense_limit, monkeypatch):
     monkeypatch.setattr("graphrec.linalg.DENSE_SVD_ENTRIES", dense_limit)
