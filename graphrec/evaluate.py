@@ -310,27 +310,30 @@ class Evaluator:
             if len(self.item_popularity) != num_items:
                 raise ValueError(f"item_popularity has {len(self.item_popularity)} entries for "
                                  f"{num_items} items")
-            pop = torch.as_tensor(self.item_popularity, dtype=torch.float64, device=dev)
+            pop = torch.as_tensor(self.item_popularity, dtype=torch.float64)
 
         users = np.flatnonzero(np.diff(tgt.indptr) > 0)
         tgt = tgt[users]
         # Flat keys row * I + item over the counted users (row = position in ``users``):
         # a batch of rows [s, e) owns a contiguous, sorted slice of these arrays.
         tgt_ptr = tgt.indptr.tolist()  # python ints: numpy scalars would make slicing copy
-        tgt_keys = torch.from_numpy(_row_keys(tgt, num_items)).to(dev)
-        num_target = torch.from_numpy(np.diff(tgt.indptr).astype(np.int64)).to(dev)
+        tgt_keys = _row_keys(tgt, num_items)
+        num_target = torch.from_numpy(np.diff(tgt.indptr).astype(np.int64))
         if self.exclude is not None:
             exc = self.exclude[users]
             exc_ptr = exc.indptr.tolist()
             exc_keys = torch.from_numpy(_row_keys(exc, num_items)).to(dev)
 
+        # Everything after the top-K works on the [B, K] lists, on the CPU: small, and
+        # each op is a few microseconds there, where torch would start threads for some
+        # (searchsorted) and a device would need a sync per batch anyway.
         kmax = self.ks[-1]
         k_eff = min(kmax, num_items)  # torch.topk cannot return more items than exist
-        discount = 1.0 / torch.log2(torch.arange(2, k_eff + 2, dtype=torch.float64, device=dev))
+        discount = 1.0 / torch.log2(torch.arange(2, k_eff + 2, dtype=torch.float64))
         ideal_dcg = torch.cumsum(discount, 0)
         # Best (smallest) rank any counted user gives each item; coverage@K counts < K.
-        best_rank = torch.full((num_items,), k_eff, dtype=torch.long, device=dev)
-        slot = torch.arange(k_eff, device=dev)
+        best_rank = torch.full((num_items,), k_eff, dtype=torch.long)
+        slot = torch.arange(k_eff)
 
         per_user_parts: dict[str, list[Tensor]] = {}
         pop_sum = dict.fromkeys(self.ks, 0.0)
@@ -340,7 +343,7 @@ class Evaluator:
             if self.exclude is not None:
                 flat = exc_keys[exc_ptr[s]:exc_ptr[e]] - s * num_items
                 scores.view(-1).index_fill_(0, flat, -torch.inf)
-            values, items = topk_rows(scores, k_eff)
+            values, items = (t.cpu() for t in topk_rows(scores, k_eff))
             if torch.isnan(values).any():
                 raise ValueError("the scorer produced NaN scores; check the embeddings")
             # Users with fewer than K allowed items get -inf fillers, which are not
@@ -350,9 +353,9 @@ class Evaluator:
             # Membership of (row, item) in the batch's target set by binary search on
             # the sorted flat keys.
             keys = tgt_keys[tgt_ptr[s]:tgt_ptr[e]] - s * num_items
-            query = torch.arange(e - s, device=dev).unsqueeze(1) * num_items + items
-            pos = torch.searchsorted(keys, query).clamp_(max=len(keys) - 1)
-            hits = (keys[pos] == query) & valid
+            query = (np.arange(e - s).reshape(-1, 1) * num_items + items.numpy())
+            pos = np.searchsorted(keys, query).clip(max=len(keys) - 1)
+            hits = torch.from_numpy(keys[pos] == query) & valid
 
             n_t = num_target[s:e]
             hits_f = hits.to(torch.float64)
@@ -389,7 +392,7 @@ class Evaluator:
                 ranks = torch.where(valid, slot, k_eff)
                 best_rank.scatter_reduce_(0, items.reshape(-1), ranks.reshape(-1), reduce="amin")
 
-        cols = {name: torch.cat(parts).cpu().numpy() for name, parts in per_user_parts.items()}
+        cols = {name: torch.cat(parts).numpy() for name, parts in per_user_parts.items()}
         result: dict[str, float] = {}
         for m in self.metrics:
             for k in self.ks:
@@ -418,9 +421,12 @@ def topk_rows(scores: Tensor, k: int, group: int = _GROUP) -> tuple[Tensor, Tens
     the largest maxima are kept; the answer is the top ``k`` of their members plus the
     few leftover columns. This is exact: an entry outside the kept groups is at most the
     maximum of its group, which is at most each of the ``k`` kept maxima, i.e. at most
-    ``k`` distinct entries, so it is never needed. Striding the groups makes the maxima an elementwise max
-    over ``group`` contiguous slices, which vectorises well; only
+    ``k`` distinct entries, so it is never needed. Striding the groups makes the maxima an
+    elementwise max over ``group`` contiguous slices, which vectorises well; only
     ``k * group`` candidates per row go through the final ``torch.topk``.
+
+    Exactly equal scores are ordered as ``torch.topk`` orders them in the candidate list
+    (kept group by kept group, then the leftover columns), which it does not specify.
     """
     rows, n = scores.shape
     g = n // group
@@ -429,10 +435,17 @@ def topk_rows(scores: Tensor, k: int, group: int = _GROUP) -> tuple[Tensor, Tens
     group_max = scores[:, : g * group].reshape(rows, group, g).amax(1)
     best_groups = torch.topk(group_max, k, dim=1, sorted=False).indices
     offsets = torch.arange(group, device=scores.device) * g
-    leftover = torch.arange(g * group, n, device=scores.device).expand(rows, -1)
-    cols = torch.cat([(best_groups.unsqueeze(2) + offsets).reshape(rows, -1), leftover], 1)
-    values, pick = torch.topk(scores.gather(1, cols), k, dim=1)
-    return values, cols.gather(1, pick)
+    cols = (best_groups.unsqueeze(2) + offsets).view(rows, -1)
+    # The candidates: the kept groups' members, then the few leftover columns, written
+    # into one buffer (no concatenated copy of the column list; leftovers are mapped
+    # back to their columns only for the k picks).
+    kept = cols.shape[1]
+    cand = scores.new_empty(rows, kept + n - g * group)
+    torch.gather(scores, 1, cols, out=cand[:, :kept])
+    cand[:, kept:] = scores[:, g * group:]
+    values, pick = torch.topk(cand, k, dim=1)
+    member = cols.gather(1, pick.clamp(max=kept - 1))
+    return values, torch.where(pick < kept, member, pick - kept + g * group)
 
 
 def _score_buffer(scorer: Scorer, user_emb: Tensor, item_emb: Tensor, rows: int) -> Tensor | None:

@@ -22,10 +22,25 @@ METRICS = ("recall", "ndcg", "precision", "hit", "mrr")
 
 
 # ---------------------------------------------------------------------- reference
-def naive_metrics(scores, exclude, target, ks, popularity):
-    """Per-user loops over a full argsort; formulas written out one by one.
+def stable_ranking(row, allowed, kmax):
+    """Allowed items by decreasing score, equal scores by item id."""
+    return [int(i) for i in np.argsort(-row, kind="stable") if int(i) in allowed][:kmax]
 
-    ``exclude`` and ``target`` are lists of sets of items, one per user.
+
+def topk_ranking(row, allowed, kmax):
+    """Allowed items as ``torch.topk`` orders a masked row: the evaluator's tie order on
+    catalogues too narrow for the two-stage top-K."""
+    masked = torch.full((1, len(row)), -torch.inf)
+    masked[0, sorted(allowed)] = torch.from_numpy(row[sorted(allowed)])
+    top = torch.topk(masked, min(kmax, len(row)), dim=1).indices[0].tolist()
+    return [i for i in top if i in allowed]
+
+
+def naive_metrics(scores, exclude, target, ks, popularity, ranking=stable_ranking):
+    """Per-user loops over a full ranking; formulas written out one by one.
+
+    ``exclude`` and ``target`` are lists of sets of items, one per user; ``ranking(row,
+    allowed items, K)`` gives the best K allowed items (default: a stable argsort).
     """
     num_users, num_items = scores.shape
     per_user = {}
@@ -33,8 +48,8 @@ def naive_metrics(scores, exclude, target, ks, popularity):
     for u in range(num_users):
         if not target[u]:
             continue
-        order = np.argsort(-scores[u], kind="stable")
-        ranked = [int(i) for i in order if int(i) not in exclude[u]]
+        allowed = set(range(num_items)) - exclude[u]
+        ranked = ranking(scores[u], allowed, max(ks))
         row = {}
         for k in ks:
             top = ranked[:k]
@@ -183,6 +198,114 @@ def test_topk_rows_matches_torch_topk(seed, k, num_cols, masked):
     finite = torch.isfinite(ref_values)  # the order among -inf fillers is arbitrary
     assert torch.equal(cols[finite], ref_cols[finite])
     assert torch.equal(scores.gather(1, cols), values)
+
+
+def two_stage_reference(scores, k, group=16):
+    """The two-stage top-K written plainly (one concatenated column list): the order in
+    which ``topk_rows`` documents that exactly equal scores come out."""
+    rows, n = scores.shape
+    g = n // group
+    if g <= 2 * k:
+        return torch.topk(scores, k, dim=1)
+    group_max = scores[:, : g * group].reshape(rows, group, g).amax(1)
+    best = torch.topk(group_max, k, dim=1, sorted=False).indices
+    cols = torch.cat([(best.unsqueeze(2) + torch.arange(group) * g).reshape(rows, -1),
+                      torch.arange(g * group, n).expand(rows, -1)], 1)
+    values, pick = torch.topk(scores.gather(1, cols), k, dim=1)
+    return values, cols.gather(1, pick)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40), st.sampled_from([33, 321, 656, 2048, 2059]),
+       st.sampled_from(["normal", "few values", "masked"]), st.sampled_from([2, 7, 16]))
+def test_topk_rows_ties_and_leftover_columns(seed, k, num_cols, kind, group):
+    # Catalogue widths with and without leftover columns (2048 = 128 * 16), scores with
+    # many exact ties, and rows that are mostly -inf.
+    k = min(k, num_cols)
+    gen = torch.Generator().manual_seed(seed)
+    if kind == "few values":
+        scores = torch.randint(0, 5, (9, num_cols), generator=gen).float()
+    else:
+        scores = torch.randn(9, num_cols, generator=gen)
+    if kind == "masked":
+        scores[torch.rand(9, num_cols, generator=gen) < 0.97] = -torch.inf
+    # The last column (a leftover one unless group divides the width) holds the best score.
+    scores[0, -1] = 100.0
+    values, cols = topk_rows(scores, k, group)
+    assert torch.equal(values, torch.topk(scores, k, dim=1).values)
+    assert torch.equal(scores.gather(1, cols), values)
+    assert all(len(set(row)) == k for row in cols.tolist())  # k distinct columns
+    assert cols[0, 0] == num_cols - 1
+    ref_values, ref_cols = two_stage_reference(scores, k, group)
+    assert torch.equal(values, ref_values) and torch.equal(cols, ref_cols)
+
+
+@st.composite
+def tied_ranking_problem(draw):
+    num_users = draw(st.integers(1, 12))
+    num_items = draw(st.integers(1, 40))
+    seed = draw(st.integers(0, 2**32 - 1))
+    ks = draw(st.lists(st.integers(1, 45), min_size=1, max_size=3))
+    rng = np.random.default_rng(seed)
+    exclude = random_csr(rng, num_users, num_items, draw(st.sampled_from([0.0, 0.3, 0.9])))
+    target = random_csr(rng, num_users, num_items, draw(st.sampled_from([0.1, 0.4])))
+    # Small integer vectors: many users give many items exactly the same score, and
+    # duplicate items tie for everyone.
+    user_emb = torch.from_numpy(rng.integers(0, 3, size=(num_users, 2)).astype(np.float32))
+    item_emb = torch.from_numpy(rng.integers(-1, 2, size=(num_items, 2)).astype(np.float32))
+    popularity = rng.integers(0, 50, size=num_items).astype(np.float64)
+    budget = draw(st.sampled_from([1e-9, 0.0005, 0.002, 128.0]))
+    return user_emb, item_emb, exclude, target, ks, popularity, budget
+
+
+@settings(max_examples=60, deadline=None)
+@given(tied_ranking_problem())
+def test_ties_match_naive_reference_at_any_batch_size(problem):
+    # Ties are ordered by torch.topk on the masked row (the catalogue is too small for
+    # the two-stage selection); every metric, per user too, matches a naive evaluator
+    # ranking that way, whatever the batch size (down to one user per batch) and with K
+    # beyond the number of items.
+    user_emb, item_emb, exclude, target, ks, popularity, budget = problem
+    ev = Evaluator([exclude], ks=ks, memory_budget_mb=budget, item_popularity=popularity)
+    result, frame = ev.evaluate_embeddings(user_emb, item_emb, target, per_user=True)
+    scores = (user_emb @ item_emb.T).numpy()
+    expected, per_user = naive_metrics(scores, to_sets(exclude), to_sets(target), sorted(set(ks)),
+                                       popularity, ranking=topk_ranking)
+    assert_close(result, expected)
+    assert frame["user"].tolist() == sorted(per_user)
+    for col in frame.columns.drop(["user", "num_target"]):
+        np.testing.assert_allclose(frame[col].to_numpy(), [per_user[u][col] for u in frame["user"]],
+                                   rtol=1e-9, atol=1e-12, err_msg=col)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 25))
+def test_wide_catalogue_with_ties_is_batch_independent(seed, k):
+    # Two-stage top-K on tied scores: every batch size gives the same lists (a row's
+    # order does not depend on its batch), and the metrics match the naive evaluator
+    # ranking each user's masked row alone with topk_rows.
+    rng = np.random.default_rng(seed)
+    num_users, num_items = 30, 1000
+    exclude = random_csr(rng, num_users, num_items, 0.3)
+    target = random_csr(rng, num_users, num_items, 0.05)
+    user_emb = torch.from_numpy(rng.integers(0, 3, size=(num_users, 3)).astype(np.float32))
+    item_emb = torch.from_numpy(rng.integers(-2, 3, size=(num_items, 3)).astype(np.float32))
+    results = [Evaluator([exclude], ks=(k, 2 * k), memory_budget_mb=budget)
+               .evaluate_embeddings(user_emb, item_emb, target, per_user=True)
+               for budget in (1e-9, 0.05, 128.0)]
+    for result, frame in results[1:]:
+        assert_close(result, {key: v for key, v in results[0][0].items() if key != "eval_seconds"})
+        assert frame.equals(results[0][1])
+    scores = (user_emb @ item_emb.T).numpy()
+
+    def one_row_topk_rows(row, allowed, kmax):
+        masked = torch.full((1, len(row)), -torch.inf)
+        masked[0, sorted(allowed)] = torch.from_numpy(row[sorted(allowed)])
+        return [i for i in topk_rows(masked, kmax)[1][0].tolist() if i in allowed]
+
+    expected, _ = naive_metrics(scores, to_sets(exclude), to_sets(target), [k, 2 * k],
+                                np.diff(exclude.tocsc().indptr), ranking=one_row_topk_rows)
+    assert_close(results[0][0], expected)
 
 
 def test_excluded_items_never_recommended_and_skipped_users():
