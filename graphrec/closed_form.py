@@ -21,6 +21,7 @@ from graphrec.data.graph import RecGraph
 from graphrec.data.splits import Split
 from graphrec.models.scoring_model import ScoringModel
 from graphrec.selection import SearchResult, grid_search
+from graphrec.train import atomic_write_bytes, save_checkpoint
 
 _SVD = {"rank": "rank", "svd_iters": "svd_iters", "seed": "seed"}
 # For each model, the ModelConfig keys it reads and the constructor argument each one
@@ -113,8 +114,6 @@ def run_closed_form(cfg: RunConfig, split: Split, social: Any = None,
     model fitted on training), and ``results.json`` with the chosen settings
     (``selected``), every grid point's validation metrics and the test metrics.
     """
-    from graphrec.train import save_checkpoint
-
     check_model_config(cfg.model)
     monitor = cfg.train.monitor
     ks = sorted({*cfg.eval.ks, *cfg.train.ks})
@@ -132,8 +131,6 @@ def run_closed_form(cfg: RunConfig, split: Split, social: Any = None,
                             for p in result.points],
                    "test": result.test, "refit": result.refit,
                    "seconds": time.perf_counter() - start}
-        from graphrec.train import atomic_write_bytes
-
         atomic_write_bytes(out / "results.json", json.dumps(summary, indent=1).encode())
     return result
 

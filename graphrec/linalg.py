@@ -1,13 +1,17 @@
 r"""Sparse linear algebra the closed-form models share: normalised interaction matrices,
-conversions to torch, and a truncated SVD by randomized block Krylov iteration.
+conversions to torch, threaded sparse products and a truncated SVD by randomized block Krylov iteration.
 """
 
 from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor
+
+from graphrec.data.csr import csr_tensor
 
 
 def degree_scale(degrees: np.ndarray, power: float) -> np.ndarray:
@@ -40,9 +44,35 @@ def normalized_interactions(ui: sp.csr_matrix, user_power: float = -0.5,
 def to_torch_csr(m: sp.spmatrix | sp.sparray, device: torch.device | str = "cpu") -> Tensor:
     """A scipy sparse matrix as a torch sparse CSR tensor (float32, int64 indices)."""
     m = sp.csr_matrix(m)
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(m.indptr.astype(np.int64)), torch.from_numpy(m.indices.astype(np.int64)),
-        torch.from_numpy(m.data.astype(np.float32)), size=m.shape, device=device)
+    t = csr_tensor(torch.from_numpy(m.indptr.astype(np.int64)),
+                   torch.from_numpy(m.indices.astype(np.int64)),
+                   torch.from_numpy(m.data.astype(np.float32)), m.shape, compact_indices=False)
+    return t.to(device)
+
+
+def row_split_matmul(m: sp.csr_matrix, y: np.ndarray | sp.spmatrix | sp.sparray,
+                     threads: int) -> np.ndarray:
+    """``m @ y`` as a dense array for a sparse CSR ``m`` and a dense or sparse ``y``.
+
+    The rows of ``m`` are split over ``threads`` threads in parts of about equal
+    nonzeros: scipy's sparse products release the GIL, and on the CPU they beat torch's
+    sparse kernels on these shapes (measured for EASE, ItemKNN and the graph filters).
+    """
+    n = m.shape[0]
+    out = np.empty((n, y.shape[1]), dtype=np.result_type(m.dtype, y.dtype))
+
+    def part(s: int, e: int) -> None:
+        r = m[s:e] @ y
+        out[s:e] = r.toarray() if sp.issparse(r) else r
+
+    if threads <= 1 or n < 2 * threads:
+        part(0, n)
+        return out
+    cuts = np.searchsorted(m.indptr, np.linspace(0, m.nnz, threads + 1)[1:-1])
+    cuts = np.unique(np.concatenate([[0], cuts, [n]]))
+    with ThreadPoolExecutor(len(cuts) - 1) as pool:
+        list(pool.map(part, cuts[:-1], cuts[1:]))
+    return out
 
 
 # Matrices up to this many entries (80 MB in float32), with a side this short, get an

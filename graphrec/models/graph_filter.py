@@ -22,15 +22,13 @@ thin dense products.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor
 
 from graphrec.data.graph import RecGraph
-from graphrec.linalg import degree_scale, normalized_interactions, truncated_svd
+from graphrec.linalg import degree_scale, normalized_interactions, row_split_matmul, truncated_svd
 from graphrec.models.scoring_model import ScoringModel
 
 
@@ -38,24 +36,6 @@ def item_gram(ui: sp.csr_matrix) -> sp.csr_matrix:
     r""":math:`\tilde P = \tilde R^\top \tilde R` as a sparse float32 item × item matrix."""
     rn = normalized_interactions(ui)
     return (rn.T.tocsr() @ rn).tocsr()
-
-
-def sparse_rows_times(rows: sp.csr_matrix, m: sp.csr_matrix, threads: int) -> np.ndarray:
-    """``rows @ m`` as a dense float32 array, the rows split over ``threads`` threads
-    (scipy's sparse product releases the GIL)."""
-    n = rows.shape[0]
-    out = np.empty((n, m.shape[1]), dtype=np.float32)
-
-    def part(s: int, e: int) -> None:
-        out[s:e] = (rows[s:e] @ m).toarray()
-
-    cuts = np.linspace(0, n, max(1, min(threads, n)) + 1).astype(int)
-    if len(cuts) <= 2:
-        part(0, n)
-        return out
-    with ThreadPoolExecutor(len(cuts) - 1) as pool:
-        list(pool.map(part, cuts[:-1], cuts[1:]))
-    return out
 
 
 class GFCF(ScoringModel):
@@ -122,7 +102,7 @@ class GFCF(ScoringModel):
         rows = self._ui[users.cpu().numpy()]
         dev = self.device
         if self.linear_weight:
-            lin = sparse_rows_times(rows, self.gram(), torch.get_num_threads())
+            lin = row_split_matmul(rows, self.gram(), torch.get_num_threads())
             scores = torch.from_numpy(lin).to(dev)
             if self.linear_weight != 1.0:
                 scores.mul_(self.linear_weight)

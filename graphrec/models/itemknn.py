@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from graphrec.data.graph import RecGraph
-from graphrec.models.graph_filter import sparse_rows_times
+from graphrec.linalg import row_split_matmul
 from graphrec.models.scoring_model import ScoringModel
 
 SIMILARITIES = ("cosine", "asymmetric")
@@ -196,5 +196,5 @@ class ItemKNN(ScoringModel):
 
     def _score(self, users: Tensor) -> Tensor:
         rows = self._ui[users.cpu().numpy()]
-        scores = sparse_rows_times(rows, self.neighbour_matrix(), torch.get_num_threads())
+        scores = row_split_matmul(rows, self.neighbour_matrix(), torch.get_num_threads())
         return torch.from_numpy(scores).to(self.device)

@@ -80,7 +80,6 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
@@ -89,7 +88,7 @@ from numpy.polynomial import chebyshev as npcheb
 from torch import Tensor
 
 from graphrec.data.graph import RecGraph
-from graphrec.linalg import degree_scale, normalized_interactions, to_torch_csr
+from graphrec.linalg import degree_scale, normalized_interactions, row_split_matmul, to_torch_csr
 from graphrec.models.graph_filter import IdealLowPassFilter
 from graphrec.models.scoring_model import ScoringModel
 
@@ -137,25 +136,6 @@ def chebyshev_coefficients(response: Response, order: int) -> np.ndarray:
     coefficients = npcheb.chebvander(x, order).T @ values * (2.0 / (order + 1))
     coefficients[0] /= 2.0
     return coefficients
-
-
-def row_split_matmul(m: sp.csr_matrix, y: np.ndarray, threads: int) -> np.ndarray:
-    """``m @ y`` (sparse CSR times dense C-ordered ``y``) as a dense float32 array, the rows of
-    ``m`` split over ``threads`` threads in parts of about equal nonzeros (scipy's product
-    releases the GIL)."""
-    n = m.shape[0]
-    if threads <= 1 or n < 2 * threads:
-        return np.asarray(m @ y)
-    out = np.empty((n, y.shape[1]), dtype=np.result_type(m.dtype, y.dtype))
-    cuts = np.searchsorted(m.indptr, np.linspace(0, m.nnz, threads + 1)[1:-1])
-    cuts = np.unique(np.concatenate([[0], cuts, [n]]))
-
-    def part(s: int, e: int) -> None:
-        out[s:e] = m[s:e] @ y
-
-    with ThreadPoolExecutor(len(cuts) - 1) as pool:
-        list(pool.map(part, cuts[:-1], cuts[1:]))
-    return out
 
 
 class ChebyshevFilter(ScoringModel):
