@@ -80,7 +80,7 @@ def build(name: str, graph: RecGraph, args: argparse.Namespace) -> Recommender:
     if name == "gat":
         return GATRecommender(graph, dim=args.dim, num_layers=args.layers, heads=args.heads,
                               attention_dropout=args.attention_dropout, scorer=scorer,
-                              score=args.attention_score,
+                              attention_score=args.attention_score,
                               attention_lr_scale=args.attention_lr_scale)
     raise ValueError(f"unknown model {name!r}")
 
@@ -115,11 +115,11 @@ def run_graphrec(split: Split, args: argparse.Namespace, thinned: list[Interacti
     warmup = args.attention_warmup if args.model == "gat" else 0.0
     if warmup > 0:
         # β frozen at 0: the GAT recommender is LightGCN and propagates at its speed.
-        model.beta.requires_grad_(False)
+        model.train_attention(False)
 
     def on_epoch_end(trainer: Trainer, row: dict) -> None:
-        if warmup > 0 and not model.beta.requires_grad and row["train_seconds"] >= warmup * 60:
-            model.beta.requires_grad_(True)
+        if warmup > 0 and not model.attention_trained() and row["train_seconds"] >= warmup * 60:
+            model.train_attention(True)
             print(json.dumps({"attention_from_epoch": row["epoch"] + 1}), flush=True)
         if "valid_recall@20" not in row:
             return

@@ -85,17 +85,19 @@ class ModelConfig:
     """Which model to build. The model decides the task.
 
     Ranking models (top-K from implicit feedback, BPR-style training, full-ranking
-    evaluation): ``mf``, ``lightgcn``, ``gat`` and ``social_gat``. Rating models (MSE on
+    evaluation): ``mf``, ``lightgcn``, ``lightgcn_pp``, ``gat`` and ``social_gat``. Rating models (MSE on
     the ratings, RMSE/MAE evaluation; the data need a rating column): ``mf_rating``
     (biased MF) and ``graphrec``.
 
     Attributes:
-        name: ``mf``, ``lightgcn``, ``gat``, ``social_gat``, ``mf_rating``, ``graphrec``,
+        name: ``mf``, ``lightgcn``, ``lightgcn_pp`` (LightGCN++: the attention
+            recommender's light layers without attention), ``gat``, ``social_gat``,
+            ``mf_rating``, ``graphrec``,
             or a closed-form ranking model (fitted, not trained): ``gfcf``,
             ``linear_filter``, ``ideal_filter``, ``chebyshev``, ``ease``, ``itemknn``,
             ``ials``.
         dim: embedding size.
-        layers: propagation layers (``lightgcn``, ``gat``, ``social_gat``).
+        layers: propagation layers (``lightgcn``, ``lightgcn_pp``, ``gat``, ``social_gat``).
         heads: attention heads (``gat``, ``social_gat``).
         scorer: ``dot``, ``cosine``, ``bilinear`` or ``mlp`` (ranking models).
         temperature: τ of the ``cosine`` scorer, whose scores are cosines divided by τ
@@ -110,6 +112,15 @@ class ModelConfig:
             own embedding) or ``neighbourhood`` (the mean of the node's neighbours).
         attention_lr_scale: ``gat``: the attention sharpness β's learning rate as a
             multiple of ``train.lr`` (> 0).
+        attention_layer: ``gat``, ``social_gat``: the propagation layer, ``light`` (no
+            transform, starts as LightGCN), ``gat``, ``gatv2`` or ``dot``.
+        dst_power: ``lightgcn_pp``, ``gat``, ``social_gat``: the destination's degree
+            exponent a of the normalisation d_i^-a d_j^-b (LightGCN: 0.5).
+        src_power: the same models: the source's exponent b.
+        learn_norm: the same models: learn the exponents and the pooling weight.
+        normalize: the same models: unit-length inputs to every layer (LightGCN++).
+        pool_weight: the same models: the ego embeddings' share γ of the pooled output,
+            γ e0 + (1 - γ) mean(e1..eL) (empty: 1 / (layers + 1), LightGCN's mean).
         rank: ``gfcf``, ``ideal_filter``, ``chebyshev``: singular vectors of the ideal
             low-pass filter (empty = the model's default).
         ideal_weight: ``gfcf``, ``chebyshev``: weight of the ideal low-pass filter.
@@ -143,6 +154,12 @@ class ModelConfig:
     attention_warmup: int = 0
     attention_score: str = "self"
     attention_lr_scale: float = 1.0
+    attention_layer: str = "light"
+    dst_power: float = 0.5
+    src_power: float = 0.5
+    learn_norm: bool = False
+    normalize: bool = False
+    pool_weight: float | None = None
     rank: int | None = None
     ideal_weight: float | None = None
     svd_iters: int | None = None

@@ -52,7 +52,7 @@ from graphrec.models import (
     Recommender,
     SocialGATRecommender,
 )
-from graphrec.models.gat import attention_warmup
+from graphrec.models.gat import LAYERS, attention_warmup
 from graphrec.models.scoring_model import ScoringModel
 from graphrec.rating_train import RatingTrainConfig, RatingTrainer
 from graphrec.scoring import make_scorer
@@ -61,7 +61,13 @@ from graphrec.train import TrainConfig, Trainer, TrainResult, atomic_write_bytes
 DATASETS = ("synthetic", "movielens_small", "filmtrust", "lastfm", "gowalla", "file")
 SPLITS = ("per_user", "random", "temporal", "per_user_temporal", "leave_one_out", "given")
 SOCIAL = ("none", "dataset", "file")
-RANKING_MODELS = ("mf", "lightgcn", "gat", "social_gat")
+RANKING_MODELS = ("mf", "lightgcn", "lightgcn_pp", "gat", "social_gat")
+# Keys of the light propagation models, with the models that read them.
+LIGHT_KEYS = {"attention_layer": ("gat", "social_gat"), "dst_power": ("lightgcn_pp", "gat", "social_gat"),
+              "src_power": ("lightgcn_pp", "gat", "social_gat"),
+              "learn_norm": ("lightgcn_pp", "gat", "social_gat"),
+              "normalize": ("lightgcn_pp", "gat", "social_gat"),
+              "pool_weight": ("lightgcn_pp", "gat", "social_gat")}
 RATING_MODELS = ("mf_rating", "graphrec")
 SOCIAL_MODELS = ("social_gat", "graphrec")
 
@@ -177,6 +183,16 @@ def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None 
     if cfg.attention_score not in GATRecommender.SCORES:
         raise ConfigError(f"model.attention_score: expected one of {list(GATRecommender.SCORES)}, "
                           f"got {cfg.attention_score!r}")
+    for key, readers in LIGHT_KEYS.items():
+        if getattr(cfg, key) != getattr(ModelConfig, key) and cfg.name not in readers:
+            raise ConfigError(f"model.{key}: only {', '.join(map(repr, readers))} read it, not {cfg.name!r}")
+    if cfg.attention_layer not in LAYERS:
+        raise ConfigError(f"model.attention_layer: expected one of {list(LAYERS)}, got {cfg.attention_layer!r}")
+    for key in ("dst_power", "src_power"):
+        if not math.isfinite(getattr(cfg, key)):
+            raise ConfigError(f"model.{key}: expected a finite number, got {getattr(cfg, key)}")
+    if cfg.pool_weight is not None and not 0 <= cfg.pool_weight <= 1:
+        raise ConfigError(f"model.pool_weight: expected a value in [0, 1], got {cfg.pool_weight}")
     if not (math.isfinite(cfg.attention_lr_scale) and cfg.attention_lr_scale > 0):
         raise ConfigError(f"model.attention_lr_scale: expected a finite value > 0, "
                           f"got {cfg.attention_lr_scale}")
@@ -201,13 +217,16 @@ def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None 
         return MF(graph, dim=cfg.dim, scorer=scorer)
     if cfg.name == "lightgcn":
         return LightGCN(graph, dim=cfg.dim, num_layers=cfg.layers, scorer=scorer)
+    light = dict(dim=cfg.dim, num_layers=cfg.layers, scorer=scorer, dst_power=cfg.dst_power,
+                 src_power=cfg.src_power, learn_powers=cfg.learn_norm, learn_pool=cfg.learn_norm,
+                 normalize=cfg.normalize, pool_weight=cfg.pool_weight)
+    if cfg.name == "lightgcn_pp":
+        return GATRecommender(graph, attention=False, **light)
+    attention = dict(heads=cfg.heads, attention_dropout=cfg.dropout, layer=cfg.attention_layer, **light)
     if cfg.name == "gat":
-        return GATRecommender(graph, dim=cfg.dim, num_layers=cfg.layers, heads=cfg.heads,
-                              scorer=scorer, attention_dropout=cfg.dropout,
-                              score=cfg.attention_score,
-                              attention_lr_scale=cfg.attention_lr_scale)
-    return SocialGATRecommender(graph, dim=cfg.dim, num_layers=cfg.layers, heads=cfg.heads,
-                                use_social=social, scorer=scorer, attention_dropout=cfg.dropout)
+        return GATRecommender(graph, attention_score=cfg.attention_score,
+                              attention_lr_scale=cfg.attention_lr_scale, **attention)
+    return SocialGATRecommender(graph, use_social=social, **attention)
 
 
 def _epoch_start(cfg: ModelConfig) -> Callable[[Any, int], None] | None:

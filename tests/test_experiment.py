@@ -105,9 +105,30 @@ def test_no_social_network_in_the_dataset_is_a_config_error(tmp_path):
 
 def test_attention_warmup_runs_for_gat_and_is_refused_elsewhere(tmp_path):
     result = run(load_config(None, [*TINY, "model.name=gat", "model.attention_warmup=2"]))
-    assert result.model.beta.requires_grad  # learned after the warm-up (epoch 3)
+    assert result.model.attention_trained()  # learned after the warm-up (epoch 3)
     with pytest.raises(ConfigError, match="only the 'gat' model has a warm-up"):
         run(load_config(None, [*TINY, "model.name=lightgcn", "model.attention_warmup=2"]))
+
+
+def test_light_propagation_keys_reach_the_models():
+    from graphrec.experiment import build_model
+    from graphrec.nn import GATv2Conv, LightAttentionConv
+
+    base = load_config(None, TINY)
+    graph = prepare_data(base.data).graph()
+    keys = ["model.dst_power=0.6", "model.src_power=0.3", "model.normalize=true", "model.pool_weight=0.2"]
+    pp = build_model(load_config(None, [*TINY, "model.name=lightgcn_pp", *keys]).model, graph)
+    conv = pp.convs[0]["item_to_user"]
+    assert isinstance(conv, LightAttentionConv) and conv.beta is None and conv.normalize
+    assert conv.powers.tolist() == pytest.approx([0.6, 0.3]) and float(pp.pool_weight) == pytest.approx(0.2)
+    learned = build_model(load_config(None, [*TINY, "model.name=lightgcn_pp", "model.learn_norm=true"]).model,
+                          graph)
+    assert {n for n, _ in learned.named_parameters()} >= {"pool_weight", "convs.0.item_to_user.powers"}
+    v2 = build_model(load_config(None, [*TINY, "model.name=social_gat", "model.use_social=false",
+                                        "model.attention_layer=gatv2"]).model, graph)
+    assert isinstance(v2.convs[0]["user_to_user"], GATv2Conv)
+    result = run(load_config(None, [*TINY, "model.name=lightgcn_pp", *keys]))
+    assert 0 <= result.test["recall@10"] <= 1
 
 
 def test_attention_score_and_lr_scale_reach_the_gat_model_and_are_checked():
@@ -117,12 +138,16 @@ def test_attention_score_and_lr_scale_reach_the_gat_model_and_are_checked():
                              "model.attention_lr_scale=20"])
     graph = prepare_data(cfg.data).graph()
     model = build_model(cfg.model, graph)
-    assert model.score == "neighbourhood"
+    assert model.convs[0]["item_to_user"].score_kind == "neighbourhood"
     assert [g["lr_scale"] for g in model.param_groups()] == [1.0, 20.0]
     for overrides, message in (
             (["model.name=lightgcn", "model.attention_lr_scale=2"], "only the 'gat' model"),
             (["model.name=gat", "model.attention_score=centroid"], "expected one of"),
-            (["model.name=gat", "model.attention_lr_scale=0"], "finite value > 0")):
+            (["model.name=gat", "model.attention_lr_scale=0"], "finite value > 0"),
+            (["model.name=gat", "model.attention_layer=gcn"], "expected one of"),
+            (["model.name=lightgcn", "model.normalize=true"], "'lightgcn_pp', 'gat', 'social_gat' read it"),
+            (["model.name=lightgcn_pp", "model.attention_layer=gat"], "only 'gat', 'social_gat' read it"),
+            (["model.name=lightgcn_pp", "model.pool_weight=1.5"], r"in \[0, 1\]")):
         with pytest.raises(ConfigError, match=message):
             build_model(load_config(None, [*TINY, *overrides]).model, graph)
 

@@ -153,7 +153,8 @@ def test_attention_lr_scale_sets_the_group_rates_and_the_first_adam_step(split):
         group["lr"] = 0.01 * group["lr_scale"]
     trainer.train_batch(eids, neg)
     # Adam's first step moves every parameter with a gradient by lr · sign(-gradient)
-    step_beta = (model.beta.detach() - before["beta"].to(trainer.device)).abs()
+    step_beta = torch.stack([(beta.detach() - before[f"convs.{name}"].to(trainer.device)).abs()
+                             for name, beta in model.convs.named_parameters() if name.endswith("beta")])
     step_emb = (model.user_emb.weight.detach() - before["user_emb.weight"].to(trainer.device)).abs()
     assert torch.allclose(step_beta, torch.full_like(step_beta, 0.2), rtol=1e-3)
     moved = step_emb[step_emb > 0]  # (elements with a gradient near Adam's eps move less)

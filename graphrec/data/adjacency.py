@@ -169,6 +169,17 @@ class Adjacency:
             sub._cache["duplicates"] = False  # distinct rows of a simple graph stay simple
         return sub, positions
 
+    def with_stored_ids(self) -> Adjacency:
+        """The same edges with ids ``0 .. E-1`` in stored order, so that per-edge values
+        already in stored order (a block's mask, say) can be handed to a layer as if in
+        edge-id order. Shares the index tensors and the cached views."""
+        sub = Adjacency(self.rowptr, self.col, torch.arange(self.num_edges, device=self.device),
+                        self.num_src, self.num_dst, self.weight)
+        # Views that depend on the structure alone carry over; id-dependent ones do not.
+        sub._cache.update({k: v for k, v in self._cache.items()
+                           if k in ("dst", "duplicates", "source_major") or k[0] == "compressed"})
+        return sub
+
     def compact_sources(self) -> tuple[Adjacency, Tensor]:
         """The same edges over only the sources that have one, renumbered ``0 .. S'-1``.
 

@@ -1,4 +1,4 @@
-"""A graph-attention recommender that starts as LightGCN and learns where to look."""
+"""A graph-attention recommender built from ``graphrec.nn`` attention layers."""
 
 from __future__ import annotations
 
@@ -6,181 +6,269 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphrec.data.adjacency import Adjacency
 from graphrec.data.graph import RecGraph
 from graphrec.models.base import EmbeddingRecommender
 from graphrec.models.propagation import lightgcn_propagate, lightgcn_rows
-from graphrec.nn import edge_softmax, sddmm, spmm
+from graphrec.nn import DotProductAttentionConv, GATConv, GATv2Conv, LightAttentionConv
 from graphrec.scoring import Scorer
+
+LayerFactory = Callable[[int, int], nn.Module]
+LAYERS = ("light", "gat", "gatv2", "dot")
+DIRECTIONS = ("item_to_user", "user_to_item")
+
+
+def attention_layer(kind: str | LayerFactory, dim: int, heads: int, dropout: float = 0.0,
+                    **light: Any) -> nn.Module:
+    """One propagation layer ``dim → dim`` with ``heads`` heads.
+
+    Args:
+        kind: ``"light"`` (:class:`~graphrec.nn.LightAttentionConv`, no transform),
+            ``"gat"``, ``"gatv2"``, ``"dot"`` (the transformed attention layers, heads
+            concatenated, no self-loops and no bias, so that a node's output comes from its
+            neighbours alone as in light propagation), or a callable ``(dim, heads) ->
+            module`` for a layer of one's own.
+        dropout: attention dropout.
+        light: further arguments of :class:`~graphrec.nn.LightAttentionConv`.
+
+    A layer is called as ``layer((x_src, x_dst), adjacency, edge_mask=...,
+    return_attention=...)`` and returns ``(num_dst, dim)`` (and the attention ``(E, H)``
+    in edge-id order when asked).
+    """
+    if callable(kind):
+        return kind(dim, heads)
+    if kind not in LAYERS:
+        raise ValueError(f"layer must be one of {LAYERS} or a callable, got {kind!r}")
+    if kind == "light":
+        return LightAttentionConv(dim, heads, dropout=dropout, **light)
+    if dim % heads:
+        raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
+    if kind == "gat":
+        return GATConv(dim, dim // heads, heads, add_self_loops=False, bias=False, dropout=dropout)
+    if kind == "gatv2":
+        return GATv2Conv(dim, dim // heads, heads, add_self_loops=False, bias=False, dropout=dropout)
+    return DotProductAttentionConv(dim, dim // heads, heads, root_weight=False, bias=False,
+                                   dropout=dropout)
 
 
 class GATRecommender(EmbeddingRecommender):
-    r"""Light propagation whose neighbour weights are learned by attention.
+    r"""Light propagation whose neighbour weights are learned by attention layers.
 
-    Plain GAT layers (a linear map, a non-linearity and softmax-normalised weights per
-    layer) lose to MF-BPR on sparse implicit feedback. This model keeps what makes
-    LightGCN strong — no transforms and no non-linearity between layers, layer outputs
-    averaged — and replaces the fixed normalisation by attention that *starts equal
-    to it*. For an edge :math:`j \to i` in layer :math:`l` and head :math:`h`:
-
-    .. math::
-        w^{(l)}_{ij,h} = \underbrace{\frac{\sum_{k \in N(i)} d_k^{-1/2}}{\sqrt{d_i}}}_{c_i}
-        \; \mathrm{softmax}_{j \in N(i)}\Big(
-            \beta^{(l)}_h \cos\big(e^{(l)}_{i,h}, e^{(l)}_{j,h}\big) - \tfrac12 \log d_j \Big)
-
-    With :math:`\beta = 0` the softmax gives :math:`d_j^{-1/2} / \sum_k d_k^{-1/2}`,
-    so :math:`w_{ij} = 1/\sqrt{d_i d_j}`: exactly LightGCN's symmetric normalisation.
-    Training moves :math:`\beta` away from 0 where attending to similar neighbours
-    helps on the training signal. The score is neighbour-aware (it depends on both
-    ends, unlike GAT's additive score, whose destination term cancels in the softmax).
-    Embeddings are split into ``heads`` groups of ``dim / heads`` channels, each with
-    its own :math:`\beta`.
-
-    With ``score="neighbourhood"`` the destination side of the cosine is the mean of the
-    destination's neighbours instead of its own embedding,
-    :math:`\cos\big(\bar e^{(l)}_{N(i),h}, e^{(l)}_{j,h}\big)` with
-    :math:`\bar e^{(l)}_{N(i)} = \frac{1}{|N(i)|}\sum_{k \in N(i)} e^{(l)}_k`: a neighbour
-    weighs by how typical it is of the node's neighbourhood (as in NGAT4Rec's
-    neighbour-aware attention), which down-weights outlying interactions rather than
-    reinforcing the node's own current preference. It costs one more sparse product per
-    layer and direction.
+    Plain GAT stacks (a linear map, a non-linearity and softmax weights per layer) lose to
+    MF-BPR on sparse implicit feedback. This model keeps what makes LightGCN strong — no
+    transforms or non-linearities between layers, layer outputs pooled — and lets an
+    attention layer of :mod:`graphrec.nn` weigh the neighbours. Layer :math:`l` has one
+    layer per direction (item → user, user → item):
 
     .. math::
-        e^{(l+1)}_i = \sum_{j \in N(i)} w^{(l)}_{ij}\, e^{(l)}_j, \qquad
-        e_i = \frac{1}{L+1} \sum_{l=0}^{L} e^{(l)}_i
+        e^{(l+1)}_u = \mathrm{conv}^{(l)}_{I\to U}\big(e^{(l)}_I, e^{(l)}_u\big), \qquad
+        e^{(l+1)}_i = \mathrm{conv}^{(l)}_{U\to I}\big(e^{(l)}_U, e^{(l)}_i\big), \qquad
+        e = \gamma\, e^{(0)} + \frac{1 - \gamma}{L} \sum_{l=1}^{L} e^{(l)}
 
-    ``propagate(edge_mask=...)`` removes edges from attention and from the degrees (used
-    to hide a batch's positive edges during training).
+    with :math:`\gamma = 1/(L+1)` (LightGCN's mean) unless ``pool_weight`` is given.
+    The default layer, :class:`~graphrec.nn.LightAttentionConv`, starts *equal to*
+    LightGCN's normalisation (its sharpness :math:`\beta` is 0) and learns where to depart
+    from it; its options switch on what is known to matter on these graphs: the
+    neighbour-aware score, per-head sharpness, LightGCN++'s degree exponents (fixed or
+    learned), per-layer input normalisation. With ``attention=False`` the model is
+    LightGCN++ (or LightGCN, at the default exponents): the ablation of the attention.
 
-    While :math:`\beta` is zero and not being trained (``model.beta.requires_grad_(False)``,
-    or inference at initialisation), the weights *are* LightGCN's, and propagation takes
-    LightGCN's fused sparse path, about three times faster. Training with
-    :math:`\beta` frozen for a warm-up and then unfrozen (``requires_grad_(True)``)
-    starts the attention from a trained LightGCN at LightGCN's cost.
+    ``propagate(edge_mask=...)`` removes edges from attention and degrees (used to hide a
+    batch's positive edges while training). While every layer is LightGCN's (light layers
+    at :math:`\beta = 0` not being trained, default exponents and pooling), propagation
+    takes LightGCN's fused sparse path, about three times faster; training with
+    :math:`\beta` frozen for a warm-up (:func:`attention_warmup`) starts the attention
+    from a trained LightGCN at LightGCN's cost.
 
     Args:
         graph: training graph.
         dim: embedding size (divisible by ``heads``).
-        num_layers: propagation steps.
+        num_layers: propagation steps :math:`L`.
         heads: attention heads.
         attention_dropout: dropout on the attention weights during training.
-        score: what a neighbour's embedding is compared with: ``"self"`` (the
-            destination's own embedding) or ``"neighbourhood"`` (the mean of the
-            destination's neighbours).
-        attention_lr_scale: :math:`\beta`'s learning rate as a multiple of the
+        attention_score: light layers: what a neighbour is compared with, ``"self"`` or
+            ``"neighbourhood"`` (see :class:`~graphrec.nn.LightAttentionConv`).
+        attention_lr_scale: the sharpnesses' learning rate as a multiple of the
             embeddings' (:meth:`param_groups`). Adam moves each parameter by about the
             learning rate per step whatever its gradient, so at an embedding's rate
-            :math:`\beta` can hardly leave 0 in the few epochs it trains on top of a
-            LightGCN warm-up.
+            :math:`\beta` can hardly leave 0 in the few epochs it trains after a warm-up.
+        layer: ``"light"``, ``"gat"``, ``"gatv2"``, ``"dot"`` or a factory
+            ``(dim, heads) -> module`` (see :func:`attention_layer`).
+        attention: light layers: learn :math:`\beta` (``False``: LightGCN/LightGCN++).
+        dst_power, src_power: light layers: the normalisation exponents :math:`a, b`
+            (LightGCN: ½, ½).
+        learn_powers: light layers: learn the exponents (LightGCN++ with learned
+            normalisation), per layer and direction.
+        normalize: light layers: unit-length inputs to every layer (LightGCN++).
+        pool_weight: :math:`\gamma`, the share of the ego embeddings in the pooled output
+            (``None``: :math:`1/(L+1)`).
+        learn_pool: learn :math:`\gamma`.
     """
 
-    SCORES = ("self", "neighbourhood")
+    SCORES = LightAttentionConv.SCORES
 
     def __init__(self, graph: RecGraph, dim: int = 64, num_layers: int = 3, heads: int = 1,
                  scorer: Scorer | str = "dot", attention_dropout: float = 0.0,
-                 init_std: float = 0.1, score: str = "self",
-                 attention_lr_scale: float = 1.0) -> None:
+                 init_std: float = 0.1, attention_score: str = "self",
+                 attention_lr_scale: float = 1.0, layer: str | LayerFactory = "light",
+                 attention: bool = True, dst_power: float = 0.5, src_power: float = 0.5,
+                 learn_powers: bool = False, normalize: bool = False,
+                 pool_weight: float | None = None, learn_pool: bool = False) -> None:
         if dim % heads:
             raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
-        if score not in self.SCORES:
-            raise ValueError(f"score must be one of {self.SCORES}, got {score!r}")
+        if attention_score not in self.SCORES:
+            raise ValueError(f"attention_score must be one of {self.SCORES}, got {attention_score!r}")
         if not attention_lr_scale > 0:
             raise ValueError(f"attention_lr_scale must be positive, got {attention_lr_scale}")
+        if pool_weight is not None and not 0 <= pool_weight <= 1:
+            raise ValueError(f"pool_weight must be in [0, 1], got {pool_weight}")
+        if num_layers < 0:
+            raise ValueError(f"num_layers must be >= 0, got {num_layers}")
         super().__init__(graph, dim, scorer, init_std)
         self.num_layers = num_layers
         self.heads = heads
-        self.attention_dropout = attention_dropout
-        self.score = score
         self.attention_lr_scale = attention_lr_scale
-        # One sharpness per layer, head and direction (item→user, user→item).
-        self.beta = nn.Parameter(torch.zeros(num_layers, 2, heads))
+        self.default_pool = pool_weight is None and not learn_pool
+        gamma = 1.0 / (num_layers + 1) if pool_weight is None else float(pool_weight)
+        self._initial_pool = gamma
+        if learn_pool:
+            self.pool_weight = nn.Parameter(torch.tensor(gamma))
+        else:
+            self.register_buffer("pool_weight", torch.tensor(gamma))
+        light = dict(score=attention_score, dst_power=dst_power, src_power=src_power,
+                     learn_powers=learn_powers, normalize=normalize, attention=attention)
+        self.convs = nn.ModuleList(
+            nn.ModuleDict({d: attention_layer(layer, dim, heads, attention_dropout, **light)
+                           for d in self._relations()})
+            for _ in range(num_layers))
+        self.register_load_state_dict_pre_hook(_upgrade_state_dict)
         self.reset_parameters()
+
+    def _relations(self) -> tuple[str, ...]:
+        return DIRECTIONS
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
-        nn.init.zeros_(self.beta)
+        with torch.no_grad():
+            self.pool_weight.fill_(self._initial_pool)
+        for layer in getattr(self, "convs", ()):
+            for conv in layer.values():
+                conv.reset_parameters()
 
-    def param_groups(self) -> list[dict[str, Any]]:
-        """The embeddings at the trainer's learning rate, β at ``attention_lr_scale`` times it."""
-        rest = [p for name, p in self.named_parameters() if name != "beta"]
-        return [{"params": rest, "lr_scale": 1.0},
-                {"params": [self.beta], "lr_scale": self.attention_lr_scale}]
+    def attention_parameters(self) -> list[nn.Parameter]:
+        """The light layers' sharpnesses :math:`\\beta` (frozen for a warm-up, and trained at
+        ``attention_lr_scale`` times the learning rate)."""
+        return [p for name, p in self.convs.named_parameters() if name.endswith("beta")]
 
-    def _alpha(self, adj: Adjacency, x_dst: Tensor, x_src: Tensor, beta: Tensor,
-               prior: Tensor, mask: Tensor | None) -> Tensor:
-        """Softmax attention ``[E, H]`` (stored order) of one direction of one layer."""
-        h, c = self.heads, self.dim // self.heads
-        if self.score == "neighbourhood":
-            # The cosine ignores scale, so the neighbours' sum serves as their mean.
-            keep = (torch.ones(adj.num_edges, 1, dtype=x_src.dtype, device=x_src.device)
-                    if mask is None else mask.to(x_src.dtype).unsqueeze(1))
-            x_dst = spmm(adj, keep, x_src.view(-1, 1, self.dim))
-        xd = F.normalize(x_dst.reshape(-1, h, c), dim=-1)
-        xs = F.normalize(x_src.view(-1, h, c), dim=-1)
-        return edge_softmax(torch.addcmul(prior, sddmm(adj, xd, xs), beta), adj, mask)
+    def train_attention(self, mode: bool = True) -> None:
+        """Learn the sharpnesses (``True``) or freeze them (``False``; frozen at 0 the model
+        is LightGCN and propagates on its fused path)."""
+        for beta in self.attention_parameters():
+            beta.requires_grad_(mode)
 
-    def _direction(self, adj: Adjacency, x_dst: Tensor, x_src: Tensor, beta: Tensor,
-                   prior: Tensor, scale: Tensor, mask: Tensor | None) -> Tensor:
-        h, c = self.heads, self.dim // self.heads
-        alpha = self._alpha(adj, x_dst, x_src, beta, prior, mask)
-        if self.training and self.attention_dropout > 0:
-            alpha = F.dropout(alpha, self.attention_dropout)
-        # The destination scale c_i multiplies all of a node's weights, so it is applied
-        # to the N output rows rather than to the E edge weights.
-        out = spmm(adj, alpha, x_src.view(-1, h, c)).reshape(-1, self.dim)
-        return out * scale.unsqueeze(1)
+    def attention_trained(self) -> bool:
+        """Whether some sharpness is being learned."""
+        return any(beta.requires_grad for beta in self.attention_parameters())
 
-    def _constants(self, edge_mask: Tensor | None) -> list[tuple[Adjacency, Tensor, Tensor, Tensor | None]]:
-        r"""Per direction (item→user, user→item): the adjacency, the degree prior
-        :math:`-\tfrac12 \log d_j` per stored edge ``[E, 1]``, the destination scale
-        :math:`c_i` ``[N_dst]`` and the stored-order mask. They depend only on the graph
-        and the mask, so one propagation computes them once for all layers."""
-        tg = self.torch_graph()
-        to_user, to_item = tg.item_to_user, tg.user_to_item
-        if edge_mask is None:
-            du, di = to_user.in_degree().float(), to_item.in_degree().float()
-            mask_u = mask_i = None
-        else:
-            du = torch.bincount(tg.edge_index[0][edge_mask], minlength=self.num_users).float()
-            di = torch.bincount(tg.edge_index[1][edge_mask], minlength=self.num_items).float()
-            mask_u, mask_i = to_user.mask_to_stored(edge_mask), to_item.mask_to_stored(edge_mask)
-        inv_u = du.clamp(min=1).rsqrt() * (du > 0)
-        inv_i = di.clamp(min=1).rsqrt() * (di > 0)
-        out = []
-        for adj, inv_src, inv_dst, mask in ((to_user, inv_i, inv_u, mask_u),
-                                            (to_item, inv_u, inv_i, mask_i)):
-            prior = torch.log(inv_src.clamp(min=1e-12))[adj.col].unsqueeze(1)
-            # c_i = Σ_k d_k^{-1/2} / √d_i restores LightGCN's scale when β = 0.
-            keep = inv_src[adj.col] if mask is None else inv_src[adj.col] * mask
-            mass = torch.segment_reduce(keep, "sum", offsets=adj.rowptr, axis=0, unsafe=True)
-            out.append((adj, prior, mass * inv_dst, mask))
+    @torch.no_grad()
+    def sharpness(self) -> Tensor:
+        """The light layers' :math:`\beta` as ``[L, relations, H]`` (0 where a layer has none)."""
+        out = torch.zeros(self.num_layers, len(self._relations()), self.heads)
+        for layer, convs in enumerate(self.convs):
+            for r, relation in enumerate(self._relations()):
+                beta = getattr(convs[relation], "beta", None)
+                if isinstance(beta, Tensor) and beta.numel() == self.heads:
+                    out[layer, r] = beta.detach().cpu()
         return out
 
-    def is_lightgcn(self) -> bool:
-        """Whether propagation equals LightGCN's: β = 0, no gradient wanted for it, and no
-        attention dropout in play."""
-        if self.beta.requires_grad and torch.is_grad_enabled():
-            return False
-        if self.training and self.attention_dropout > 0:
-            return False
-        return not bool(self.beta.detach().any())
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Everything at the trainer's learning rate, the sharpnesses at
+        ``attention_lr_scale`` times it."""
+        sharp = {id(p) for p in self.attention_parameters()}
+        rest = [p for p in self.parameters() if id(p) not in sharp]
+        groups = [{"params": rest, "lr_scale": 1.0}]
+        if sharp:
+            groups.append({"params": self.attention_parameters(), "lr_scale": self.attention_lr_scale})
+        return groups
 
-    def _layers(self, constants: list[tuple[Adjacency, Tensor, Tensor, Tensor | None]],
-                count: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """The first ``count`` attention layers: the last layer's user and item outputs and
-        the running sums of all layers so far (inputs included)."""
-        (to_user, prior_u, scale_u, mask_u), (to_item, prior_i, scale_i, mask_i) = constants
+    def is_lightgcn(self) -> bool:
+        """Whether propagation equals LightGCN's, so that its fused path applies: every layer
+        a static light layer at exponents ½ (not learned, no input normalisation) and the
+        default mean pooling."""
+        if not self.default_pool:
+            return False
+        for layer in self.convs:
+            for conv in layer.values():
+                if not (isinstance(conv, LightAttentionConv) and conv.is_static()
+                        and not conv.normalize and not isinstance(conv.powers, nn.Parameter)
+                        and conv.powers.tolist() == [0.5, 0.5]):
+                    return False
+        return True
+
+    # ------------------------------------------------------------------ propagation
+    def _degrees(self, edge_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Kept degrees of users and items (float)."""
+        tg = self.torch_graph()
+        if edge_mask is None:
+            return tg.item_to_user.in_degree().float(), tg.user_to_item.in_degree().float()
+        mask = edge_mask.to(tg.device)
+        return (torch.bincount(tg.edge_index[0][mask], minlength=self.num_users).float(),
+                torch.bincount(tg.edge_index[1][mask], minlength=self.num_items).float())
+
+    @staticmethod
+    def _call(conv: nn.Module, x_src: Tensor, x_dst: Tensor, adj: Adjacency,
+              mask: Tensor | None, src_degree: Tensor, record: bool) -> tuple[Tensor, Tensor | None]:
+        """One layer in one direction: its output and (when ``record``) its attention."""
+        kwargs: dict[str, Any] = {"edge_mask": mask, "return_attention": record}
+        if isinstance(conv, LightAttentionConv):
+            kwargs["src_degree"] = src_degree
+        out = conv((x_src, x_dst), adj, **kwargs)
+        return (out[0], out[1]) if record else (out, None)
+
+    def _step(self, layer: int, xu: Tensor, xi: Tensor, edge_mask: Tensor | None,
+              degrees: tuple[Tensor, Tensor], record: list[dict[str, Tensor]] | None
+              ) -> tuple[Tensor, Tensor]:
+        """One propagation layer over all nodes."""
+        tg = self.torch_graph()
+        convs = self.convs[layer]
+        du, di = degrees
+        new_u, a_u = self._call(convs["item_to_user"], xi, xu, tg.item_to_user, edge_mask, di,
+                                record is not None)
+        new_i, a_i = self._call(convs["user_to_item"], xu, xi, tg.user_to_item, edge_mask, du,
+                                record is not None)
+        if record is not None:
+            record.append({"item_to_user": a_u, "user_to_item": a_i})
+        return new_u, new_i
+
+    def _pool(self, first: Tensor, rest: Tensor) -> Tensor:
+        """:math:`\\gamma e^{(0)} + (1-\\gamma)/L \\sum_{l \\ge 1} e^{(l)}` from the ego rows and
+        the sum of the propagated layers."""
+        if self.num_layers == 0:
+            return first
+        gamma = self.pool_weight
+        return gamma * first + (1 - gamma) / self.num_layers * rest
+
+    def _propagate(self, edge_mask: Tensor | None, record: list[dict[str, Tensor]] | None,
+                   count: int | None = None, degrees: tuple[Tensor, Tensor] | None = None
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The first ``count`` layers: the last outputs and the sums of layers 1..count."""
+        if degrees is None:
+            degrees = self._degrees(edge_mask)
         xu, xi = self.user_emb.weight, self.item_emb.weight
-        out_u, out_i = xu, xi
-        for layer in range(count):
-            new_u = self._direction(to_user, xu, xi, self.beta[layer, 0], prior_u, scale_u, mask_u)
-            new_i = self._direction(to_item, xi, xu, self.beta[layer, 1], prior_i, scale_i, mask_i)
-            xu, xi = new_u, new_i
-            out_u, out_i = out_u + xu, out_i + xi
-        return xu, xi, out_u, out_i
+        sum_u, sum_i = torch.zeros_like(xu), torch.zeros_like(xi)
+        for layer in range(self.num_layers if count is None else count):
+            xu, xi = self._step(layer, xu, xi, edge_mask, degrees, record)
+            sum_u, sum_i = sum_u + xu, sum_i + xi
+        return xu, xi, sum_u, sum_i
+
+    def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if self.is_lightgcn():
+            return lightgcn_propagate(self.torch_graph(), self.user_emb.weight, self.item_emb.weight,
+                                      self.num_layers, edge_mask)
+        _, _, sum_u, sum_i = self._propagate(edge_mask, None)
+        return self._pool(self.user_emb.weight, sum_u), self._pool(self.item_emb.weight, sum_i)
 
     def propagate_rows(self, users: Tensor, items: Tensor,
                        edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -190,32 +278,27 @@ class GATRecommender(EmbeddingRecommender):
         if self.is_lightgcn():
             return lightgcn_rows(self.torch_graph(), self.user_emb.weight, self.item_emb.weight,
                                  self.num_layers, users, items, edge_mask)
-        constants = self._constants(edge_mask)
-        (to_user, prior_u, scale_u, mask_u), (to_item, prior_i, scale_i, mask_i) = constants
-        xu, xi, out_u, out_i = self._layers(constants, max(self.num_layers - 1, 0))
+        if self.num_layers == 0:
+            return self.user_emb.weight[users], self.item_emb.weight[items]
+        tg = self.torch_graph()
         last = self.num_layers - 1
+        du, di = self._degrees(edge_mask)
+        xu, xi, sum_u, sum_i = self._propagate(edge_mask, None, last, (du, di))
 
-        def rows_of(nodes: Tensor, side: int, acc: Tensor, adj: Adjacency, x_dst: Tensor,
-                    x_src: Tensor, prior: Tensor, scale: Tensor, mask: Tensor | None) -> Tensor:
+        def rows_of(nodes: Tensor, conv: nn.Module, adj: Adjacency, x_dst: Tensor, x_src: Tensor,
+                    ego: Tensor, acc: Tensor, src_degree: Tensor) -> Tensor:
             nodes, inverse = torch.unique(nodes, return_inverse=True)
-            picked = acc[nodes]
-            if self.num_layers:
-                sub, kept = adj.select_destinations(nodes)
-                picked = picked + self._direction(sub, x_dst[nodes], x_src, self.beta[last, side],
-                                                  prior[kept], scale[nodes],
-                                                  None if mask is None else mask[kept])
-            return (picked / (self.num_layers + 1))[inverse]
+            block, positions = adj.select_destinations(nodes)
+            mask = None if edge_mask is None else adj.mask_to_stored(edge_mask)[positions]
+            out, _ = self._call(conv, x_src, x_dst[nodes], block.with_stored_ids(), mask,
+                                src_degree, False)
+            return self._pool(ego[nodes], acc[nodes] + out)[inverse]
 
-        return (rows_of(users, 0, out_u, to_user, xu, xi, prior_u, scale_u, mask_u),
-                rows_of(items, 1, out_i, to_item, xi, xu, prior_i, scale_i, mask_i))
-
-    def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if self.is_lightgcn():
-            return lightgcn_propagate(self.torch_graph(), self.user_emb.weight, self.item_emb.weight,
-                                      self.num_layers, edge_mask)
-        _, _, out_u, out_i = self._layers(self._constants(edge_mask), self.num_layers)
-        scale = 1.0 / (self.num_layers + 1)
-        return out_u * scale, out_i * scale
+        convs = self.convs[last]
+        return (rows_of(users, convs["item_to_user"], tg.item_to_user, xu, xi, self.user_emb.weight,
+                        sum_u, di),
+                rows_of(items, convs["user_to_item"], tg.user_to_item, xi, xu, self.item_emb.weight,
+                        sum_i, du))
 
     @torch.no_grad()
     def attention(self) -> list[dict[str, Tensor]]:
@@ -224,35 +307,48 @@ class GATRecommender(EmbeddingRecommender):
         Returns one dict per layer with ``"item_to_user"`` and ``"user_to_item"``, each
         ``[E, H]`` with rows in interaction-edge-id order (``graph.edges()``): the softmax
         weight of item → user (normalised over each user's items, per head) and of
-        user → item (normalised over each item's users). The propagation weight of an
-        edge is this attention times the destination's scale :math:`c_i` (see above).
+        user → item (normalised over each item's users). For light layers the
+        propagation weight of an edge is this attention times the destination's scale
+        :math:`s_i` (see :class:`~graphrec.nn.LightAttentionConv`).
         """
         was_training = self.training
         self.eval()
         try:
-            (to_user, prior_u, scale_u, _), (to_item, prior_i, scale_i, _) = self._constants(None)
-            xu, xi = self.user_emb.weight, self.item_emb.weight
-            layers = []
-            for layer in range(self.num_layers):
-                a_u = self._alpha(to_user, xu, xi, self.beta[layer, 0], prior_u, None)
-                a_i = self._alpha(to_item, xi, xu, self.beta[layer, 1], prior_i, None)
-                layers.append({"item_to_user": to_user.to_edge_order(a_u),
-                               "user_to_item": to_item.to_edge_order(a_i)})
-                xu, xi = (self._direction(to_user, xu, xi, self.beta[layer, 0], prior_u, scale_u, None),
-                          self._direction(to_item, xi, xu, self.beta[layer, 1], prior_i, scale_i, None))
-            return layers
+            record: list[dict[str, Tensor]] = []
+            self._propagate(None, record)
+            return record
         finally:
             self.train(was_training)
 
 
+def _upgrade_state_dict(module: nn.Module, state_dict: dict[str, Any], prefix: str,
+                        *args: Any) -> None:
+    """Load weights saved before the model was built from layers: one ``beta``
+    ``[L, 2, H]`` (and ``beta_social`` ``[L, H]``) tensor instead of a sharpness per layer,
+    and no exponents or pooling weight (they were LightGCN's)."""
+    old = state_dict.pop(prefix + "beta", None)
+    social = state_dict.pop(prefix + "beta_social", None)
+    if old is None:
+        return
+    for layer in range(old.size(0)):
+        names = dict(zip(DIRECTIONS, old[layer]))
+        if social is not None:
+            names["user_to_user"] = social[layer]
+        for relation, beta in names.items():
+            key = f"{prefix}convs.{layer}.{relation}."
+            state_dict[key + "beta"] = beta
+            state_dict.setdefault(key + "powers", torch.tensor([0.5, 0.5]))
+    state_dict.setdefault(prefix + "pool_weight", torch.tensor(1.0 / (old.size(0) + 1)))
+
+
 def attention_warmup(epochs: int) -> Callable[[Any, int], None]:
-    """A trainer ``on_epoch_start`` hook: the GAT recommender's β stays frozen (at 0 from
-    initialisation, so the model is LightGCN and trains at LightGCN's speed) for the first
-    ``epochs`` epochs, and is learned from epoch ``epochs + 1`` on.
+    """A trainer ``on_epoch_start`` hook: the attention recommender's sharpnesses stay
+    frozen (at 0 from initialisation, so the model is LightGCN and trains at LightGCN's
+    speed) for the first ``epochs`` epochs, and are learned from epoch ``epochs + 1`` on.
 
     The state is set from the epoch number at the start of every epoch, so a resumed
     run follows the same schedule.
     """
     def hook(trainer: Any, epoch: int) -> None:
-        trainer.model.beta.requires_grad_(epoch > epochs)
+        trainer.model.train_attention(epoch > epochs)
     return hook

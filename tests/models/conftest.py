@@ -12,7 +12,7 @@ def _rows_pass(model, users, items, mask, rows: bool,
                loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
     """The rows ``users``/``items`` from ``propagate_rows`` (``rows``) or from indexing a full
     ``propagate``, then the gradients of ``loss(user_rows, item_rows)``: the rows, the two
-    embedding tables' gradients, and β's where the model learns one."""
+    embedding tables' gradients, and those of every other parameter that got one."""
     model.zero_grad()
     if rows:
         u, i = model.propagate_rows(users, items, mask)
@@ -21,9 +21,9 @@ def _rows_pass(model, users, items, mask, rows: bool,
         u, i = full_u[users], full_i[items]
     loss(u, i).backward()
     out = [u.detach(), i.detach(), model.user_emb.weight.grad.clone(), model.item_emb.weight.grad.clone()]
-    beta = getattr(model, "beta", None)
-    if beta is not None and beta.grad is not None:
-        out.append(beta.grad.clone())
+    for name, p in sorted(model.named_parameters()):
+        if not name.endswith("_emb.weight") and p.grad is not None:
+            out.append(p.grad.clone())
     return out
 
 

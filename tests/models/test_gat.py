@@ -13,11 +13,26 @@ def graph(seed=0, users=25, items=18, edges=110):
                                              num_users=users + 1, num_items=items + 2))
 
 
-def copied_pair(g, heads=1):
-    gat = GATRecommender(g, dim=8, num_layers=3, heads=heads)
+def embeddings_of(model):
+    return {k: v for k, v in model.state_dict().items() if k.endswith("_emb.weight")}
+
+
+def copied_pair(g, heads=1, **kwargs):
+    gat = GATRecommender(g, dim=8, num_layers=3, heads=heads, **kwargs)
     light = LightGCN(g, dim=8, num_layers=3)
-    light.load_state_dict({k: v for k, v in gat.state_dict().items() if k != "beta"})
+    light.load_state_dict(embeddings_of(gat))
     return gat, light
+
+
+def set_beta(model, value=None, std=None):
+    with torch.no_grad():
+        for beta in model.attention_parameters():
+            beta.fill_(value) if std is None else beta.normal_(0, std)
+
+
+def freeze_beta(model, frozen=True):
+    for beta in model.attention_parameters():
+        beta.requires_grad_(not frozen)
 
 
 def test_starts_exactly_as_lightgcn():
@@ -46,16 +61,15 @@ def test_frozen_zero_beta_takes_the_lightgcn_path_with_the_same_values_and_gradi
 
     assert not gat.is_lightgcn()
     attention, attention_rows = run(), run(rows=True)
-    gat.beta.requires_grad_(False)
+    freeze_beta(gat)
     assert gat.is_lightgcn()
     fast, fast_rows = run(), run(rows=True)
     for a, b, c, d in zip(attention, attention_rows, fast, fast_rows):
         for other in (b, c, d):
             torch.testing.assert_close(other, a, rtol=1e-5, atol=1e-6)
-    with torch.no_grad():
-        gat.beta.fill_(2.0)
+    set_beta(gat, 2.0)
     assert not gat.is_lightgcn()  # a frozen non-zero β still attends
-    gat.beta.requires_grad_(True)
+    freeze_beta(gat, False)
 
 
 def test_attention_changes_weights_but_not_row_mass():
@@ -63,8 +77,8 @@ def test_attention_changes_weights_but_not_row_mass():
     to LightGCN's row sum (attention redistributes mass, it does not add any)."""
     g = graph(2)
     gat, light = copied_pair(g)
+    set_beta(gat, 3.0)
     with torch.no_grad():
-        gat.beta.fill_(3.0)
         gat.user_emb.weight.fill_(1.0)
         gat.item_emb.weight.fill_(1.0)
         light.user_emb.weight.fill_(1.0)
@@ -73,9 +87,8 @@ def test_attention_changes_weights_but_not_row_mass():
     for a, b in zip(gat.propagate(), light.propagate()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     gat.reset_parameters()
-    with torch.no_grad():
-        gat.beta.fill_(3.0)
-    light.load_state_dict({k: v for k, v in gat.state_dict().items() if k != "beta"})
+    set_beta(gat, 3.0)
+    light.load_state_dict(embeddings_of(gat))
     assert not torch.allclose(gat.propagate()[0], light.propagate()[0], atol=1e-4)
 
 
@@ -84,7 +97,8 @@ def test_gradients_reach_beta_and_embeddings():
     gat = GATRecommender(g, dim=8, num_layers=2, heads=2)
     u, i = gat.propagate()
     (u[:5] @ i[:5].T).sum().backward()
-    assert gat.beta.grad is not None and gat.beta.grad.abs().sum() > 0
+    for beta in gat.attention_parameters():
+        assert beta.grad is not None and beta.grad.abs().sum() > 0
     assert torch.isfinite(gat.user_emb.weight.grad).all()
 
 
@@ -112,8 +126,7 @@ def test_attention_weights_in_edge_order_match_lightgcn_at_init():
 def test_attention_follows_beta():
     g = graph(4)
     gat = GATRecommender(g, dim=8, num_layers=1)
-    with torch.no_grad():
-        gat.beta.fill_(5.0)
+    set_beta(gat, 5.0)
     a = gat.attention()[0]["item_to_user"][:, 0].numpy()
     users, items = g.edges()
     ue, ie = (torch.nn.functional.normalize(e, dim=-1) for e in (gat.user_emb.weight, gat.item_emb.weight))
@@ -140,7 +153,8 @@ def test_attention_warmup_trains_lightgcn_first_and_resumes_exactly(tmp_path):
         cfg = TrainConfig(epochs=epochs, batch_size=32, lr=0.05, patience=0, progress=False,
                           run_dir=run_dir, resume=resume, ks=(5,), monitor="recall@5")
         Trainer(model, split.valid, cfg, on_epoch_start=attention_warmup(2),
-                on_epoch_end=lambda t, row: betas.append(t.model.beta.detach().abs().sum().item())).fit()
+                on_epoch_end=lambda t, row: betas.append(
+                    sum(b.detach().abs().sum().item() for b in t.model.attention_parameters()))).fit()
         return model
 
     full = trained(4)
@@ -155,8 +169,7 @@ def test_attention_warmup_trains_lightgcn_first_and_resumes_exactly(tmp_path):
 def test_propagate_rows_with_attention_equals_full_propagation(layers, heads, masked, rows_pass):
     g = graph(4)
     gat = GATRecommender(g, dim=8, num_layers=layers, heads=heads)
-    with torch.no_grad():
-        gat.beta.normal_(0, 2)
+    set_beta(gat, std=2)
     rng = np.random.default_rng(layers)
     mask = torch.from_numpy(rng.random(g.num_edges) > 0.3) if masked else None
     users = torch.tensor([0, 4, 4, 25, 9])  # a repeat and the isolated user
@@ -172,15 +185,17 @@ def test_propagate_rows_with_attention_equals_full_propagation(layers, heads, ma
 
 
 def test_unknown_score_is_refused():
-    with pytest.raises(ValueError, match="score must be one of"):
-        GATRecommender(graph(), dim=8, score="centroid")
+    with pytest.raises(ValueError, match="attention_score must be one of"):
+        GATRecommender(graph(), dim=8, attention_score="centroid")
+    with pytest.raises(ValueError, match="layer must be one of"):
+        GATRecommender(graph(), dim=8, layer="gcn")
 
 
 def test_neighbourhood_score_starts_as_lightgcn():
     g = graph(5)
-    gat = GATRecommender(g, dim=8, num_layers=3, heads=2, score="neighbourhood")
+    gat = GATRecommender(g, dim=8, num_layers=3, heads=2, attention_score="neighbourhood")
     light = LightGCN(g, dim=8, num_layers=3)
-    light.load_state_dict({k: v for k, v in gat.state_dict().items() if k != "beta"})
+    light.load_state_dict(embeddings_of(gat))
     mask = torch.from_numpy(np.random.default_rng(5).random(g.num_edges) > 0.3)
     for a, b in zip(gat.propagate(mask), light.propagate(mask)):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
@@ -191,9 +206,8 @@ def test_neighbourhood_score_by_hand(masked):
     """Item → user weights of the first layer: the cosine of each item with the mean of
     the user's (unmasked) items, plus the degree prior, softmax over the user's items."""
     g = graph(6)
-    gat = GATRecommender(g, dim=8, num_layers=1, score="neighbourhood")
-    with torch.no_grad():
-        gat.beta.fill_(4.0)
+    gat = GATRecommender(g, dim=8, num_layers=1, attention_score="neighbourhood")
+    set_beta(gat, 4.0)
     users, items = g.edges()
     keep = np.random.default_rng(6).random(g.num_edges) > 0.3 if masked else np.ones(g.num_edges, bool)
     ie = gat.item_emb.weight.detach().numpy().astype(np.float64)
@@ -206,9 +220,11 @@ def test_neighbourhood_score_by_hand(masked):
     logit = 4.0 * cos - 0.5 * np.log(np.maximum(d_i[items], 1))
     w = np.where(keep, np.exp(logit), 0.0)
     expected = w / np.bincount(users, weights=w, minlength=g.num_users)[users]
-    (to_user, prior, _, mask), _ = gat._constants(torch.from_numpy(keep) if masked else None)
-    alpha = gat._alpha(to_user, gat.user_emb.weight, gat.item_emb.weight, gat.beta[0, 0], prior, mask)
-    got = to_user.to_edge_order(alpha)[:, 0].detach().numpy()
+    tg = gat.torch_graph()
+    _, alpha = gat.convs[0]["item_to_user"]((gat.item_emb.weight, gat.user_emb.weight), tg.item_to_user,
+                                            edge_mask=torch.from_numpy(keep) if masked else None,
+                                            return_attention=True)
+    got = alpha[:, 0].detach().numpy()
     np.testing.assert_allclose(got[keep], expected[keep], rtol=1e-4, atol=1e-7)
     if masked:
         assert np.all(got[~keep] == 0)
@@ -217,9 +233,8 @@ def test_neighbourhood_score_by_hand(masked):
 @pytest.mark.parametrize("masked", [False, True])
 def test_neighbourhood_score_rows_equal_full_propagation(masked, rows_pass):
     g = graph(7)
-    gat = GATRecommender(g, dim=8, num_layers=2, heads=2, score="neighbourhood")
-    with torch.no_grad():
-        gat.beta.normal_(0, 2)
+    gat = GATRecommender(g, dim=8, num_layers=2, heads=2, attention_score="neighbourhood")
+    set_beta(gat, std=2)
     mask = torch.from_numpy(np.random.default_rng(7).random(g.num_edges) > 0.3) if masked else None
     users, items = torch.tensor([1, 3, 3, 25]), torch.tensor([0, 5, 19])
     gu, gi = torch.randn(users.numel(), 8), torch.randn(items.numel(), 8)
@@ -229,3 +244,109 @@ def test_neighbourhood_score_rows_equal_full_propagation(masked, rows_pass):
 
     for got, want in zip(run(True), run(False)):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def dense_lightgcn_pp(g, user, item, layers, a, b, gamma, normalize, keep):
+    """LightGCN++ by dense matrices: D^{-a} A D^{-b} over the (U + I) graph, unit-length
+    inputs to every layer when ``normalize``, ``γ e0 + (1 - γ) mean(e1..eL)``."""
+    users, items = g.edges()
+    n_u = g.num_users
+    n = n_u + g.num_items
+    adj = np.zeros((n, n))
+    adj[users[keep], n_u + items[keep]] = 1
+    adj[n_u + items[keep], users[keep]] = 1
+    deg = adj.sum(1)
+    with np.errstate(divide="ignore"):
+        left, right = np.where(deg > 0, deg ** -a, 0), np.where(deg > 0, deg ** -b, 0)
+    norm = left[:, None] * adj * right[None, :]
+    e = np.concatenate([user, item]).astype(np.float64)
+    x, total = e, np.zeros_like(e)
+    for _ in range(layers):
+        if normalize:
+            x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        x = norm @ x
+        total += x
+    out = gamma * e + (1 - gamma) * total / layers
+    return out[:n_u], out[n_u:]
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_without_attention_is_lightgcn_pp(normalize):
+    g = graph(8)
+    model = GATRecommender(g, dim=8, num_layers=3, attention=False, dst_power=0.6, src_power=0.3,
+                           normalize=normalize, pool_weight=0.2)
+    assert model.attention_parameters() == [] and not model.is_lightgcn()
+    keep = np.random.default_rng(8).random(g.num_edges) > 0.3
+    want = dense_lightgcn_pp(g, model.user_emb.weight.detach().numpy(),
+                             model.item_emb.weight.detach().numpy(), 3, 0.6, 0.3, 0.2, normalize, keep)
+    got = model.propagate(torch.from_numpy(keep))
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a.detach().numpy(), b, rtol=1e-5, atol=1e-6)
+
+
+def test_learned_exponents_and_pooling_get_gradients_and_the_embeddings_rate():
+    g = graph(9)
+    model = GATRecommender(g, dim=8, num_layers=2, learn_powers=True, learn_pool=True,
+                           attention_lr_scale=10.0)
+    u, i = model.propagate()
+    (u[:6] @ i[:6].T).sum().backward()
+    powers = [p for name, p in model.named_parameters() if name.endswith("powers")]
+    assert len(powers) == 4
+    for p in (*powers, model.pool_weight):
+        assert p.grad is not None and p.grad.abs().sum() > 0
+    groups = model.param_groups()
+    assert groups[1]["lr_scale"] == 10.0 and len(groups[1]["params"]) == 4  # the βs only
+    assert any(p is model.pool_weight for p in groups[0]["params"])
+
+
+@pytest.mark.parametrize("kind", ["gat", "gatv2", "dot", "custom"])
+def test_any_attention_layer_propagates_with_exact_rows_and_edge_order_attention(kind, rows_pass):
+    from graphrec.nn import GATConv
+
+    made = []
+
+    def factory(dim, heads):
+        made.append((dim, heads))
+        return GATConv(dim, dim // heads, heads, add_self_loops=False, negative_slope=0.1)
+
+    g = graph(10)
+    gat = GATRecommender(g, dim=8, num_layers=2, heads=2, layer=factory if kind == "custom" else kind)
+    assert made == ([(8, 2)] * 4 if kind == "custom" else [])
+    assert not gat.is_lightgcn()
+    mask = torch.from_numpy(np.random.default_rng(10).random(g.num_edges) > 0.3)
+    users, items = torch.tensor([0, 3, 3, 25]), torch.tensor([1, 19, 4])
+    gu, gi = torch.randn(users.numel(), 8), torch.randn(items.numel(), 8)
+
+    def run(rows):
+        return rows_pass(gat, users, items, mask, rows, lambda u, i: (u * gu).sum() + (i * gi).sum())
+
+    full, rows = run(False), run(True)
+    assert len(full) > 4  # the layers' weights got gradients too
+    for got, want in zip(rows, full):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    users_of_edges, _ = g.edges()
+    for layer in gat.attention():
+        w = layer["item_to_user"]
+        assert w.shape == (g.num_edges, 2)
+        sums = torch.zeros(g.num_users, 2).index_add_(0, torch.from_numpy(users_of_edges), w)
+        has = torch.from_numpy(np.bincount(users_of_edges, minlength=g.num_users) > 0)
+        torch.testing.assert_close(sums[has], torch.ones(int(has.sum()), 2))
+
+
+def test_weights_saved_before_the_layers_load():
+    """A state dict of the former layout (one β tensor [L, 2, H]) loads into the model."""
+    g = graph(11)
+    model = GATRecommender(g, dim=8, num_layers=2, heads=2)
+    old = {k: v.clone() for k, v in embeddings_of(model).items()}
+    old["beta"] = torch.arange(8.0).view(2, 2, 2)
+    fresh = GATRecommender(g, dim=8, num_layers=2, heads=2)
+    fresh.load_state_dict(old)
+    torch.testing.assert_close(fresh.convs[1]["user_to_item"].beta, torch.tensor([6.0, 7.0]))
+    torch.testing.assert_close(fresh.user_emb.weight, model.user_emb.weight)
+
+
+def test_score_is_the_recommender_method():
+    gat = GATRecommender(graph(), dim=8, num_layers=1)
+    u, i = gat.embeddings()
+    users, items = torch.tensor([0, 1]), torch.tensor([2, 3])
+    torch.testing.assert_close(gat.score(users, items, u, i), (u[users] * i[items]).sum(-1))

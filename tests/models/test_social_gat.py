@@ -102,7 +102,6 @@ def test_attention_is_normalised_per_destination_and_relation():
             torch.testing.assert_close(sums, has)
     # Rows follow edge ids: the weight of user u's edge to item i moves with that edge.
     gat_model = SocialGATRecommender(g, dim=8, num_layers=1, heads=1)
-    gat_model.beta_social.data.fill_(0.0)
     w = gat_model.attention()[0]["user_to_user"][:, 0]
     src, dst_np = g.social_edges()
     out_deg = np.bincount(src, minlength=U).astype(float)
@@ -132,11 +131,13 @@ def test_gradients_reach_all_relations():
     g = build()
     model = SocialGATRecommender(g, dim=8, num_layers=2, heads=2)
     with torch.no_grad():
-        model.beta.fill_(0.5)
-        model.beta_social.fill_(0.5)
+        for beta in model.attention_parameters():
+            beta.fill_(0.5)
     u, i = model.propagate()
     (u[:10] @ i[:10].T).sum().backward()
-    for name in ("beta", "beta_social", "gate_weight", "gate_bias", "user_emb.weight"):
+    betas = [f"convs.{layer}.{relation}.beta" for layer in range(2)
+             for relation in ("item_to_user", "user_to_item", "user_to_user")]
+    for name in (*betas, "gate_weight", "gate_bias", "user_emb.weight"):
         grad = dict(model.named_parameters())[name].grad
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
 
