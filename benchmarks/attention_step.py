@@ -48,7 +48,7 @@ VARIANTS = {
 
 def load(name: str, root: str | None) -> RecGraph:
     if name == "gowalla":
-        return RecGraph(datasets.gowalla(root=root).train)
+        return RecGraph(datasets.gowalla(root=root).split.train)
     loader = {"lastfm": datasets.lastfm, "movielens": datasets.movielens_small,
               "filmtrust": datasets.filmtrust}[name]
     return RecGraph(loader(root=root).interactions)
