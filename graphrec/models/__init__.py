@@ -4,10 +4,12 @@ Embedding models (implicit feedback; user and item embeddings that a scorer comp
 ``MF``, ``LightGCN``, ``GATRecommender``, ``SocialGATRecommender``. Closed-form ranking
 models (fitted, not trained; they score users against all items directly, see
 :mod:`graphrec.models.scoring_model`): ``GFCF``, ``LinearFilter``, ``IdealLowPassFilter``,
-``ChebyshevFilter``, ``ItemKNN``, ``EASE``, ``IALS``. Rating models (explicit feedback,
+``ChebyshevFilter``, ``ItemKNN``, ``EASE``, ``IALS``; ``AttentiveFilter`` starts as GF-CF
+in closed form and then learns attention on its edges with the Trainer. Rating models (explicit feedback,
 MSE): ``MFRating``, ``GraphRec``.
 """
 
+from graphrec.models.attentive_filter import AttentiveFilter
 from graphrec.models.base import EmbeddingRecommender, Recommender
 from graphrec.models.ease import EASE
 from graphrec.models.gat import GATRecommender
@@ -23,6 +25,6 @@ from graphrec.models.scoring_model import ScoringModel
 from graphrec.models.social_gat import SocialGATRecommender
 from graphrec.models.social_graphrec import GraphRec
 
-__all__ = ["EASE", "GFCF", "IALS", "ChebyshevFilter", "EmbeddingRecommender", "GATRecommender", "GraphRec",
+__all__ = ["AttentiveFilter", "EASE", "GFCF", "IALS", "ChebyshevFilter", "EmbeddingRecommender", "GATRecommender", "GraphRec",
            "IdealLowPassFilter", "ItemKNN", "LightGCN", "LinearFilter", "MF", "MFRating",
            "RatingModel", "Recommender", "ScoringModel", "SocialGATRecommender"]

@@ -110,7 +110,9 @@ class LightAttentionConv(nn.Module):
 
     def forward(self, x: Tensor | tuple[Tensor, Tensor | None], graph: Adjacency | Tensor,
                 edge_mask: Tensor | None = None, return_attention: bool = False,
-                src_degree: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+                src_degree: Tensor | None = None,
+                score_inputs: tuple[Tensor, Tensor | None] | None = None,
+                logit_bias: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
         r"""Propagate one step.
 
         Args:
@@ -124,19 +126,40 @@ class LightAttentionConv(nn.Module):
             src_degree: the sources' kept out-degrees ``(num_src,)``, when ``graph`` holds
                 only some destinations' edges of a larger graph (then the degrees counted
                 on ``graph`` would be too small). Computed from ``graph`` when ``None``.
+            score_inputs: ``(keys, queries)``, ``(num_src, channels)`` and
+                ``(num_dst, channels)`` (or ``None``), compared by the score instead of
+                ``x``. Then ``x`` are only the values propagated and may have any width
+                divisible by ``heads`` (a graph filter propagates indicator columns, say,
+                while attention compares learned node features).
+            logit_bias: ``(num_src,)`` added to the logit of every edge leaving that
+                source: a learned importance of each neighbour, on top of the score.
 
         Returns:
-            ``(num_dst, channels)``; with ``return_attention`` also :math:`\alpha`
+            ``(num_dst, width of x)``; with ``return_attention`` also :math:`\alpha`
             ``(E, heads)`` in edge-id order (each destination's kept weights sum to 1 per
             head; masked edges get 0), before dropout and without the scale :math:`s_i`.
         """
         x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
-        if x_src.dim() != 2 or x_src.size(1) != self.channels:
-            raise ValueError(f"x must have shape (N, {self.channels}), got {tuple(x_src.shape)}")
+        if score_inputs is None:
+            if x_src.dim() != 2 or x_src.size(1) != self.channels:
+                raise ValueError(f"x must have shape (N, {self.channels}), got {tuple(x_src.shape)}")
+            keys, queries = x_src, x_dst
+        else:
+            keys, queries = score_inputs
+            if keys.shape != (x_src.size(0), self.channels):
+                raise ValueError(f"score keys must have shape ({x_src.size(0)}, {self.channels}), "
+                                 f"got {tuple(keys.shape)}")
+            if x_src.dim() != 2 or x_src.size(1) % self.heads:
+                raise ValueError(f"x must have shape (N, k * {self.heads}), got {tuple(x_src.shape)}")
+        if logit_bias is not None and logit_bias.shape != (x_src.size(0),):
+            raise ValueError(f"logit_bias must have shape ({x_src.size(0)},), got {tuple(logit_bias.shape)}")
+        width = x_src.size(1)
         if isinstance(graph, Adjacency):
             num_dst = graph.num_dst
         elif x_dst is not None:
             num_dst = x_dst.size(0)
+        elif queries is not None:
+            num_dst = queries.size(0)
         else:
             num_dst = int(graph[1].max()) + 1 if graph.numel() else 0
         g = prepare_graph(graph, x_src.size(0), num_dst, False, edge_mask)
@@ -154,23 +177,30 @@ class LightAttentionConv(nn.Module):
         dst_scale = torch.exp(-dst_power * torch.log(dst_deg.clamp(min=1))) * (dst_deg > 0)
         dst_index = adj.dst_index_cached()
 
-        if self.is_static():
+        if self.is_static() and logit_bias is None:
             weights = (src_term * dst_scale[dst_index]).unsqueeze(1)
-            out = spmm(adj, weights, x_src.view(-1, 1, self.channels)).view(-1, self.channels)
+            out = spmm(adj, weights, x_src.view(-1, 1, width)).view(-1, width)
             if not return_attention:
                 return out
             mass = torch.segment_reduce(src_term, "sum", offsets=adj.rowptr, unsafe=True)
             alpha = (src_term / mass.clamp(min=1e-30)[dst_index]).unsqueeze(1)
             return out, g.to_caller_order(alpha.expand(-1, self.heads))
 
-        alpha = self._attention(adj, mask, x_src, x_dst, src_deg, src_power)
+        prior = (-src_power * torch.log(src_deg.clamp(min=1)))
+        if logit_bias is not None:
+            prior = prior + logit_bias
+        prior = prior[adj.col].unsqueeze(1)
+        if self.is_static():
+            alpha = edge_softmax(prior.expand(-1, self.heads).contiguous(), adj, mask)
+        else:
+            alpha = self._attention(adj, mask, keys, queries, prior)
         weights = alpha
         if self.training and self.dropout > 0:
             weights = F.dropout(weights, self.dropout)
-        h, c = self.heads, self.channels // self.heads
+        h = self.heads
         # s_i multiplies all of a destination's weights: applied to the output rows.
         mass = torch.segment_reduce(src_term, "sum", offsets=adj.rowptr, unsafe=True)
-        out = spmm(adj, weights, x_src.view(-1, h, c)).reshape(-1, self.channels)
+        out = spmm(adj, weights, x_src.view(-1, h, width // h)).reshape(-1, width)
         out = out * (mass * dst_scale).unsqueeze(1)
         if return_attention:
             return out, g.to_caller_order(alpha)
@@ -192,8 +222,8 @@ class LightAttentionConv(nn.Module):
         return dst_deg, torch.bincount(col, minlength=adj.num_src).to(dtype)
 
     def _attention(self, adj: Adjacency, mask: Tensor | None, x_src: Tensor,
-                   x_dst: Tensor | None, src_deg: Tensor, src_power: Tensor) -> Tensor:
-        """Softmax weights ``(E, H)`` in stored order."""
+                   x_dst: Tensor | None, prior: Tensor) -> Tensor:
+        """Softmax weights ``(E, H)`` in stored order for the per-edge ``prior`` ``(E, 1)``."""
         h, c = self.heads, self.channels // self.heads
         if self.score_kind == "neighbourhood":
             keep = (torch.ones(adj.num_edges, 1, dtype=x_src.dtype, device=x_src.device)
@@ -212,7 +242,6 @@ class LightAttentionConv(nn.Module):
         inv_k = torch.linalg.vector_norm(k, dim=-1).clamp(min=1e-12).reciprocal()
         cosine = sddmm(adj, q, k) * inv_q.index_select(0, adj.dst_index_cached()) \
             * inv_k.index_select(0, adj.col)
-        prior = (-src_power * torch.log(src_deg.clamp(min=1)))[adj.col].unsqueeze(1)
         assert self.beta is not None
         return edge_softmax(torch.addcmul(prior, cosine, self.beta), adj, mask)
 

@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+import torch
+
+from graphrec.data import Interactions, RecGraph
+from graphrec.data.splits import per_user_split
+from graphrec.datasets import synthetic
+from graphrec.models import GFCF, AttentiveFilter
+from graphrec.models.scoring_model import NotFittedError
+from graphrec.train import TrainConfig, Trainer
+
+
+def graph(seed=0, users=40, items=30, edges=300):
+    rng = np.random.default_rng(seed)
+    return RecGraph(Interactions.from_arrays(rng.integers(0, users, edges), rng.integers(0, items, edges),
+                                             num_users=users, num_items=items))
+
+
+def perturb(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g))
+    return model
+
+
+def test_fitted_model_is_gfcf():
+    g = graph()
+    ours = AttentiveFilter(g, rank=12, ideal_weight=0.4, feature_rank=6).fit()
+    ref = GFCF(g, rank=12, ideal_weight=0.4).fit()
+    users = torch.arange(g.num_users)
+    torch.testing.assert_close(ours.score_users(users), ref.score_users(users), rtol=1e-5, atol=1e-6)
+    w1, w2 = ours.edge_weights()
+    u, i = g.edges()
+    du, di = np.bincount(u, minlength=g.num_users), np.bincount(i, minlength=g.num_items)
+    norm = 1 / np.sqrt(du[u] * di[i])
+    np.testing.assert_allclose(w1.detach().numpy(), norm, rtol=1e-5)
+    np.testing.assert_allclose(w2.detach().numpy(), norm, rtol=1e-5)
+
+
+@pytest.mark.parametrize("first_hop", [False, True])
+def test_training_scores_equal_the_dense_filter_without_the_batch_edges(first_hop):
+    g = graph(1)
+    model = perturb(AttentiveFilter(g, rank=10, feature_rank=5, first_hop_attention=first_hop).fit())
+    users, pos = torch.tensor([0, 3, 3, 7]), torch.tensor([0, 0, 0, 0])
+    u_np, i_np = g.edges()
+    # positives that are training edges of their user
+    for k, user in enumerate(users.tolist()):
+        pos[k] = int(i_np[u_np == user][k % 2])
+    neg = torch.tensor([[1, 2], [5, 6], [7, 8], [9, 29]])
+    got_pos, got_neg = model.score_pairs(users, pos, neg)
+
+    hidden = {(int(a), int(b)) for a, b in zip(users, pos)}
+    keep = np.array([(a, b) not in hidden for a, b in zip(u_np, i_np)])
+    w1, w2 = (w.detach().numpy().astype(np.float64) for w in model.edge_weights(torch.from_numpy(keep)))
+    first = np.zeros((g.num_users, g.num_items))   # W1[v, i]: item i -> user v
+    second = np.zeros((g.num_items, g.num_users))  # W2[j, v]: user v -> item j
+    np.add.at(first, (u_np, i_np), w1)
+    np.add.at(second, (i_np, u_np), w2)
+    x = np.zeros((g.num_users, g.num_items))
+    np.add.at(x, (u_np[keep], i_np[keep]), 1.0)
+    v = model.item_vectors.numpy().astype(np.float64)
+    d = np.bincount(i_np, minlength=g.num_items).astype(float)
+    with np.errstate(divide="ignore"):
+        scale = np.where(d > 0, d ** -0.5, 0.0)
+    ideal = (x * scale) @ v @ (v * np.sqrt(d)[:, None]).T
+    scores = (second @ first @ x.T).T + model.ideal_weight * ideal
+    np.testing.assert_allclose(got_pos.detach().numpy(), scores[users, pos], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got_neg.detach().numpy(), scores[users[:, None], neg], rtol=1e-4, atol=1e-6)
+    got_pos.sum().backward()
+    assert model.to_item.beta.grad is not None and model.user_bias.grad.abs().sum() > 0
+    assert (model.to_user.beta is not None) == first_hop
+
+
+def test_trains_with_the_trainer_and_evaluates_with_the_learned_weights(tmp_path):
+    inter = synthetic(num_users=60, num_items=40, seed=2).interactions
+    split = per_user_split(inter, ratios=(0.8, 0.1, 0.1), seed=0)
+    model = AttentiveFilter(RecGraph(split.train), rank=16, feature_rank=8).fit()
+    users = torch.arange(60)
+    before = model.score_users(users)
+    with pytest.raises(NotFittedError):
+        AttentiveFilter(RecGraph(split.train), rank=16, feature_rank=8).score_pairs(
+            torch.tensor([0]), torch.tensor([0]), torch.tensor([1]))
+    Trainer(model, split.valid, TrainConfig(epochs=2, batch_size=128, lr=0.05, patience=0,
+                                            progress=False, ks=(5,), monitor="recall@5",
+                                            mask_batch_edges=True)).fit()
+    after = model.score_users(users)
+    assert float(model.to_item.beta.detach().abs().sum()) > 0
+    assert not torch.allclose(before, after)
+    restored = AttentiveFilter(RecGraph(split.train), rank=16, feature_rank=8)
+    restored.load_state_dict(model.state_dict())
+    restored.eval()
+    torch.testing.assert_close(restored.score_users(users), after)
+
+
+def test_bad_ranks_are_refused():
+    with pytest.raises(ValueError, match="feature_rank"):
+        AttentiveFilter(graph(), rank=8, feature_rank=9)
