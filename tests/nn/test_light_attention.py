@@ -7,15 +7,18 @@ from graphrec.data.adjacency import Adjacency
 from graphrec.nn import LightAttentionConv
 
 
-def reference(x_src, x_dst, ei, mask, beta, a, b, score, heads):
-    """The layer's formula by loops over destinations, in float64."""
+def reference(x_src, x_dst, ei, mask, beta, a, b, score, heads, values=None, bias=None):
+    """The layer's formula by loops over destinations, in float64; ``x_src``/``x_dst`` are
+    what the score compares, ``values`` (default ``x_src``) what is propagated."""
     x_src, x_dst = x_src.double().numpy(), x_dst.double().numpy()
+    values = x_src if values is None else values.double().numpy()
+    bias = np.zeros(x_src.shape[0]) if bias is None else bias.double().numpy()
     src, dst = ei[0].numpy(), ei[1].numpy()
     keep = np.ones(src.size, bool) if mask is None else mask.numpy()
     n_dst, dim = x_dst.shape[0], x_src.shape[1]
-    c = dim // heads
+    c, vc = dim // heads, values.shape[1] // heads
     d_src = np.bincount(src[keep], minlength=x_src.shape[0]).astype(float)
-    out = np.zeros((n_dst, dim))
+    out = np.zeros((n_dst, values.shape[1]))
     alpha = np.zeros((src.size, heads))
     unit = lambda v: v / max(np.linalg.norm(v), 1e-12)  # noqa: E731
     for i in range(n_dst):
@@ -27,11 +30,12 @@ def reference(x_src, x_dst, ei, mask, beta, a, b, score, heads):
         for h in range(heads):
             sl = slice(h * c, (h + 1) * c)
             logits = np.array([beta[h] * unit(query[sl]) @ unit(x_src[src[e], sl])
-                               - b * np.log(d_src[src[e]]) for e in edges])
+                               - b * np.log(d_src[src[e]]) + bias[src[e]] for e in edges])
             w = np.exp(logits - logits.max())
             w /= w.sum()
             alpha[edges, h] = w
-            out[i, sl] = scale * (w[:, None] * x_src[src[edges], sl]).sum(0)
+            vs = slice(h * vc, (h + 1) * vc)
+            out[i, vs] = scale * (w[:, None] * values[src[edges], vs]).sum(0)
     return out, alpha
 
 
@@ -140,3 +144,24 @@ def test_attention_off_has_no_beta_and_bad_arguments_are_refused(graph_factory):
         LightAttentionConv(4)((torch.randn(5, 4), None), Adjacency.from_edge_index(ei, 5))
     with pytest.raises(ValueError, match="edge_mask must have shape"):
         LightAttentionConv(4)(torch.randn(5, 4), ei, edge_mask=torch.ones(3, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.3])
+def test_separate_score_inputs_and_logit_bias_match_the_reference(beta, graph_factory):
+    ei = graph_factory(9, 7, 30, seed=6, isolated=1)
+    mask = torch.rand(ei.size(1), generator=torch.Generator().manual_seed(3)) > 0.3
+    keys, queries, values = torch.randn(9, 4), torch.randn(7, 4), torch.randn(9, 3)
+    bias = torch.randn(9)
+    conv = LightAttentionConv(4, dst_power=0.4, src_power=0.6)
+    with torch.no_grad():
+        conv.beta.fill_(beta)
+    out, alpha = conv((values, None), ei, edge_mask=mask, return_attention=True,
+                      score_inputs=(keys, queries), logit_bias=bias)
+    want_out, want_alpha = reference(keys, queries, ei, mask, [beta], 0.4, 0.6, "self", 1,
+                                     values=values, bias=bias)
+    np.testing.assert_allclose(out.detach().numpy(), want_out, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(alpha.detach().numpy(), want_alpha, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="score keys"):
+        conv((values, None), ei, score_inputs=(keys[:5], queries))
+    with pytest.raises(ValueError, match="logit_bias"):
+        conv((values, None), ei, score_inputs=(keys, queries), logit_bias=bias[:3])
