@@ -67,6 +67,10 @@ def is_closed_form(cfg: ModelConfig) -> bool:
     return cfg.name in CLOSED_FORM_MODELS
 
 
+# Closed-form keys that a trained model reads: the filter it starts from.
+TRAINED_MODEL_KEYS: dict[str, tuple[str, ...]] = {"attentive_filter": ("rank", "ideal_weight", "svd_iters")}
+
+
 def check_model_config(cfg: ModelConfig) -> None:
     """Refuse keys the configured model does not read, and grids over them.
 
@@ -74,8 +78,9 @@ def check_model_config(cfg: ModelConfig) -> None:
     one, and grid keys the model does not read are errors naming the key.
     """
     if not is_closed_form(cfg):
+        reads = TRAINED_MODEL_KEYS.get(cfg.name, ())
         for key in (*_MODEL_KEYS, "grid"):
-            if getattr(cfg, key) not in (None, {}):
+            if key not in reads and getattr(cfg, key) not in (None, {}):
                 raise ConfigError(f"model.{key}: only closed-form models ({', '.join(CLOSED_FORM_MODELS)}) "
                                   f"read it, not {cfg.name!r}")
         return

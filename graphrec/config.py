@@ -92,6 +92,9 @@ class ModelConfig:
     Attributes:
         name: ``mf``, ``lightgcn``, ``lightgcn_pp`` (LightGCN++: the attention
             recommender's light layers without attention), ``gat``, ``social_gat``,
+            ``attentive_filter`` (GF-CF fitted in closed form, then attention on its
+            edges trained; ``dim`` is the size of the attention's features, and it reads
+            ``rank``, ``ideal_weight``, ``svd_iters``, ``attention_score``),
             ``mf_rating``, ``graphrec``,
             or a closed-form ranking model (fitted, not trained): ``gfcf``,
             ``linear_filter``, ``ideal_filter``, ``chebyshev``, ``ease``, ``itemknn``,
@@ -108,7 +111,7 @@ class ModelConfig:
             trains the same model without them (the ablation).
         attention_warmup: ``gat``: epochs trained with attention off (β frozen at 0, so
             the model is LightGCN and trains at its speed) before attention is learned.
-        attention_score: ``gat``: what a neighbour is compared with, ``self`` (the node's
+        attention_score: ``gat``, ``attentive_filter``: what a neighbour is compared with, ``self`` (the node's
             own embedding) or ``neighbourhood`` (the mean of the node's neighbours).
         attention_lr_scale: ``gat``: the attention sharpness β's learning rate as a
             multiple of ``train.lr`` (> 0).

@@ -44,6 +44,7 @@ from graphrec.data.splits import (
 from graphrec.evaluate import Evaluator, evaluate_ratings
 from graphrec.models import (
     MF,
+    AttentiveFilter,
     GATRecommender,
     GraphRec,
     LightGCN,
@@ -61,7 +62,7 @@ from graphrec.train import TrainConfig, Trainer, TrainResult, atomic_write_bytes
 DATASETS = ("synthetic", "movielens_small", "filmtrust", "lastfm", "gowalla", "file")
 SPLITS = ("per_user", "random", "temporal", "per_user_temporal", "leave_one_out", "given")
 SOCIAL = ("none", "dataset", "file")
-RANKING_MODELS = ("mf", "lightgcn", "lightgcn_pp", "gat", "social_gat")
+RANKING_MODELS = ("mf", "lightgcn", "lightgcn_pp", "gat", "social_gat", "attentive_filter")
 # Keys of the light propagation models, with the models that read them.
 LIGHT_KEYS = {"attention_layer": ("gat", "social_gat"), "dst_power": ("lightgcn_pp", "gat", "social_gat"),
               "src_power": ("lightgcn_pp", "gat", "social_gat"),
@@ -177,9 +178,11 @@ def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None 
         raise ConfigError(f"model.attention_warmup: only the 'gat' model has a warm-up, not {cfg.name!r}")
     if cfg.attention_warmup < 0:
         raise ConfigError(f"model.attention_warmup: expected epochs >= 0, got {cfg.attention_warmup}")
-    for key, default in (("attention_score", "self"), ("attention_lr_scale", 1.0)):
-        if getattr(cfg, key) != default and cfg.name != "gat":
-            raise ConfigError(f"model.{key}: only the 'gat' model has it, not {cfg.name!r}")
+    for key, default, readers in (("attention_score", "self", ("gat", "attentive_filter")),
+                                  ("attention_lr_scale", 1.0, ("gat",))):
+        if getattr(cfg, key) != default and cfg.name not in readers:
+            raise ConfigError(f"model.{key}: only {' and '.join(map(repr, readers))} read it, "
+                              f"not {cfg.name!r}")
     if cfg.attention_score not in GATRecommender.SCORES:
         raise ConfigError(f"model.attention_score: expected one of {list(GATRecommender.SCORES)}, "
                           f"got {cfg.attention_score!r}")
@@ -217,6 +220,15 @@ def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None 
         return MF(graph, dim=cfg.dim, scorer=scorer)
     if cfg.name == "lightgcn":
         return LightGCN(graph, dim=cfg.dim, num_layers=cfg.layers, scorer=scorer)
+    if cfg.name == "attentive_filter":
+        rank = min(256 if cfg.rank is None else cfg.rank, graph.num_users, graph.num_items)
+        if cfg.dim > rank:
+            raise ConfigError(f"model.dim: the attentive filter's attention features are its top "
+                              f"singular vectors, at most model.rank = {rank}; got {cfg.dim}")
+        return AttentiveFilter(graph, rank=rank, feature_rank=cfg.dim,
+                               ideal_weight=0.3 if cfg.ideal_weight is None else cfg.ideal_weight,
+                               attention_score=cfg.attention_score,
+                               svd_iters=6 if cfg.svd_iters is None else cfg.svd_iters).fit()
     light = dict(dim=cfg.dim, num_layers=cfg.layers, scorer=scorer, dst_power=cfg.dst_power,
                  src_power=cfg.src_power, learn_powers=cfg.learn_norm, learn_pool=cfg.learn_norm,
                  normalize=cfg.normalize, pool_weight=cfg.pool_weight)

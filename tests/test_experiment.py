@@ -131,6 +131,23 @@ def test_light_propagation_keys_reach_the_models():
     assert 0 <= result.test["recall@10"] <= 1
 
 
+def test_attentive_filter_trains_refits_and_reopens(tmp_path):
+    from graphrec.experiment import load_run
+
+    cfg = load_config(None, [*TINY, "model.name=attentive_filter", "model.rank=24", "train.epochs=2",
+                             "train.refit=true", "model.attention_score=neighbourhood"])
+    result = run(cfg, tmp_path / "run")
+    assert result.model.to_item.score_kind == "neighbourhood" and result.model.rank == 24
+    assert 0 < result.test["recall@10"] <= 1 and result.selected_test is not None
+    _, split, model = load_run(tmp_path / "run")
+    users = torch.arange(model.num_users)
+    torch.testing.assert_close(model.score_users(users), result.model.score_users(users))
+    for overrides, message in ((["model.name=lightgcn", "model.rank=8"], "only closed-form models"),
+                               (["model.name=attentive_filter", "model.rank=4"], "at most model.rank")):
+        with pytest.raises(ConfigError, match=message):
+            run(load_config(None, [*TINY, *overrides]))
+
+
 def test_attention_score_and_lr_scale_reach_the_gat_model_and_are_checked():
     from graphrec.experiment import build_model
 
@@ -141,7 +158,7 @@ def test_attention_score_and_lr_scale_reach_the_gat_model_and_are_checked():
     assert model.convs[0]["item_to_user"].score_kind == "neighbourhood"
     assert [g["lr_scale"] for g in model.param_groups()] == [1.0, 20.0]
     for overrides, message in (
-            (["model.name=lightgcn", "model.attention_lr_scale=2"], "only the 'gat' model"),
+            (["model.name=lightgcn", "model.attention_lr_scale=2"], "only 'gat' read it"),
             (["model.name=gat", "model.attention_score=centroid"], "expected one of"),
             (["model.name=gat", "model.attention_lr_scale=0"], "finite value > 0"),
             (["model.name=gat", "model.attention_layer=gcn"], "expected one of"),
