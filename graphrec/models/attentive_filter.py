@@ -155,6 +155,22 @@ class AttentiveFilter(ScoringModel):
         users, items = tg.edge_index[0], tg.edge_index[1]
         return att_u[:, 0] * scale_u[users, 0], att_i[:, 0] * scale_i[items, 0]
 
+    @torch.no_grad()
+    def attention(self) -> list[dict[str, Tensor]]:
+        """The softmax attention of both hops, for :mod:`graphrec.explain`: one dict with
+        ``"item_to_user"`` (each user's weights over its items, the first hop) and
+        ``"user_to_item"`` (each item's weights over its users, the second hop), each
+        ``[E, 1]`` in interaction-edge-id order."""
+        tg = self._torch_graph()
+        p, q = self.user_features, self.item_features
+        ones_i = torch.ones(self.num_items, 1, device=self.device)
+        ones_u = torch.ones(self.num_users, 1, device=self.device)
+        _, att_u = self.to_user((ones_i, None), tg.item_to_user, return_attention=True,
+                                score_inputs=(q, p), logit_bias=self.item_bias)
+        _, att_i = self.to_item((ones_u, None), tg.user_to_item, return_attention=True,
+                                score_inputs=(p, q), logit_bias=self.user_bias)
+        return [{"item_to_user": att_u, "user_to_item": att_i}]
+
     def _weights_version(self) -> tuple:
         """Changes whenever a parameter or buffer is written (an optimiser step, a
         ``load_state_dict``): tensors count their in-place writes."""

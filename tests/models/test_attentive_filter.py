@@ -96,3 +96,17 @@ def test_trains_with_the_trainer_and_evaluates_with_the_learned_weights(tmp_path
 def test_bad_ranks_are_refused():
     with pytest.raises(ValueError, match="feature_rank"):
         AttentiveFilter(graph(), rank=8, feature_rank=9)
+
+
+def test_attention_feeds_the_explanations():
+    from graphrec.explain.weights import model_attention
+
+    g = graph(3)
+    model = perturb(AttentiveFilter(g, rank=10, feature_rank=5, first_hop_attention=True).fit())
+    (layer,) = model_attention(model)
+    u, i = g.edges()
+    for key, owner, n in (("item_to_user", u, g.num_users), ("user_to_item", i, g.num_items)):
+        w = layer[key][:, 0].numpy()
+        assert w.shape == (g.num_edges,)
+        sums = np.bincount(owner, weights=w, minlength=n)
+        np.testing.assert_allclose(sums[np.bincount(owner, minlength=n) > 0], 1.0, rtol=1e-5)
