@@ -322,7 +322,9 @@ def run(cfg: RunConfig, out_dir: str | Path | None = None) -> RunResult:
         fit = Trainer(model, split.valid, cfg.train, on_epoch_start=_epoch_start(cfg.model)).fit()
     test = evaluate_test(model, split, cfg)
     selected_test = None
-    if cfg.train.refit and fit.best_epoch > 0:
+    # A warm-started model whose start won (epoch 0) is refit too: rebuilt on training +
+    # validation, trained for no epoch.
+    if cfg.train.refit and (fit.best_epoch > 0 or getattr(model, "warm_start", False)):
         selected_test, (model, test) = test, refit(cfg, data, fit.best_epoch, out_dir)
     if out_dir is not None:
         summary = {"best_epoch": fit.best_epoch, "stopped": fit.stopped, "valid": fit.best_metrics,
@@ -359,8 +361,9 @@ def refit(cfg: RunConfig, data: PreparedData, epochs: int,
     split = data.split
     full = split.train.concat(split.valid)
     model = build_model(cfg.model, data.graph(full))
-    train_cfg = dataclasses.replace(cfg.train, epochs=epochs, patience=0, run_dir=None, resume=False)
-    Trainer(model, None, train_cfg, on_epoch_start=_epoch_start(cfg.model)).fit()
+    if epochs > 0:  # 0: a warm-started model whose start was best is used as built
+        train_cfg = dataclasses.replace(cfg.train, epochs=epochs, patience=0, run_dir=None, resume=False)
+        Trainer(model, None, train_cfg, on_epoch_start=_epoch_start(cfg.model)).fit()
     evaluator = Evaluator(exclude=[full], ks=tuple(cfg.eval.ks), memory_budget_mb=cfg.eval.memory_budget_mb)
     test = evaluator.evaluate(model, split.test)
     if out_dir is not None:

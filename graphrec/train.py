@@ -71,6 +71,10 @@ class TrainConfig:
             model cannot read the answer off the graph (graph models only). ``None``
             (the default) means off here; the ``graphrec`` command turns it on for
             rating models, whose own rating must never feed their prediction.
+        validate_start: validate the starting weights as epoch 0, so that a model that
+            starts from a solution (the attentive filter starts as GF-CF) is kept as it
+            is when no epoch beats it. ``None`` (the default): when the model says it
+            starts from one (``warm_start = True``).
         eval_every: epochs between validation runs.
         patience: stop after this many validations without improvement (0 = never).
         monitor: validation metric for early stopping and best-checkpoint selection.
@@ -101,6 +105,7 @@ class TrainConfig:
     hard_negatives: int = 1
     shared_negatives: bool = False
     mask_batch_edges: bool | None = None
+    validate_start: bool | None = None
     eval_every: int = 1
     patience: int = 10
     monitor: str = "recall@20"
@@ -298,6 +303,20 @@ class EpochLoop:
             self.optimizer.load_state_dict(ckpt["optimizer"])
             best, history = ckpt["best"], ckpt["history"]
             start_epoch, train_seconds = ckpt["epoch"] + 1, ckpt["train_seconds"]
+        validate_start = getattr(cfg, "validate_start", None)
+        if validate_start is None:
+            validate_start = bool(getattr(self.model, "warm_start", False))
+        if validate_start and self.valid is not None and start_epoch == 1:
+            metrics = self._validate()
+            if self.monitor not in metrics:
+                raise KeyError(f"monitor {self.monitor!r} is not among the metrics {sorted(metrics)}")
+            best = {"epoch": 0, "metrics": metrics, "value": metrics[self.monitor],
+                    "state": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                    "bad": 0}
+            history.append({"epoch": 0, "train_seconds": 0.0, **{f"valid_{k}": v for k, v in metrics.items()}})
+            if self.run_dir:
+                save_checkpoint({"epoch": 0, "model": best["state"], "metrics": metrics},
+                                self.run_dir / "best.pt")
         stopped = "epochs"
         for epoch in range(start_epoch, cfg.epochs + 1):
             if self.on_epoch_start is not None:

@@ -320,3 +320,20 @@ def test_hard_negatives_config_is_checked():
         TrainConfig(hard_negatives=0)
     with pytest.raises(ValueError, match="use one or the other"):
         TrainConfig(hard_negatives=4, shared_negatives=True)
+
+
+def test_validate_start_keeps_a_warm_start_that_no_epoch_beats(split):
+    from graphrec.models import AttentiveFilter
+
+    model = AttentiveFilter(RecGraph(split.train), rank=8, feature_rank=4).fit()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    # A learning rate so large that every trained epoch is worse than GF-CF.
+    fit = Trainer(model, split.valid, config(epochs=2, lr=50.0)).fit()
+    assert [row["epoch"] for row in fit.history] == [0, 1, 2]
+    assert fit.best_epoch == 0
+    assert max(r["valid_recall@10"] for r in fit.history[1:]) <= fit.history[0]["valid_recall@10"]
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, start[k])
+    off = Trainer(AttentiveFilter(RecGraph(split.train), rank=8, feature_rank=4).fit(), split.valid,
+                  config(epochs=1, validate_start=False)).fit()
+    assert [row["epoch"] for row in off.history] == [1]

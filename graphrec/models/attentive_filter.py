@@ -65,6 +65,10 @@ class AttentiveFilter(ScoringModel):
         svd_iters, seed: of the truncated SVD.
     """
 
+    # It starts from GF-CF's solution: the Trainer validates that start as epoch 0 and
+    # keeps it when no trained epoch does better.
+    warm_start = True
+
     def __init__(self, graph: RecGraph, rank: int = 256, ideal_weight: float = 0.3,
                  feature_rank: int = 64, attention_score: str = "self", node_bias: bool = True,
                  first_hop_attention: bool = False, svd_iters: int = 6, seed: int = 0) -> None:
