@@ -38,6 +38,9 @@ VARIANTS = {
                                                        normalize=True, dst_power=0.6, src_power=0.4),
     "lightgcn_pp_learned": lambda g, d, layers: GATRecommender(
         g, dim=d, num_layers=layers, attention=False, learn_powers=True, learn_pool=True),
+    "node_attention": lambda g, d, layers: GATRecommender(
+        g, dim=d, num_layers=layers, attention=False, learn_powers=True, learn_pool=True,
+        node_importance=True),
     "gat_light": lambda g, d, layers: GATRecommender(g, dim=d, num_layers=layers),
     "gat_light_4heads": lambda g, d, layers: GATRecommender(g, dim=d, num_layers=layers, heads=4),
     "gat_light_neighbourhood": lambda g, d, layers: GATRecommender(

@@ -13,6 +13,8 @@ Models (``--models``):
 * ``lightgcn``: LightGCN (symmetric normalisation, mean pooling).
 * ``lightgcn_pp``: LightGCN++'s normalisation D^-a A D^-b and ego share γ, all learned
   (``model.learn_norm``), no attention.
+* ``node_attention``: ``lightgcn_pp`` plus a learned importance of every node as a
+  neighbour inside each softmax (attention without the score's dot products).
 * ``gat``: the attention recommender (light attention layers, cosine score with a
   degree prior; β learned at 10× the learning rate; each batch's edges hidden).
 * ``gat_pp``: ``gat`` with the learned normalisation of ``lightgcn_pp``.
@@ -53,6 +55,7 @@ DATASETS = {
 MODELS = {
     "lightgcn": ["model.name=lightgcn"],
     "lightgcn_pp": ["model.name=lightgcn_pp", "model.learn_norm=true"],
+    "node_attention": ["model.name=lightgcn_pp", "model.learn_norm=true", "model.node_importance=true"],
     "gat": ["model.name=gat", "model.attention_lr_scale=10", "train.mask_batch_edges=true"],
     "gat_pp": ["model.name=gat", "model.attention_lr_scale=10", "model.learn_norm=true",
                "train.mask_batch_edges=true"],

@@ -122,6 +122,9 @@ class ModelConfig:
         src_power: the same models: the source's exponent b.
         learn_norm: the same models: learn the exponents and the pooling weight.
         normalize: the same models: unit-length inputs to every layer (LightGCN++).
+        node_importance: the same models: learn each node's importance as a neighbour,
+            a logit added to its edges' attention (with ``lightgcn_pp``: attention without
+            the score's dot products).
         pool_weight: the same models: the ego embeddings' share γ of the pooled output,
             γ e0 + (1 - γ) mean(e1..eL) (empty: 1 / (layers + 1), LightGCN's mean).
         rank: ``gfcf``, ``ideal_filter``, ``chebyshev``: singular vectors of the ideal
@@ -163,6 +166,7 @@ class ModelConfig:
     learn_norm: bool = False
     normalize: bool = False
     pool_weight: float | None = None
+    node_importance: bool = False
     rank: int | None = None
     ideal_weight: float | None = None
     svd_iters: int | None = None

@@ -68,7 +68,8 @@ LIGHT_KEYS = {"attention_layer": ("gat", "social_gat"), "dst_power": ("lightgcn_
               "src_power": ("lightgcn_pp", "gat", "social_gat"),
               "learn_norm": ("lightgcn_pp", "gat", "social_gat"),
               "normalize": ("lightgcn_pp", "gat", "social_gat"),
-              "pool_weight": ("lightgcn_pp", "gat", "social_gat")}
+              "pool_weight": ("lightgcn_pp", "gat", "social_gat"),
+              "node_importance": ("lightgcn_pp", "gat", "social_gat")}
 RATING_MODELS = ("mf_rating", "graphrec")
 SOCIAL_MODELS = ("social_gat", "graphrec")
 
@@ -231,7 +232,8 @@ def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None 
                                svd_iters=6 if cfg.svd_iters is None else cfg.svd_iters).fit()
     light = dict(dim=cfg.dim, num_layers=cfg.layers, scorer=scorer, dst_power=cfg.dst_power,
                  src_power=cfg.src_power, learn_powers=cfg.learn_norm, learn_pool=cfg.learn_norm,
-                 normalize=cfg.normalize, pool_weight=cfg.pool_weight)
+                 normalize=cfg.normalize, pool_weight=cfg.pool_weight,
+                 node_importance=cfg.node_importance)
     if cfg.name == "lightgcn_pp":
         return GATRecommender(graph, attention=False, **light)
     attention = dict(heads=cfg.heads, attention_dropout=cfg.dropout, layer=cfg.attention_layer, **light)

@@ -105,6 +105,11 @@ class GATRecommender(EmbeddingRecommender):
         pool_weight: :math:`\gamma`, the share of the ego embeddings in the pooled output
             (``None``: :math:`1/(L+1)`).
         learn_pool: learn :math:`\gamma`.
+        node_importance: light layers: learn an importance :math:`t_j` of every node as a
+            neighbour, added to its logits in every layer
+            (:math:`\mathrm{softmax}_j(\beta \cos + t_j - b \log d_j)`). With
+            ``attention=False`` this is attention without the score's sampled dot
+            products: per-node learned weights at the cost of a softmax over the edges.
     """
 
     SCORES = LightAttentionConv.SCORES
@@ -115,7 +120,8 @@ class GATRecommender(EmbeddingRecommender):
                  attention_lr_scale: float = 1.0, layer: str | LayerFactory = "light",
                  attention: bool = True, dst_power: float = 0.5, src_power: float = 0.5,
                  learn_powers: bool = False, normalize: bool = False,
-                 pool_weight: float | None = None, learn_pool: bool = False) -> None:
+                 pool_weight: float | None = None, learn_pool: bool = False,
+                 node_importance: bool = False) -> None:
         if dim % heads:
             raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
         if attention_score not in self.SCORES:
@@ -139,6 +145,12 @@ class GATRecommender(EmbeddingRecommender):
             self.register_buffer("pool_weight", torch.tensor(gamma))
         light = dict(score=attention_score, dst_power=dst_power, src_power=src_power,
                      learn_powers=learn_powers, normalize=normalize, attention=attention)
+        if node_importance and layer != "light":
+            raise ValueError("node_importance needs the light attention layer (layer='light')")
+        self.node_importance = node_importance
+        if node_importance:
+            self.user_importance = nn.Parameter(torch.zeros(self.num_users))
+            self.item_importance = nn.Parameter(torch.zeros(self.num_items))
         self.convs = nn.ModuleList(
             nn.ModuleDict({d: attention_layer(layer, dim, heads, attention_dropout, **light)
                            for d in self._relations()})
@@ -153,6 +165,9 @@ class GATRecommender(EmbeddingRecommender):
         super().reset_parameters()
         with torch.no_grad():
             self.pool_weight.fill_(self._initial_pool)
+            if getattr(self, "node_importance", False):
+                self.user_importance.zero_()
+                self.item_importance.zero_()
         for layer in getattr(self, "convs", ()):
             for conv in layer.values():
                 conv.reset_parameters()
@@ -197,7 +212,7 @@ class GATRecommender(EmbeddingRecommender):
         """Whether propagation equals LightGCN's, so that its fused path applies: every layer
         a static light layer at exponents ½ (not learned, no input normalisation) and the
         default mean pooling."""
-        if not self.default_pool:
+        if not self.default_pool or self.node_importance:
             return False
         for layer in self.convs:
             for conv in layer.values():
@@ -217,13 +232,16 @@ class GATRecommender(EmbeddingRecommender):
         return (torch.bincount(tg.edge_index[0][mask], minlength=self.num_users).float(),
                 torch.bincount(tg.edge_index[1][mask], minlength=self.num_items).float())
 
-    @staticmethod
-    def _call(conv: nn.Module, x_src: Tensor, x_dst: Tensor, adj: Adjacency,
-              mask: Tensor | None, src_degree: Tensor, record: bool) -> tuple[Tensor, Tensor | None]:
-        """One layer in one direction: its output and (when ``record``) its attention."""
+    def _call(self, conv: nn.Module, x_src: Tensor, x_dst: Tensor, adj: Adjacency,
+              mask: Tensor | None, src_degree: Tensor, record: bool,
+              sources: str) -> tuple[Tensor, Tensor | None]:
+        """One layer in one direction (from ``sources``, "users" or "items"): its output
+        and (when ``record``) its attention."""
         kwargs: dict[str, Any] = {"edge_mask": mask, "return_attention": record}
         if isinstance(conv, LightAttentionConv):
             kwargs["src_degree"] = src_degree
+            if self.node_importance:
+                kwargs["logit_bias"] = self.item_importance if sources == "items" else self.user_importance
         out = conv((x_src, x_dst), adj, **kwargs)
         return (out[0], out[1]) if record else (out, None)
 
@@ -235,9 +253,9 @@ class GATRecommender(EmbeddingRecommender):
         convs = self.convs[layer]
         du, di = degrees
         new_u, a_u = self._call(convs["item_to_user"], xi, xu, tg.item_to_user, edge_mask, di,
-                                record is not None)
+                                record is not None, "items")
         new_i, a_i = self._call(convs["user_to_item"], xu, xi, tg.user_to_item, edge_mask, du,
-                                record is not None)
+                                record is not None, "users")
         if record is not None:
             record.append({"item_to_user": a_u, "user_to_item": a_i})
         return new_u, new_i
@@ -286,19 +304,19 @@ class GATRecommender(EmbeddingRecommender):
         xu, xi, sum_u, sum_i = self._propagate(edge_mask, None, last, (du, di))
 
         def rows_of(nodes: Tensor, conv: nn.Module, adj: Adjacency, x_dst: Tensor, x_src: Tensor,
-                    ego: Tensor, acc: Tensor, src_degree: Tensor) -> Tensor:
+                    ego: Tensor, acc: Tensor, src_degree: Tensor, sources: str) -> Tensor:
             nodes, inverse = torch.unique(nodes, return_inverse=True)
             block, positions = adj.select_destinations(nodes)
             mask = None if edge_mask is None else adj.mask_to_stored(edge_mask)[positions]
             out, _ = self._call(conv, x_src, x_dst[nodes], block.with_stored_ids(), mask,
-                                src_degree, False)
+                                src_degree, False, sources)
             return self._pool(ego[nodes], acc[nodes] + out)[inverse]
 
         convs = self.convs[last]
         return (rows_of(users, convs["item_to_user"], tg.item_to_user, xu, xi, self.user_emb.weight,
-                        sum_u, di),
+                        sum_u, di, "items"),
                 rows_of(items, convs["user_to_item"], tg.user_to_item, xi, xu, self.item_emb.weight,
-                        sum_i, du))
+                        sum_i, du, "users"))
 
     @torch.no_grad()
     def attention(self) -> list[dict[str, Tensor]]:

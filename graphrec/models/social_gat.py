@@ -131,7 +131,7 @@ class SocialGATRecommender(GATRecommender):
         assert social is not None
         mask, out_deg, has_friends = self._social_state
         m_soc, a_s = self._call(self.convs[layer]["user_to_user"], xu, xu, social, mask, out_deg,
-                                record is not None)
+                                record is not None, "users")
         if record is not None:
             record[-1]["user_to_user"] = a_s
         h, c = self.heads, self.dim // self.heads

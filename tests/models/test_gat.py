@@ -350,3 +350,41 @@ def test_score_is_the_recommender_method():
     u, i = gat.embeddings()
     users, items = torch.tensor([0, 1]), torch.tensor([2, 3])
     torch.testing.assert_close(gat.score(users, items, u, i), (u[users] * i[items]).sum(-1))
+
+
+def test_node_importance_is_a_learned_per_node_logit(rows_pass):
+    """With attention off, node importances t make the item → user weight of edge (u, i)
+    s_u · softmax_i(t_i − ½ log d_i): checked by hand; rows equal full propagation."""
+    g = graph(12)
+    model = GATRecommender(g, dim=8, num_layers=1, attention=False, node_importance=True)
+    with torch.no_grad():
+        model.item_importance.normal_(0, 1)
+        model.user_importance.normal_(0, 1)
+    assert not model.is_lightgcn()
+    users, items = g.edges()
+    t = model.item_importance.detach().numpy().astype(np.float64)
+    d_i = np.bincount(items, minlength=g.num_items).astype(float)
+    d_u = np.bincount(users, minlength=g.num_users).astype(float)
+    logit = np.exp(t[items] - 0.5 * np.log(d_i[items]))
+    alpha = logit / np.bincount(users, weights=logit, minlength=g.num_users)[users]
+    scale = np.bincount(users, weights=d_i[items] ** -0.5, minlength=g.num_users)
+    scale = scale / np.sqrt(np.maximum(d_u, 1))
+    ie = model.item_emb.weight.detach().numpy().astype(np.float64)
+    first = np.zeros((g.num_users, 8))
+    np.add.at(first, users, (scale[users] * alpha)[:, None] * ie[items])
+    u_out, _ = model.propagate()
+    want = (model.user_emb.weight.detach().numpy() + first) / 2
+    np.testing.assert_allclose(u_out.detach().numpy(), want, rtol=1e-5, atol=1e-6)
+    mask = torch.from_numpy(np.random.default_rng(12).random(g.num_edges) > 0.3)
+    sel_u, sel_i = torch.tensor([0, 5, 5]), torch.tensor([3, 1])
+    gu, gi = torch.randn(3, 8), torch.randn(2, 8)
+
+    def run(rows):
+        return rows_pass(model, sel_u, sel_i, mask, rows, lambda u, i: (u * gu).sum() + (i * gi).sum())
+
+    full, part = run(False), run(True)
+    assert len(full) == 6  # both importance vectors got gradients
+    for a, b in zip(part, full):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="light attention layer"):
+        GATRecommender(g, dim=8, layer="gat", node_importance=True)
