@@ -175,10 +175,13 @@ class AttentiveFilter(ScoringModel):
                                 score_inputs=(p, q), logit_bias=self.user_bias)
         return [{"item_to_user": att_u, "user_to_item": att_i}]
 
+    @torch.no_grad()
     def _weights_version(self) -> tuple:
-        """Changes whenever a parameter or buffer is written (an optimiser step, a
-        ``load_state_dict``): tensors count their in-place writes."""
-        return tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers()))
+        """A fingerprint of everything the edge weights depend on (parameters and node
+        features): two sums per tensor. Version counters would be cheaper but miss
+        writes by fused optimiser kernels."""
+        tensors = (*self.parameters(), self.user_features, self.item_features)
+        return tuple((float(t.sum()), float(t.square().sum())) for t in tensors)
 
     # ------------------------------------------------------------------ full ranking
     def _weighted_gram(self) -> sp.csr_matrix:

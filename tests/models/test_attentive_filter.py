@@ -110,3 +110,22 @@ def test_attention_feeds_the_explanations():
         assert w.shape == (g.num_edges,)
         sums = np.bincount(owner, weights=w, minlength=n)
         np.testing.assert_allclose(sums[np.bincount(owner, minlength=n) > 0], 1.0, rtol=1e-5)
+
+
+def test_scores_follow_every_optimiser_step():
+    """Evaluation caches a weighted Gram matrix; an optimiser step (fused kernels do not
+    bump version counters) must not leave it stale."""
+    inter = synthetic(num_users=50, num_items=40, seed=4).interactions
+    g = RecGraph(inter)
+    model = AttentiveFilter(g, rank=12, feature_rank=6).fit()
+    users = torch.arange(50)
+    trainer = Trainer(model, None, TrainConfig(batch_size=64, lr=0.5, progress=False))
+    before = model.score_users(users)
+    trainer.train_batch(torch.arange(64), torch.randint(0, 40, (64, 1)))  # no mode switch
+    with torch.no_grad():
+        fresh = AttentiveFilter(g, rank=12, feature_rank=6)
+        fresh.load_state_dict(model.state_dict())
+        fresh.eval()
+    after = model.score_users(users)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, fresh.score_users(users))
