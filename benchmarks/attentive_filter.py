@@ -47,7 +47,8 @@ def build(graph: RecGraph, args: argparse.Namespace) -> AttentiveFilter:
     rank = min(args.rank, graph.num_users - 1, graph.num_items - 1)
     return AttentiveFilter(graph, rank=rank, ideal_weight=args.ideal_weight,
                            feature_rank=min(args.feature_rank, rank),
-                           first_hop_attention=args.first_hop).fit()
+                           first_hop_attention=args.first_hop,
+                           node_bias=not args.no_node_bias).fit()
 
 
 def train(model: AttentiveFilter, valid, epochs: int, args: argparse.Namespace):
@@ -55,7 +56,8 @@ def train(model: AttentiveFilter, valid, epochs: int, args: argparse.Namespace):
         return None
     cfg = TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr, l2=args.l2,
                       patience=0, progress=False, ks=(20,), monitor="recall@20",
-                      mask_batch_edges=True, validate_start=False, seed=args.seed)
+                      mask_batch_edges=True, validate_start=False, seed=args.seed,
+                      hard_negatives=args.hard_negatives)
     return Trainer(model, valid, cfg).fit()
 
 
@@ -71,6 +73,9 @@ def main() -> None:
     p.add_argument("--ideal-weight", type=float, default=0.3)
     p.add_argument("--feature-rank", type=int, default=64)
     p.add_argument("--first-hop", action="store_true", help="attention on the first hop too")
+    p.add_argument("--no-node-bias", action="store_true", help="learn the sharpness β only")
+    p.add_argument("--hard-negatives", type=int, default=1, metavar="K",
+                   help="each negative the highest-scored of K uniform draws")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
