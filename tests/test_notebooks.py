@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -56,12 +55,8 @@ def test_notebook_runs_top_to_bottom(path):
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
                                      resources={"metadata": {"path": str(FOLDER)}})
-    start = time.perf_counter()
     client.execute()  # raises CellExecutionError naming the cell on the first error
-    seconds = time.perf_counter() - start
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors
-    # Generous bound: the notebooks take well under a minute on 2 idle cores.
-    assert seconds < 300, f"{path.name} took {seconds:.0f} s"
     assert sorted(p.name for p in FOLDER.iterdir()) == before, "the notebook wrote files"
