@@ -139,11 +139,9 @@ class AttentiveFilter(ScoringModel):
             self._tg = tg
         return tg
 
-    def edge_weights(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        r"""The propagation weights of both hops, per interaction edge (edge-id order):
-        :math:`w_{vi}` of item :math:`i` → user :math:`v` (the first hop, :math:`\tilde R`
-        at initialisation) and of user :math:`v` → item :math:`i` (the second hop). Edges
-        removed by ``edge_mask`` weigh 0."""
+    def _hops(self, edge_mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Both hops' layers on unit values: each destination's scale and each edge's
+        attention (edge-id order), first hop (items → users) then second."""
         tg = self._torch_graph()
         p, q = self.user_features, self.item_features
         ones_i = torch.ones(self.num_items, 1, device=self.device)
@@ -156,7 +154,15 @@ class AttentiveFilter(ScoringModel):
         scale_i, att_i = self.to_item((ones_u, None), tg.user_to_item, edge_mask=edge_mask,
                                       return_attention=True, score_inputs=(p, q),
                                       logit_bias=self.user_bias)
-        users, items = tg.edge_index[0], tg.edge_index[1]
+        return scale_u, att_u, scale_i, att_i
+
+    def edge_weights(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        r"""The propagation weights of both hops, per interaction edge (edge-id order):
+        :math:`w_{vi}` of item :math:`i` → user :math:`v` (the first hop, :math:`\tilde R`
+        at initialisation) and of user :math:`v` → item :math:`i` (the second hop). Edges
+        removed by ``edge_mask`` weigh 0."""
+        scale_u, att_u, scale_i, att_i = self._hops(edge_mask)
+        users, items = self._torch_graph().edge_index
         return att_u[:, 0] * scale_u[users, 0], att_i[:, 0] * scale_i[items, 0]
 
     @torch.no_grad()
@@ -165,14 +171,7 @@ class AttentiveFilter(ScoringModel):
         ``"item_to_user"`` (each user's weights over its items, the first hop) and
         ``"user_to_item"`` (each item's weights over its users, the second hop), each
         ``[E, 1]`` in interaction-edge-id order."""
-        tg = self._torch_graph()
-        p, q = self.user_features, self.item_features
-        ones_i = torch.ones(self.num_items, 1, device=self.device)
-        ones_u = torch.ones(self.num_users, 1, device=self.device)
-        _, att_u = self.to_user((ones_i, None), tg.item_to_user, return_attention=True,
-                                score_inputs=(q, p), logit_bias=self.item_bias)
-        _, att_i = self.to_item((ones_u, None), tg.user_to_item, return_attention=True,
-                                score_inputs=(p, q), logit_bias=self.user_bias)
+        _, att_u, _, att_i = self._hops(None)
         return [{"item_to_user": att_u, "user_to_item": att_i}]
 
     @torch.no_grad()
