@@ -68,7 +68,8 @@ def is_closed_form(cfg: ModelConfig) -> bool:
 
 
 # Closed-form keys that a trained model reads: the filter it starts from.
-TRAINED_MODEL_KEYS: dict[str, tuple[str, ...]] = {"attentive_filter": ("rank", "ideal_weight", "svd_iters")}
+TRAINED_MODEL_KEYS: dict[str, tuple[str, ...]] = {
+    "attentive_filter": ("rank", "ideal_weight", "svd_iters", "degree_power")}
 
 
 def check_model_config(cfg: ModelConfig) -> None:

@@ -135,7 +135,8 @@ class ModelConfig:
         order: ``chebyshev``: degree of the Chebyshev polynomial.
         flatness: ``chebyshev``: flatness φ of the plateau response (1 = the linear
             filter, → 0 an ideal step, > 1 flatter around the middle of the spectrum).
-        degree_power: ``chebyshev``: degree normalisation exponent of the signal.
+        degree_power: ``chebyshev``, ``attentive_filter``: degree normalisation exponent of
+            the signal (``attentive_filter``: unset keeps GF-CF's normalisation).
         reg: ``ease``, ``ials``: the L2 regularisation λ.
         neighbours: ``itemknn``: similar items kept per item.
         similarity: ``itemknn``: ``cosine`` or ``asymmetric``.

@@ -229,6 +229,7 @@ def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None 
         return AttentiveFilter(graph, rank=rank, feature_rank=cfg.dim,
                                ideal_weight=0.3 if cfg.ideal_weight is None else cfg.ideal_weight,
                                attention_score=cfg.attention_score,
+                               degree_power=cfg.degree_power,
                                svd_iters=6 if cfg.svd_iters is None else cfg.svd_iters).fit()
     light = dict(dim=cfg.dim, num_layers=cfg.layers, scorer=scorer, dst_power=cfg.dst_power,
                  src_power=cfg.src_power, learn_powers=cfg.learn_norm, learn_pool=cfg.learn_norm,

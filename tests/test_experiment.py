@@ -135,9 +135,11 @@ def test_attentive_filter_trains_refits_and_reopens(tmp_path):
     from graphrec.experiment import load_run
 
     cfg = load_config(None, [*TINY, "model.name=attentive_filter", "model.rank=24", "train.epochs=2",
-                             "train.refit=true", "model.attention_score=neighbourhood"])
+                             "train.refit=true", "model.attention_score=neighbourhood",
+                             "model.degree_power=0.3"])
     result = run(cfg, tmp_path / "run")
     assert result.model.to_item.score_kind == "neighbourhood" and result.model.rank == 24
+    assert result.model.degree_power == 0.3
     assert 0 < result.test["recall@10"] <= 1 and result.selected_test is not None
     _, split, model = load_run(tmp_path / "run")
     users = torch.arange(model.num_users)

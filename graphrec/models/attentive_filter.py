@@ -8,6 +8,7 @@ attention weights for the two hops of its linear filter.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -44,9 +45,28 @@ class AttentiveFilter(ScoringModel):
     so after :meth:`fit` the model *is* GF-CF; training moves it only where the training
     signal says so. The ideal low-pass part stays as fitted.
 
+    With ``degree_power`` :math:`\gamma` both parts are wrapped in ChebyCF's degree
+    normalisation instead (Kim et al., SIGIR 2025; see
+    :mod:`graphrec.models.polynomial_filter`): the history is divided by item degree to
+    the :math:`\gamma` before filtering and the scores multiplied by it after,
+
+    .. math::
+        s_u = \big[(D_I^{-\gamma} r_u)(W_1^\top W_2^\top + \alpha V_k V_k^\top)\big]
+              \odot d_I^{\gamma},
+
+    which at :math:`\gamma = 0` leaves the linear part as above and makes the ideal part
+    :math:`V_k V_k^\top`; GF-CF's own ideal part is the :math:`\gamma = \tfrac12` case.
+
     Training (:class:`~graphrec.train.Trainer`, BPR) scores a batch's users through the
     filter with the batch's positive edges removed from both the users' histories and the
-    graph, so a positive is never predicted from itself.
+    graph, so a positive is never predicted from itself. Training scores are multiplied
+    by a learned scale :math:`e^\tau`, which leaves every ranking unchanged but matters
+    to BPR: a filter's scores are small (about :math:`10^{-2}` on Gowalla), where
+    :math:`-\log\sigma(s^+ - s^-)` is nearly linear and weighs every pair alike, so
+    learning would only raise the mean margin. :meth:`fit` starts :math:`\tau` at
+    :math:`-\log` of the mean score of a sample of training pairs (a typical training
+    pair then has logit 1), and :math:`\tau` grows as pairs get ordered, so that the loss
+    concentrates on the misordered ones.
 
     Args:
         graph: the training graph.
@@ -62,6 +82,8 @@ class AttentiveFilter(ScoringModel):
             more per step. By default the first hop keeps GF-CF's weights
             (:math:`\tilde R` on the graph without the batch's edges) and an item attends
             over its users.
+        degree_power: :math:`\gamma` of the degree normalisation above; ``None`` (default)
+            keeps GF-CF's (none on the linear part, :math:`\tfrac12` on the ideal part).
         svd_iters, seed: of the truncated SVD.
     """
 
@@ -71,13 +93,17 @@ class AttentiveFilter(ScoringModel):
 
     def __init__(self, graph: RecGraph, rank: int = 256, ideal_weight: float = 0.3,
                  feature_rank: int = 64, attention_score: str = "self", node_bias: bool = True,
-                 first_hop_attention: bool = False, svd_iters: int = 6, seed: int = 0) -> None:
+                 first_hop_attention: bool = False, degree_power: float | None = None,
+                 svd_iters: int = 6, seed: int = 0) -> None:
         super().__init__(graph)
         if not 1 <= feature_rank <= rank <= min(graph.num_users, graph.num_items):
             raise ValueError(f"need 1 <= feature_rank ({feature_rank}) <= rank ({rank}) <= "
                              f"{min(graph.num_users, graph.num_items)}")
         self.rank, self.feature_rank = rank, feature_rank
         self.ideal_weight = float(ideal_weight)
+        if degree_power is not None and not np.isfinite(degree_power):
+            raise ValueError(f"degree_power must be a finite number or None, got {degree_power}")
+        self.degree_power = degree_power
         self.svd_iters, self.seed = svd_iters, seed
         self.to_user = LightAttentionConv(feature_rank, score=attention_score,
                                           attention=first_hop_attention)
@@ -85,6 +111,8 @@ class AttentiveFilter(ScoringModel):
         self.item_bias = (nn.Parameter(torch.zeros(graph.num_items))
                           if node_bias and first_hop_attention else None)
         self.user_bias = nn.Parameter(torch.zeros(graph.num_users)) if node_bias else None
+        self.log_scale = nn.Parameter(torch.zeros(()))
+        self.register_load_state_dict_pre_hook(_default_scale)
         self.register_buffer("singular_values", torch.zeros(rank))
         self.register_buffer("item_vectors", torch.zeros(graph.num_items, rank))
         self.register_buffer("user_features", torch.zeros(graph.num_users, feature_rank))
@@ -93,15 +121,22 @@ class AttentiveFilter(ScoringModel):
         ui.data[:] = 1.0
         self._ui = ui
         di = np.bincount(ui.indices, minlength=graph.num_items)
-        self._item_scale = torch.from_numpy(degree_scale(di, -0.5))
-        self._item_unscale = torch.from_numpy(degree_scale(di, 0.5))
+        # Degree scalings of the history (before) and of the scores (after filtering),
+        # for the linear and the ideal part.
+        linear = 0.0 if degree_power is None else float(degree_power)
+        ideal = 0.5 if degree_power is None else float(degree_power)
+        self._linear_in = torch.from_numpy(degree_scale(di, -linear)) if linear else None
+        self._linear_out = torch.from_numpy(degree_scale(di, linear)) if linear else None
+        self._item_scale = torch.from_numpy(degree_scale(di, -ideal))
+        self._item_unscale = torch.from_numpy(degree_scale(di, ideal))
         self._pair_keys: Tensor | None = None
         self._tg: TorchGraph | None = None
         # The weighted Gram matrix of the last evaluation, with the weights' version.
         self._gram: tuple[tuple, sp.csr_matrix] | None = None
 
     def reset_parameters(self) -> None:
-        """β and the node importances at 0: the model is GF-CF again."""
+        """β and the node importances at 0: the model is its closed form again (the
+        training-score scale is set by :meth:`fit`)."""
         self.to_user.reset_parameters()
         self.to_item.reset_parameters()
         for bias in (self.item_bias, self.user_bias):
@@ -120,6 +155,21 @@ class AttentiveFilter(ScoringModel):
         users = torch.from_numpy(np.asarray(rn @ v[:, :k].numpy())) / root
         self.user_features.copy_(users)
         self.item_features.copy_(v[:, :k] * root)
+        self.fitted.fill_(True)
+        self.log_scale.data.fill_(-math.log(self._mean_training_score()))
+
+    @torch.no_grad()
+    def _mean_training_score(self, sample: int = 4096) -> float:
+        """Mean score of a fixed sample of training pairs (at least a tiny positive)."""
+        users, items = self.graph.edges()
+        pick = np.random.default_rng(self.seed).choice(len(users), min(sample, len(users)),
+                                                       replace=False)
+        u = torch.from_numpy(users[pick]).to(self.device)
+        i = torch.from_numpy(items[pick]).to(self.device)
+        # The pairs stay in the graph: hiding a sample as large as a small graph would
+        # hide all of it.
+        mean = float(self._pair_scores(u, i, (u[:0], i[:0]), None).mean())
+        return max(mean, 1e-6)
 
     def param_groups(self) -> list[dict[str, Any]]:
         """All parameters at the trainer's learning rate."""
@@ -203,8 +253,12 @@ class AttentiveFilter(ScoringModel):
 
     def _score(self, users: Tensor) -> Tensor:
         rows = self._ui[users.cpu().numpy()]
-        scores = torch.from_numpy(row_split_matmul(rows, self._weighted_gram(),
+        history = rows if self._linear_in is None else rows.multiply(
+            self._linear_in.numpy()[None, :]).tocsr()
+        scores = torch.from_numpy(row_split_matmul(history, self._weighted_gram(),
                                                    torch.get_num_threads())).to(self.device)
+        if self._linear_out is not None:
+            scores.mul_(self._linear_out.to(self.device))
         if self.ideal_weight:
             v = self.item_vectors
             left = torch.from_numpy(rows @ (v.cpu() * self._item_scale[:, None]).numpy()).to(self.device)
@@ -246,16 +300,22 @@ class AttentiveFilter(ScoringModel):
         owner = torch.repeat_interleave(torch.arange(distinct.numel(), device=self.device), ptr.diff())
         kept = mask[to_user.edge_id[at]]
         owner, hist = owner[kept], to_user.col[at][kept]
+        hist_weight = (None if self._linear_in is None
+                       else self._linear_in.to(self.device)[hist])
         if w1.requires_grad:
             # First hop: every (user's item i, i's user v) path adds w1 of the edge (v, i).
             ptr1, at1 = row_positions(to_item.rowptr, hist)
             path_owner = torch.repeat_interleave(owner, ptr1.diff())
+            path = w1[to_item.edge_id[at1]]
+            if hist_weight is not None:
+                path = path * torch.repeat_interleave(hist_weight, ptr1.diff())
             hidden = torch.zeros(distinct.numel(), self.num_users, device=self.device)
-            hidden = hidden.index_put((path_owner, to_item.col[at1]), w1[to_item.edge_id[at1]],
-                                      accumulate=True)
+            hidden = hidden.index_put((path_owner, to_item.col[at1]), path, accumulate=True)
         else:
             # Nothing to learn in the first hop: a sparse product in C (scipy) instead.
-            history = sp.csr_matrix((np.ones(hist.numel(), dtype=np.float32),
+            values = (np.ones(hist.numel(), dtype=np.float32) if hist_weight is None
+                      else hist_weight.cpu().numpy())
+            history = sp.csr_matrix((values,
                                      (owner.cpu().numpy(), hist.cpu().numpy())),
                                     shape=(distinct.numel(), self.num_items))
             users_e, items_e = (t.cpu().numpy() for t in tg.edge_index)
@@ -268,6 +328,8 @@ class AttentiveFilter(ScoringModel):
         pair = torch.repeat_interleave(torch.arange(items.numel(), device=self.device), ptr2.diff())
         contrib = hidden[row[pair], to_item.col[at2]] * w2[to_item.edge_id[at2]]
         scores = torch.zeros(items.numel(), device=self.device).index_add(0, pair, contrib)
+        if self._linear_out is not None:
+            scores = scores * self._linear_out.to(self.device)[items]
         if self.ideal_weight:
             v = self.item_vectors
             scaled = v * self._item_scale.to(self.device)[:, None]
@@ -285,6 +347,7 @@ class AttentiveFilter(ScoringModel):
         n = neg.numel() // max(b, 1)
         all_users = torch.cat([users, users.repeat_interleave(n) if neg.dim() > 1 else users])
         scores = self._pair_scores(all_users, torch.cat([pos, neg.reshape(-1)]), (users, pos), edge_mask)
+        scores = scores * self.log_scale.exp()
         return scores[:b], scores[b:].view(neg.shape)
 
     def score_shared(self, users: Tensor, pos: Tensor, neg: Tensor,
@@ -294,4 +357,10 @@ class AttentiveFilter(ScoringModel):
         b, m = users.numel(), neg.numel()
         all_users = torch.cat([users, users.repeat_interleave(m)])
         scores = self._pair_scores(all_users, torch.cat([pos, neg.repeat(b)]), (users, pos), edge_mask)
+        scores = scores * self.log_scale.exp()
         return scores[:b], scores[b:].view(b, m)
+
+
+def _default_scale(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Weights saved before the training-score scale existed load with scale 1."""
+    state_dict.setdefault(prefix + "log_scale", torch.zeros(()))

@@ -5,7 +5,7 @@ import torch
 from graphrec.data import Interactions, RecGraph
 from graphrec.data.splits import per_user_split
 from graphrec.datasets import synthetic
-from graphrec.models import GFCF, AttentiveFilter
+from graphrec.models import GFCF, AttentiveFilter, ChebyshevFilter
 from graphrec.models.scoring_model import NotFittedError
 from graphrec.train import TrainConfig, Trainer
 
@@ -38,10 +38,28 @@ def test_fitted_model_is_gfcf():
     np.testing.assert_allclose(w2.detach().numpy(), norm, rtol=1e-5)
 
 
-@pytest.mark.parametrize("first_hop", [False, True])
-def test_training_scores_equal_the_dense_filter_without_the_batch_edges(first_hop):
+@pytest.mark.parametrize("power", [0.0, 0.3, 0.5])
+def test_degree_normalised_fit_is_the_linear_chebyshev_filter(power):
+    # ChebyCF's filter with the linear response h(p) = p at order 1 is exactly
+    # R̃ᵀR̃ + α V Vᵀ inside the degree normalisation: the same closed form, other code.
+    g = graph(2)
+    ours = AttentiveFilter(g, rank=12, ideal_weight=0.25, feature_rank=6, degree_power=power).fit()
+    ref = ChebyshevFilter(g, order=1, response=1.0, ideal_weight=0.25, rank=12,
+                           degree_power=power).fit()
+    users = torch.arange(g.num_users)
+    torch.testing.assert_close(ours.score_users(users), ref.score_users(users), rtol=1e-4, atol=1e-5)
+
+
+def test_degree_power_must_be_finite():
+    with pytest.raises(ValueError, match="degree_power"):
+        AttentiveFilter(graph(), rank=12, feature_rank=6, degree_power=float("nan"))
+
+
+@pytest.mark.parametrize("first_hop,power", [(False, None), (True, None), (False, 0.3), (True, 0.4)])
+def test_training_scores_equal_the_dense_filter_without_the_batch_edges(first_hop, power):
     g = graph(1)
-    model = perturb(AttentiveFilter(g, rank=10, feature_rank=5, first_hop_attention=first_hop).fit())
+    model = perturb(AttentiveFilter(g, rank=10, feature_rank=5, first_hop_attention=first_hop,
+                                    degree_power=power).fit())
     users, pos = torch.tensor([0, 3, 3, 7]), torch.tensor([0, 0, 0, 0])
     u_np, i_np = g.edges()
     # positives that are training edges of their user
@@ -61,10 +79,13 @@ def test_training_scores_equal_the_dense_filter_without_the_batch_edges(first_ho
     np.add.at(x, (u_np[keep], i_np[keep]), 1.0)
     v = model.item_vectors.numpy().astype(np.float64)
     d = np.bincount(i_np, minlength=g.num_items).astype(float)
+    lin, ide = (0.0, 0.5) if power is None else (power, power)
     with np.errstate(divide="ignore"):
-        scale = np.where(d > 0, d ** -0.5, 0.0)
-    ideal = (x * scale) @ v @ (v * np.sqrt(d)[:, None]).T
-    scores = (second @ first @ x.T).T + model.ideal_weight * ideal
+        lin_in, ide_in = (np.where(d > 0, d ** -a, 0.0) for a in (lin, ide))
+        lin_out, ide_out = (np.where(d > 0, d ** a, 0.0) for a in (lin, ide))
+    ideal = ((x * ide_in) @ v @ v.T) * ide_out
+    scores = (second @ first @ (x * lin_in).T).T * lin_out + model.ideal_weight * ideal
+    scores *= float(model.log_scale.exp())  # training scores carry the learned scale
     np.testing.assert_allclose(got_pos.detach().numpy(), scores[users, pos], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(got_neg.detach().numpy(), scores[users[:, None], neg], rtol=1e-4, atol=1e-6)
     got_pos.sum().backward()
@@ -129,3 +150,18 @@ def test_scores_follow_every_optimiser_step():
     after = model.score_users(users)
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, fresh.score_users(users))
+
+
+def test_training_scale_starts_typical_positives_at_logit_one_and_old_weights_load():
+    g = graph(3)
+    model = AttentiveFilter(g, rank=12, feature_rank=6).fit()
+    u, i = (torch.from_numpy(a) for a in g.edges())
+    users = torch.arange(g.num_users)
+    # The sample covers every edge of this small graph.
+    mean = float(model.score_users(users)[u, i].mean())
+    assert mean * float(model.log_scale.exp()) == pytest.approx(1.0, rel=1e-4)
+    state = {k: v for k, v in model.state_dict().items() if k != "log_scale"}
+    fresh = AttentiveFilter(g, rank=12, feature_rank=6)
+    fresh.load_state_dict(state)
+    assert float(fresh.log_scale) == 0.0
+    torch.testing.assert_close(fresh.score_users(users), model.score_users(users))
