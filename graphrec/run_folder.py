@@ -31,7 +31,7 @@ import socket
 import warnings
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -269,8 +269,8 @@ def claim(folder: str | Path, *, resume: bool = False, overwrite: bool = False,
             manifest.resumed.append(_now())
             manifest.status, manifest.finished = "running", None
         manifest.versions = versions()
-        manifest.save(folder)
         try:
+            manifest.save(folder)
             yield manifest
         except BaseException:
             if fresh and not any((folder / n).exists() for n in ("best.pt", "last.pt", "final.pt")):
@@ -279,7 +279,8 @@ def claim(folder: str | Path, *, resume: bool = False, overwrite: bool = False,
                 _remove_run_files(folder)
             else:
                 manifest.status, manifest.finished = "failed", _now()
-                manifest.save(folder)
+                with suppress(OSError):  # e.g. a full disk: the original error matters more
+                    manifest.save(folder)
             raise
         finally:
             if created and not _earlier_run(folder):

@@ -179,7 +179,7 @@ def test_a_full_disk_is_an_error_and_leaves_no_temporaries(tmp_path, capsys, mon
     monkeypatch.setattr(atomic.os, "fsync", full)
     assert main(["train", *TINY, "--out", str(out)]) == 2
     assert "No space left on device" in _error_line(capsys)
-    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    assert not out.exists()  # nothing half-made is left
 
 
 # ---------------------------------------------------------------------- reopening a run
@@ -315,3 +315,25 @@ def test_real_dataset_sources_are_fingerprinted(data_folder):
     files = source_files(cfg.data)
     assert sorted(f.name for f in files) == ["ratings.txt", "trust.txt"]
     assert all(fingerprint(f)["size"] == f.stat().st_size for f in files)
+
+
+def test_a_full_disk_after_training_keeps_the_checkpoints(tmp_path, capsys, monkeypatch):
+    import graphrec.experiment as experiment
+
+    real = experiment.atomic_write_bytes
+
+    def full_at_results(path, data):
+        if path.name == "results.json":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(experiment, "atomic_write_bytes", full_at_results)
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--out", str(out)]) == 2
+    assert "No space left on device" in _error_line(capsys)
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
+    assert (out / "best.pt").exists() and (out / "last.pt").exists()
+    assert not (out / "results.json").exists() and not (out / ".lock").exists()
+    monkeypatch.undo()
+    assert main(["train", *TINY, "--set", "train.resume=true", "--out", str(out)]) == 0
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
