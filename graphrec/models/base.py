@@ -183,6 +183,16 @@ class Recommender(nn.Module):
             raise ValueError(f"{path}: expected a .npy or .parquet file name")
 
 
+def check_indices(index: Tensor, n: int, name: str) -> None:
+    """Refuse integer ``index`` values outside ``[0, n)`` (and non-integer tensors)."""
+    if index.dtype.is_floating_point or index.dtype == torch.bool:
+        raise TypeError(f"{name} indices must be integers, got {index.dtype}")
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= n):
+        bad = index[(index < 0) | (index >= n)].flatten()[0].item()
+        raise IndexError(f"{name} index {bad} is out of range: there are {n} {name}s "
+                         f"(indices 0..{n - 1})")
+
+
 def user_indices(graph: RecGraph, users: object, raw_ids: bool) -> tuple[list[object], np.ndarray]:
     """``users`` (one id or many) as a list and as user indices of ``graph``."""
     many = np.ndim(users) > 0 and not isinstance(users, tuple)

@@ -155,3 +155,33 @@ def test_export_needs_a_known_suffix(models, tmp_path):
     with pytest.raises(ValueError, match=".npy or .parquet"):
         models["mf"].export_embeddings(tmp_path / "emb.txt")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def rating_model():
+    from graphrec.models import MFRating
+
+    inter = Interactions.from_arrays([0, 0, 1, 2], [0, 1, 1, 2], rating=[1.0, 2.0, 3.0, 4.0])
+    torch.manual_seed(0)
+    return MFRating(RecGraph(inter), inter, dim=4)
+
+
+@pytest.mark.parametrize("users,items,error,words", [
+    ([-1], [0], IndexError, "user index -1"),
+    ([3], [0], IndexError, "user index 3"),
+    ([0], [-2], IndexError, "item index -2"),
+    ([0], [7], IndexError, "item index 7"),
+], ids=["user -1", "user too big", "item -2", "item too big"])
+def test_rating_predictions_check_indices(rating_model, users, items, error, words):
+    with pytest.raises(error, match=words):
+        rating_model.predict(torch.tensor(users), torch.tensor(items))
+
+
+def test_rating_predictions_refuse_float_indices(rating_model):
+    with pytest.raises(TypeError, match="integers"):
+        rating_model.predict(torch.tensor([0.0]), torch.tensor([0]))
+
+
+def test_rating_predictions_stay_in_the_training_range(rating_model):
+    pred = rating_model.predict(torch.tensor([0, 1, 2]), torch.tensor([0, 1, 2]))
+    assert pred.min() >= 1.0 and pred.max() <= 4.0
