@@ -12,11 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
+from typing import NoReturn
 
 import torch
 
 from graphrec.config import ConfigError, default_config_yaml, load_config
 from graphrec.data.errors import DataError
+from graphrec.run_folder import RunError, SourceChangedWarning
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -28,7 +31,7 @@ def _train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)
     if args.out is None and cfg.train.run_dir is None:
         raise ConfigError("give --out DIR (or train.run_dir) so the trained model is kept")
-    result = run(cfg, args.out or cfg.train.run_dir)
+    result = run(cfg, args.out or cfg.train.run_dir, overwrite=args.overwrite)
     summary = {"best_epoch": result.fit.best_epoch, "valid": result.fit.best_metrics,
                "test": result.test}
     if result.selected_test is not None:
@@ -48,6 +51,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _recommend(args: argparse.Namespace) -> int:
     from graphrec.experiment import load_run
 
+    if args.k < 1:
+        raise UsageError(f"--k: expected a number of items >= 1, got {args.k}")
     _, _, model = load_run(args.run)
     users: list[object] = []
     for u in args.users:
@@ -59,15 +64,17 @@ def _recommend(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    parser = argparse.ArgumentParser(prog="graphrec", description="Graph-based recommendation with attention.")
+    parser = _Parser(prog="graphrec", description="Graph-based recommendation with attention.")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a model from a YAML config and evaluate it")
     p.add_argument("--config", help="YAML config file (default: built-in defaults)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config key, e.g. --set train.epochs=5 (repeatable)")
     p.add_argument("--out", help="run directory for checkpoints, metrics and results")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier run in the --out folder (refused without it)")
     p.add_argument("--print-config", action="store_true", help="print the documented default config and exit")
     p.set_defaults(func=_train)
 
@@ -85,16 +92,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other user error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+class UsageError(Exception):
+    """The command line itself is wrong (unknown option, missing argument)."""
+
+
+# What a user can get wrong: each ends as one line on stderr and exit code 2. Anything
+# else is a bug in graphrec and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (UsageError, ConfigError, DataError, RunError,
+                                                 FloatingPointError, OSError)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, (ConfigError, DataError, RunError)):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    text = " ".join(str(exc).split())  # one line, whatever the message holds
+    return text if len(text) <= 2000 else text[:2000] + "…"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``graphrec`` command."""
+    """Entry point of the ``graphrec`` command.
+
+    Returns 0 on success and 2 on a user error (bad option, config, data or run folder),
+    reported as one line ``graphrec: error: ...`` on stderr; warnings about the data
+    (a changed source file) are lines ``graphrec: warning: ...``.
+    """
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SourceChangedWarning)
+            return _dispatch(argv)
+    except USER_ERRORS as exc:
+        print(f"graphrec: error: {_message(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("graphrec: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        # Shown once the recording has stopped, so showwarning prints them.
+        for w in caught:
+            if issubclass(w.category, SourceChangedWarning):
+                print(f"graphrec: warning: {w.message}", file=sys.stderr)
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _dispatch(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads: expected a number >= 1, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        return args.func(args)
-    except (ConfigError, DataError) as exc:
-        print(f"graphrec: error: {exc}", file=sys.stderr)
-        return 2
+    return args.func(args)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ complete, commented default.
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ class DataConfig:
         root: directory of the real datasets (default: the ``GRAPHREC_DATA`` variable).
         path: the interaction file when ``dataset: file`` (CSV/TSV/Parquet).
         user_col, item_col, rating_col, timestamp_col: column names for ``file``.
+        timestamp_format: ``strftime`` format of date timestamps, e.g. ``'%d/%m/%Y'``
+            (needed when the dates alone do not tell day-first from month-first).
         rating_threshold: keep only ratings >= this value (implicit feedback), if set.
         min_user_interactions, min_item_interactions: k-core filter (0 = none).
         split: ``per_user``, ``random``, ``temporal``, ``per_user_temporal``,
@@ -63,6 +66,7 @@ class DataConfig:
     item_col: str = "item"
     rating_col: str | None = None
     timestamp_col: str | None = None
+    timestamp_format: str | None = None
     rating_threshold: float | None = None
     min_user_interactions: int = 0
     min_item_interactions: int = 0
@@ -229,18 +233,18 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
         raise ConfigError(errors[0])
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {_snippet(value)}")
+            raise ConfigError(f"{where}: expected a mapping, got {snippet(value)}")
         return {_check_type(k, args[0], f"{where} key"): _check_type(v, args[1], f"{where}.{k}")
                 for k, v in value.items()}
     if annotation is Any:
         return value
     if origin is typing.Literal:
         if value not in args:
-            raise ConfigError(f"{where}: expected one of {list(args)}, got {value!r}")
+            raise ConfigError(f"{where}: expected one of {list(args)}, got {snippet(value)}")
         return value
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {snippet(value)}")
         return type(value)(_check_type(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)) \
             if origin is list else tuple(_check_type(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
     if annotation is float:
@@ -251,33 +255,47 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {snippet(value)}")
         return float(value)
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {snippet(value)}")
         return value
     if annotation is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            raise ConfigError(f"{where}: expected true or false, got {snippet(value)}")
         return value
     if annotation is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {snippet(value)}")
         return value
     return value
 
 
-def _snippet(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters, for messages."""
-    text = repr(value)
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 80, 80
+
+
+def snippet(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages.
+
+    A rejected value is quoted, never in full: YAML aliases can make a tiny file expand
+    to a huge value, and an error message must stay small. Containers are summarised
+    before ``repr`` so that even building the text stays cheap.
+    """
+    if isinstance(value, (list, tuple, dict)) and len(value) > limit:
+        return f"a {type(value).__name__} of {len(value)} entries"
+    text = _REPR.repr(value) if isinstance(value, (list, tuple, dict)) else repr(value)
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+_snippet = snippet
 
 
 def section_from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
     """Build one section's dataclass, rejecting unknown keys and wrong types."""
     if not isinstance(values, dict):
-        raise ConfigError(f"{where}: expected a mapping of keys, got {values!r}")
+        raise ConfigError(f"{where}: expected a mapping of keys, got {snippet(values)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
@@ -304,30 +322,123 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
     return RunConfig(**parts)
 
 
+# Limits that keep a hostile config cheap to refuse: real configs are a few kilobytes,
+# a few levels deep, and use few aliases.
+MAX_CONFIG_BYTES = 1_000_000
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load`` that refuses deep nesting and alias bombs before building values.
+
+    The document is composed into nodes with a depth limit, its size is counted with
+    every alias expanded (memoised, so the count itself stays cheap), and only then are
+    Python values constructed.
+    """
+    loader = _BoundedLoader(text)
+    loader.name = source  # for the positions in messages
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_NODES:
+            raise ConfigError(f"{source}: the YAML expands to more than {MAX_NODES} values "
+                              f"(aliases that repeat aliases); refused")
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {_bounded(str(exc))}") from exc
+    finally:
+        loader.dispose()
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A safe loader whose composer refuses nesting deeper than :data:`MAX_DEPTH`."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D102
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise ConfigError(f"{self.name}: nested deeper than {MAX_DEPTH} levels at line "
+                                  f"{mark.line + 1}; refused")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _expanded_size(node: yaml.Node, seen: dict[int, int]) -> int:
+    """Nodes of ``node`` with aliases expanded (an aliased subtree counts every time)."""
+    key = id(node)
+    if key not in seen:
+        seen[key] = 0  # a recursive alias counts once rather than forever
+        if isinstance(node, yaml.SequenceNode):
+            size = 1 + sum(_expanded_size(n, seen) for n in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size = 1 + sum(_expanded_size(k, seen) + _expanded_size(v, seen) for k, v in node.value)
+        else:
+            size = 1
+        seen[key] = min(size, MAX_NODES + 1)
+    return seen[key]
+
+
+def _bounded(text: str, limit: int = 400) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def read_config_text(path: str | Path) -> str:
+    """The text of a config file, or a :class:`ConfigError` saying why it cannot be read."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such config file")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; expected a YAML config file")
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {size} bytes; a config file is at most "
+                              f"{MAX_CONFIG_BYTES} bytes")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); expected a YAML "
+                          f"config file") from exc
+    if "\x00" in text:
+        raise ConfigError(f"{path}: holds NUL bytes; expected a YAML config file, not a binary file")
+    return text
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (or the defaults when ``path`` is None) and apply ``key=value`` overrides.
 
     Overrides look like ``train.epochs=5`` or ``data.ratios=[0.7,0.1,0.2]``; values are
-    parsed as YAML.
+    parsed as YAML. Types are checked here; what the values mean is checked by
+    :func:`graphrec.config_check.validate_config`.
+
+    Raises:
+        ConfigError: naming the file (or override), the section and the key.
     """
-    raw: dict[str, Any] = {}
+    raw: Any = {}
     source = "defaults"
     if path is not None:
         source = str(path)
-        try:
-            raw = yaml.safe_load(Path(path).read_text()) or {}
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{path}: no such config file") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raw = parse_yaml(read_config_text(path), source) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: expected a mapping with sections {sorted(SECTIONS)}, "
+                              f"got {snippet(raw)}")
     for item in overrides or []:
         key, sep, value = item.partition("=")
         section, dot, name = key.partition(".")
         if not sep or not dot:
-            raise ConfigError(f"override {item!r}: expected section.key=value, e.g. train.epochs=5")
+            raise ConfigError(f"override {snippet(item)}: expected section.key=value, e.g. train.epochs=5")
         if not isinstance(raw.get(section, {}), dict):
             raise ConfigError(f"{source}: section {section!r} must be a mapping")
-        raw.setdefault(section, {})[name] = yaml.safe_load(value)
+        raw.setdefault(section, {})[name] = parse_yaml(value, f"override {snippet(item)}")
     return config_from_dict(raw, source)
 
 

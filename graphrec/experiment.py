@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import yaml
 
+from graphrec.atomic import atomic_write_bytes
 from graphrec.closed_form import (
     CLOSED_FORM_MODELS,
     build_closed_form,
@@ -27,7 +28,15 @@ from graphrec.closed_form import (
     run_closed_form,
     selected_config,
 )
-from graphrec.config import ConfigError, DataConfig, ModelConfig, RunConfig, config_from_dict
+from graphrec.config import (
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    load_config,
+)
+from graphrec.config_check import validate_config
+from graphrec.data.errors import DataError
 from graphrec.data.filtering import binarize, k_core
 from graphrec.data.graph import RecGraph
 from graphrec.data.interactions import ColumnMap, Interactions, load_interactions
@@ -56,8 +65,18 @@ from graphrec.models import (
 from graphrec.models.gat import LAYERS, attention_warmup
 from graphrec.models.scoring_model import ScoringModel
 from graphrec.rating_train import RatingTrainConfig, RatingTrainer
+from graphrec.run_folder import (
+    RunError,
+    check_claim,
+    claim,
+    has_data,
+    load_checkpoint,
+    load_data,
+    save_data,
+    warn_changed_sources,
+)
 from graphrec.scoring import make_scorer
-from graphrec.train import TrainConfig, Trainer, TrainResult, atomic_write_bytes, save_checkpoint
+from graphrec.train import TrainConfig, Trainer, TrainResult, save_checkpoint
 
 DATASETS = ("synthetic", "movielens_small", "filmtrust", "lastfm", "gowalla", "file")
 SPLITS = ("per_user", "random", "temporal", "per_user_temporal", "leave_one_out", "given")
@@ -115,7 +134,8 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
         if not cfg.path:
             raise ConfigError("data.path: required when data.dataset is 'file'")
         inter = load_interactions(cfg.path, ColumnMap(cfg.user_col, cfg.item_col, cfg.rating_col,
-                                                      cfg.timestamp_col))
+                                                      cfg.timestamp_col),
+                                  date_format=cfg.timestamp_format)
         given, own_social = None, None
     elif cfg.dataset == "synthetic":
         ds = datasets.synthetic(num_users=cfg.synthetic_users, num_items=cfg.synthetic_items, seed=cfg.seed)
@@ -137,16 +157,38 @@ def _split(cfg: DataConfig, inter: Interactions | None, given: Split | None) -> 
         return holdout_valid(given, ratio=cfg.valid_ratio, seed=cfg.seed)
     if inter is None:
         raise ConfigError(f"data.split: dataset {cfg.dataset!r} comes pre-split; use split: given")
+    if len(inter) == 0:
+        raise DataError(f"data.dataset: {cfg.dataset!r} holds no interactions")
     if cfg.rating_threshold is not None:
+        before = len(inter)
         inter = binarize(inter, cfg.rating_threshold)
+        if len(inter) == 0:
+            raise DataError(f"data.rating_threshold: keeping ratings >= {cfg.rating_threshold} "
+                            f"removes all {before} rows; lower the threshold")
     if cfg.min_user_interactions or cfg.min_item_interactions:
+        before = len(inter)
         inter = k_core(inter, user_k=cfg.min_user_interactions, item_k=cfg.min_item_interactions)
+        if len(inter) == 0:
+            raise DataError(f"data.min_user_interactions/min_item_interactions: the "
+                            f"{cfg.min_user_interactions}/{cfg.min_item_interactions}-core "
+                            f"removes all {before} rows; lower them")
     ratios = tuple(cfg.ratios)
     if cfg.split == "leave_one_out":
         return leave_one_out(inter, mode="last" if inter.timestamp is not None else "random", seed=cfg.seed)
     fn = {"per_user": per_user_split, "random": random_split, "temporal": temporal_split,
           "per_user_temporal": per_user_temporal_split}[cfg.split]
-    return fn(inter, ratios=ratios, seed=cfg.seed)
+    # The temporal splits are deterministic and take no seed.
+    seeded = {"seed": cfg.seed} if cfg.split in ("per_user", "random") else {}
+    return fn(inter, ratios=ratios, **seeded)
+
+
+def check_split_not_empty(split: Split, cfg: DataConfig) -> None:
+    """Refuse a split without training or test rows: its numbers would mean nothing."""
+    for part in ("train", "test"):
+        if len(getattr(split, part)) == 0:
+            raise DataError(f"data.split: the {cfg.split} split of {cfg.dataset!r} data leaves "
+                            f"{part} empty ({split.report.sizes}); use more data or other "
+                            f"data.ratios")
 
 
 def _social(cfg: DataConfig, split: Split, own: SocialEdges | None, own_map: Any) -> SocialEdges | None:
@@ -297,23 +339,72 @@ def evaluate_test(model: Model, split: Split, cfg: RunConfig) -> dict[str, float
     return evaluator.evaluate(model, split.test)
 
 
-def run(cfg: RunConfig, out_dir: str | Path | None = None) -> RunResult:
+def run(cfg: RunConfig, out_dir: str | Path | None = None, *, overwrite: bool = False) -> RunResult:
     """Prepare data, train with early stopping on validation, evaluate test once.
 
-    With ``out_dir``, the run directory receives ``config.yaml``, the trainer's
-    checkpoints and metrics, and ``results.json``.
+    Every config value is checked (:func:`~graphrec.config.validate_config`) before any
+    data is read. With ``out_dir``, the run folder (see :mod:`graphrec.run_folder`)
+    receives ``run.json``, the data under ``data/``, ``config.yaml``, the trainer's
+    checkpoints and metrics, and ``results.json``. A folder that holds an earlier run is
+    refused unless ``train.resume`` (continue it, on its stored data) or ``overwrite``
+    (replace it) is set; a folder another process is writing is refused.
+
+    Raises:
+        ConfigError: a config value is invalid.
+        DataError: the data cannot be read or are empty after a filter.
+        RunError: the run folder is in use or holds an earlier run.
     """
+    validate_config(cfg)
+    if out_dir is None:
+        data = prepare_data(cfg.data)
+        check_split_not_empty(data.split, cfg.data)
+        return _run(cfg, data, None)
+    out = Path(out_dir)
+    check_claim(out, resume=cfg.train.resume, overwrite=overwrite)
+    resumed = cfg.train.resume and has_data(out)
+    if cfg.train.resume:
+        _check_resumable(cfg, out)
+    # Data are read before the folder is claimed: bad data leave no half-made run behind.
+    data = PreparedData(*load_data(out)) if resumed else prepare_data(cfg.data)
+    check_split_not_empty(data.split, cfg.data)
+    with claim(out, resume=cfg.train.resume, overwrite=overwrite,
+               sources=source_files(cfg.data)) as manifest:
+        if not resumed:  # a resumed run goes on with the very split it started on
+            save_data(out, data.split, data.social)
+        manifest.split = {"method": data.split.report.method, "sizes": {
+            p: len(getattr(data.split, p)) for p in ("train", "valid", "test")}}
+        return _run(cfg, data, out)
+
+
+def _check_resumable(cfg: RunConfig, out: Path) -> None:
+    """Refuse to resume a run with other data or another model than it started with.
+
+    The ``train`` and ``eval`` sections may change (e.g. more epochs); a different
+    ``data`` or ``model`` section would load the checkpoint into the wrong model.
+    """
+    saved_path = out / "config.yaml"
+    if not saved_path.exists():
+        return
+    saved = config_to_dict(load_config(saved_path))
+    now = config_to_dict(cfg)
+    changed = [f"{section}.{key}" for section in ("data", "model")
+               for key in now[section] if now[section][key] != saved[section].get(key)]
+    if changed:
+        raise RunError(f"{out}: cannot resume with a different {', '.join(changed[:5])} than "
+                       f"the run started with (see its config.yaml); start a new run instead")
+
+
+def _run(cfg: RunConfig, data: PreparedData, out_dir: Path | None) -> RunResult:
+    """:func:`run` once the config is checked, the data prepared and the folder claimed."""
     torch.manual_seed(cfg.train.seed)
     rating = is_rating_model(cfg.model)
     rating_cfg = rating_train_config(cfg.train) if rating else None
-    data = prepare_data(cfg.data)
     split = data.split
     if is_closed_form(cfg.model):
         return _run_closed_form(cfg, data, out_dir)
     model = build_model(cfg.model, data.graph(), split.train)
     if out_dir is not None:
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         cfg.train.run_dir = str(out)
         if rating_cfg is not None:
             rating_cfg.run_dir = str(out)
@@ -338,10 +429,27 @@ def run(cfg: RunConfig, out_dir: str | Path | None = None) -> RunResult:
     return RunResult(model, split, fit, test, selected_test)
 
 
+def source_files(cfg: DataConfig) -> list[Path]:
+    """The files a data config reads (fingerprinted into a run's manifest)."""
+    from graphrec.datasets import real
+
+    if cfg.dataset == "file":
+        return [Path(p) for p in (cfg.path, cfg.social_path if cfg.social == "file" else None) if p]
+    sources = {"movielens_small": "MOVIELENS_SMALL", "filmtrust": "FILMTRUST", "lastfm": "LASTFM",
+               "gowalla": "GOWALLA"}
+    if cfg.dataset not in sources:
+        return []
+    source = getattr(real, sources[cfg.dataset])
+    try:
+        folder = real._locate(source, cfg.root)
+    except DataError:
+        return []  # reported with its own message when the data are read
+    return [folder / f for f in source.files]
+
+
 def _run_closed_form(cfg: RunConfig, data: PreparedData, out_dir: str | Path | None) -> RunResult:
     """A closed-form model's run: fit (each grid point), choose on validation, test once."""
     if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(Path(out_dir) / "config.yaml",
                            yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
     search = run_closed_form(cfg, data.split, data.social, out_dir)
@@ -388,30 +496,44 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
 
 
 def load_run(run_dir: str | Path) -> tuple[RunConfig, Split, Model]:
-    """Rebuild a finished run's data and model and load its best weights.
+    """Reopen a finished run: its config, data and model with its best weights.
 
-    The data are prepared again from the saved config (loading and splitting are
-    deterministic), and the weights are read with ``weights_only=True``: ``final.pt``
-    (the refitted model, whose graph is training + validation) when the run has one,
-    else ``best.pt``.
+    The data come from the run folder itself (``data/``), so the source files are not
+    needed; when they are present and differ from the ones the run was trained on, a
+    :class:`~graphrec.run_folder.SourceChangedWarning` says what changed (the stored
+    data are used all the same, so ids never map differently). Runs written before
+    folders stored their data are prepared again from the saved config. Weights are read
+    with ``weights_only=True``: ``final.pt`` (the refitted model, whose graph is
+    training + validation) when the run has one, else ``best.pt``.
+
+    Raises:
+        RunError: the folder is not a finished run or a file in it is damaged.
     """
     d = Path(run_dir)
+    if not d.is_dir():
+        raise RunError(f"{d}: no such run folder; expected a folder written by 'graphrec train'")
     final = d / "final.pt"
     for name in ("config.yaml", "best.pt"):
         if not (d / name).exists() and not (name == "best.pt" and final.exists()):
-            raise ConfigError(f"{d}: missing {name}; expected a directory written by 'graphrec train'")
-    cfg = config_from_dict(yaml.safe_load((d / "config.yaml").read_text()), str(d / "config.yaml"))
-    data = prepare_data(cfg.data)
+            raise RunError(f"{d}: missing {name}; expected a folder written by 'graphrec train' "
+                           f"(an interrupted run can be continued with train.resume=true)")
+    cfg = load_config(d / "config.yaml")
+    if has_data(d):
+        warn_changed_sources(d)
+        data = PreparedData(*load_data(d))
+    else:
+        data = prepare_data(cfg.data)
     split = data.split
     train = split.train.concat(split.valid) if final.exists() else split.train
-    if is_closed_form(cfg.model):
-        ckpt = torch.load(final if final.exists() else d / "best.pt", map_location="cpu",
-                          weights_only=True)
-        cfg = dataclasses.replace(cfg, model=selected_config(cfg.model, ckpt.get("selected", {})))
-        model = build_closed_form(cfg.model, data.graph(train), seed=cfg.train.seed)
+    ckpt = load_checkpoint(final if final.exists() else d / "best.pt")
+    try:
+        if is_closed_form(cfg.model):
+            cfg = dataclasses.replace(cfg, model=selected_config(cfg.model, ckpt.get("selected", {})))
+            model = build_closed_form(cfg.model, data.graph(train), seed=cfg.train.seed)
+        else:
+            model = build_model(cfg.model, data.graph(train), split.train)
         model.load_state_dict(ckpt["model"])
-        return cfg, split, model
-    model = build_model(cfg.model, data.graph(train), split.train)
-    ckpt = torch.load(final if final.exists() else d / "best.pt", map_location="cpu", weights_only=True)
-    model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:  # shapes or keys that do not fit the config's model
+        raise RunError(f"{d}: the checkpoint does not fit the model of config.yaml "
+                       f"({str(exc).splitlines()[0][:200]})") from exc
     return cfg, split, model

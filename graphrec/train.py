@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -18,10 +17,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from graphrec.atomic import atomic_write_bytes
 from graphrec.data.interactions import Interactions
 from graphrec.data.sampling import NegativeSampler
 from graphrec.evaluate import Evaluator
 from graphrec.models.base import Recommender
+from graphrec.run_folder import load_checkpoint
 from graphrec.scoring import LOSSES
 
 
@@ -166,16 +167,6 @@ class TrainResult:
     stopped: str = "epochs"
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file next to ``path`` and rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
     """Per-epoch rows to ``run_dir/metrics.json`` and ``metrics.csv`` (atomically)."""
     atomic_write_bytes(run_dir / "metrics.json", json.dumps(history, indent=1).encode())
@@ -298,7 +289,7 @@ class EpochLoop:
         start_epoch, train_seconds = 1, 0.0
         last = self.run_dir / "last.pt" if self.run_dir else None
         if cfg.resume and last is not None and last.exists():
-            ckpt = torch.load(last, map_location=self.device, weights_only=True)
+            ckpt = load_checkpoint(last, self.device)
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
             best, history = ckpt["best"], ckpt["history"]

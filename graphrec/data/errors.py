@@ -11,6 +11,12 @@ class DataError(ValueError):
     """
 
 
+def quote(value: object, limit: int = 200) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a message never quotes a huge value."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def where(source: str, line: int | None = None, column: str | None = None) -> str:
     """Format a location such as ``ratings.csv, line 12, column 'rating'``.
 

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from graphrec.data.adjacency import Adjacency
 from graphrec.data.convert import FOLLOWS, INTERACTS, ITEM, REV_INTERACTS, USER
-from graphrec.data.errors import DataError
+from graphrec.data.errors import DataError, quote
 from graphrec.data.idmap import IdMap
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def _check_ids(values: Any, rel: EdgeType, side: str, node_type: str, count: int
         for pos, value in enumerate(arr.tolist()):
             whole = isinstance(value, int | np.integer) and not isinstance(value, bool)
             if not whole:
-                raise DataError(f"{where} position {pos}: {value!r} is not an integer node id "
+                raise DataError(f"{where} position {pos}: {quote(value)} is not an integer node id "
                                 f"(map raw ids to indices first, e.g. with graphrec.data.IdMap)")
         arr = arr.astype(np.int64)
     arr = arr.astype(np.int64, copy=False)

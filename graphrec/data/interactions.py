@@ -12,7 +12,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 import re
+import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from graphrec.data.errors import DataError, where
+from graphrec.data.errors import DataError, quote, where
 from graphrec.data.idmap import IdMap
 
 DuplicatePolicy = Literal["last", "first", "sum", "error"]
@@ -219,7 +222,11 @@ class Interactions:
         written: list[tuple[Path, Path]] = []
         try:
             for name, write in parts.items():
-                tmp = d / f".{name}.tmp"
+                # A unique name: two writers never share a temporary file.
+                fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=d)
+                os.close(fd)
+                tmp = Path(tmp_name)
+                tmp.unlink()  # only the unique name is needed; the writer creates the file
                 written.append((tmp, d / name))
                 write(tmp)
         except BaseException:
@@ -268,6 +275,8 @@ def read_table(
         label = str(path)
         if not path.exists():
             raise DataError(f"{label}: no such file")
+        if path.is_dir():
+            raise DataError(f"{label}: is a folder; expected a CSV/TSV/Parquet file")
         if path.stat().st_size == 0:
             raise DataError(f"{label}: the file is empty; expected columns {expected}")
         if path.suffix.lower() in (".parquet", ".pq"):
@@ -280,10 +289,23 @@ def read_table(
             header = None if names is not None else "infer"
             offset = 1 if names is not None else 2
             try:
-                # Blank lines are kept as rows so that row positions map to line numbers.
-                df = pd.read_csv(path, sep=sep, header=header, names=names, dtype=str,
-                                 keep_default_na=False, na_values=[""], engine="c",
-                                 index_col=False, skip_blank_lines=False)
+                with warnings.catch_warnings():
+                    # pandas drops the extra fields of a first row with too many of them
+                    # (with a warning): refuse it like any other line with extra fields.
+                    warnings.simplefilter("error", pd.errors.ParserWarning)
+                    # Blank lines are kept as rows so that row positions map to line numbers.
+                    df = pd.read_csv(path, sep=sep, header=header, names=names, dtype=str,
+                                     keep_default_na=False, na_values=[""], engine="c",
+                                     index_col=False, skip_blank_lines=False)
+            except pd.errors.ParserWarning as exc:
+                line = offset  # the first data line
+                n_fields = len(names) if names is not None else None
+                raise DataError(f"{where(label, line)}: more fields than the "
+                                f"{n_fields or 'header line'}{' names' if n_fields else ''} "
+                                f"separated by {sep!r}; every line needs the same number of "
+                                f"fields") from exc
+            except UnicodeDecodeError as exc:
+                raise DataError(_encoding_message(path, exc)) from exc
             except pd.errors.EmptyDataError as exc:
                 raise DataError(f"{label}: the file is empty; expected columns {expected}") from exc
             except pd.errors.ParserError as exc:
@@ -298,6 +320,19 @@ def read_table(
     if not isinstance(source, pd.DataFrame) and path.suffix.lower() not in (".parquet", ".pq"):
         _check_short_lines(df, path, sep, offset)
     return df, label, offset
+
+
+def _encoding_message(path: Path, exc: UnicodeDecodeError) -> str:
+    """``file, line N: not UTF-8 ...`` for the first line that does not decode."""
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                byte = raw[bad.start:bad.start + 1].hex()
+                return (f"{where(str(path), number)}: byte 0x{byte} is not UTF-8 text; expected a "
+                        f"UTF-8 file (convert it, e.g. iconv -f latin1 -t utf-8)")
+    return f"{path}: not UTF-8 text ({exc.reason}); expected a UTF-8 file"
 
 
 def _parser_message(exc: Exception, label: str, n_fields: int, sep: str) -> str:
@@ -351,26 +386,89 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Integral floats above this are not exact: two different ids could become one.
+FLOAT_EXACT = 2**53
+
+
 def parse_ids(col: pd.Series, label: str, name: str, offset: int, allow_negative: bool) -> pd.Series:
-    """Check an id column: no missing values; integer-looking ids are made ints.
+    """Check an id column: no missing values, one kind of id; integer-looking ids become ints.
 
     Ids that all parse as integers become ``int64`` (so ``"007"`` and ``7`` are the same
-    id); negative integers are refused unless ``allow_negative``.
+    id); negative integers are refused unless ``allow_negative``. Refused as ambiguous:
+    a column mixing text and numbers (``"1"`` and ``1`` would be two users, or one,
+    depending on the reader), and integers outside the 64-bit range (they would wrap
+    around and merge users).
     """
     if col.isna().any():
         row = _first_bad(col.isna().to_numpy())
         raise DataError(f"{where(label, row + offset, name)}: missing id; every row needs a {name}")
+    if col.dtype == object:
+        kinds = col.map(_id_kind)
+        if kinds.nunique() > 1:
+            row = _first_bad((kinds != kinds.iloc[0]).to_numpy())
+            raise DataError(f"{where(label, row + offset, name)}: id {quote(col.iloc[row])} is "
+                            f"{kinds.iloc[row]} but the first row's id is {kinds.iloc[0]}; expected "
+                            f"one kind of id per column (convert the column to str or int)")
     if col.dtype == object or pd.api.types.is_string_dtype(col):
-        as_int = pd.to_numeric(col, errors="coerce")
-        if as_int.notna().all() and (as_int == np.floor(as_int)).all():
-            col = as_int.astype(np.int64)
-    elif pd.api.types.is_float_dtype(col) and (col == np.floor(col)).all():
+        text = col.astype(str).str.strip()
+        if text.str.fullmatch(r"[+-]?\d+").all():
+            col = _int_ids(text, label, name, offset)
+        else:
+            as_num = pd.to_numeric(col, errors="coerce")
+            if as_num.notna().all() and (as_num == np.floor(as_num)).all():
+                col = _float_ids(as_num, label, name, offset)
+    elif pd.api.types.is_unsigned_integer_dtype(col):
+        big = (col > INT64_MAX).to_numpy()
+        if big.any():
+            row = _first_bad(big)
+            raise DataError(_range_message(label, row + offset, name, col.iloc[row]))
         col = col.astype(np.int64)
+    elif pd.api.types.is_float_dtype(col) and (col == np.floor(col)).all():
+        col = _float_ids(col, label, name, offset)
     if pd.api.types.is_integer_dtype(col) and not allow_negative and (col < 0).any():
         row = _first_bad((col < 0).to_numpy())
         raise DataError(f"{where(label, row + offset, name)}: negative id {col.iloc[row]}; "
                         f"integer ids must be >= 0 (pass allow_negative_ids=True to accept them)")
     return col
+
+
+def _id_kind(value: Any) -> str:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (bool, np.bool_)):
+        return "a boolean"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return "a number"
+    return f"a {type(value).__name__}"
+
+
+def _range_message(label: str, line: int, name: str, value: Any) -> str:
+    return (f"{where(label, line, name)}: id {quote(value)} is outside the 64-bit integer range "
+            f"[-2**63, 2**63 - 1]; expected smaller integer ids (or text ids, e.g. with a prefix)")
+
+
+def _int_ids(text: pd.Series, label: str, name: str, offset: int) -> pd.Series:
+    """Integer ids written as text, as ``int64``; refuse those outside its range."""
+    values = pd.to_numeric(text, errors="coerce")
+    if pd.api.types.is_signed_integer_dtype(values):
+        return values.astype(np.int64)
+    # Some id does not fit int64 (pandas read it as uint64 or float): find it exactly.
+    for row, t in enumerate(text):
+        if not INT64_MIN <= int(t) <= INT64_MAX:
+            raise DataError(_range_message(label, row + offset, name, t))
+    return values.astype(np.int64)
+
+
+def _float_ids(values: pd.Series, label: str, name: str, offset: int) -> pd.Series:
+    """Integral float ids as ``int64``; refuse those too large to be exact."""
+    big = (values.abs() >= FLOAT_EXACT).to_numpy()
+    if big.any():
+        row = _first_bad(big)
+        raise DataError(f"{where(label, row + offset, name)}: id {quote(values.iloc[row])} is a "
+                        f"floating-point number too large to be exact (>= 2**53); expected "
+                        f"integer or text ids")
+    return values.astype(np.int64)
 
 
 def parse_numeric(col: pd.Series, label: str, name: str, offset: int) -> np.ndarray:
@@ -379,25 +477,71 @@ def parse_numeric(col: pd.Series, label: str, name: str, offset: int) -> np.ndar
     bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
     if bad.any():
         row = _first_bad(bad)
-        found = "an empty value" if pd.isna(col.iloc[row]) else repr(col.iloc[row])
+        found = "an empty value" if pd.isna(col.iloc[row]) else quote(col.iloc[row])
         raise DataError(f"{where(label, row + offset, name)}: expected a finite number, "
                         f"found {found}")
     return values.to_numpy(dtype=np.float64)
 
 
-def parse_timestamps(col: pd.Series, label: str, name: str, offset: int) -> np.ndarray:
-    """Numbers are kept as they are; date strings become seconds since the epoch."""
-    numeric = pd.to_numeric(col, errors="coerce")
-    if numeric.notna().all():
+# Dates written as A/B/YYYY (or with '.' or '-'): A and B are a day and a month in an
+# order the text alone does not tell.
+_NUMERIC_DATE = r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})\b.*"
+
+
+def parse_timestamps(col: pd.Series, label: str, name: str, offset: int,
+                     date_format: str | None = None) -> np.ndarray:
+    """Numbers are kept as they are; date strings become seconds since the epoch.
+
+    Dates are parsed with ``date_format`` when given (a ``strftime`` format such as
+    ``"%d/%m/%Y"``). Without it, ISO dates and other unambiguous forms are read as they
+    are, and numeric dates like ``03/04/2020`` are read day-first or month-first by what
+    the column shows (a first number above 12 means day-first); a column that shows both
+    orders, or that never tells them apart, is refused rather than read one way or the
+    other at random.
+    """
+    numeric = pd.to_numeric(col, errors="coerce") if date_format is None else None
+    if numeric is not None and numeric.notna().all():
         if pd.api.types.is_integer_dtype(numeric):
             # Nanosecond timestamps exceed float64's 53-bit mantissa: keep them exact.
             return numeric.to_numpy(dtype=np.int64)
         return numeric.to_numpy(dtype=np.float64).astype(np.int64)
-    times = pd.to_datetime(col, errors="coerce", utc=True, format="mixed")
+    text = col.astype(str)
+    fmt = date_format or "mixed"
+    dayfirst = False
+    if date_format is None:
+        parts = text.str.extract(_NUMERIC_DATE)
+        dated = parts[0].notna().to_numpy()
+        if dated.any():
+            first = parts[0].astype(float).to_numpy()
+            second = parts[1].astype(float).to_numpy()
+            day_first = dated & (first > 12)
+            month_first = dated & (second > 12)
+            if day_first.any() and month_first.any():
+                a, b = _first_bad(day_first), _first_bad(month_first)
+                raise DataError(
+                    f"{where(label, a + offset, name)}: {quote(text.iloc[a])} is day-first but "
+                    f"line {b + offset} has {quote(text.iloc[b])}, month-first; expected one "
+                    f"date order per column (give the date format, e.g. timestamp_format: "
+                    f"'%d/%m/%Y')")
+            if not day_first.any() and not month_first.any() and \
+                    not (first[dated] == second[dated]).all():
+                row = _first_bad(dated & (first != second))
+                raise DataError(
+                    f"{where(label, row + offset, name)}: {quote(text.iloc[row])} could be day-first "
+                    f"or month-first and no date in the column tells which; give the date "
+                    f"format (e.g. timestamp_format: '%d/%m/%Y' or '%m/%d/%Y')")
+            dayfirst = bool(day_first.any())
+    try:
+        times = pd.to_datetime(text, errors="coerce", utc=True, format=fmt, dayfirst=dayfirst)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{where(label, None, name)}: cannot use the date format "
+                        f"{quote(date_format)} ({exc})") from exc
     if times.isna().any():
         row = _first_bad(times.isna().to_numpy())
+        expected = f"a date in the format {date_format!r}" if date_format else \
+            "a number or an ISO date"
         raise DataError(f"{where(label, row + offset, name)}: cannot parse timestamp "
-                        f"{col.iloc[row]!r}; expected a number or an ISO date")
+                        f"{quote(col.iloc[row])}; expected {expected}")
     # A plain array: a Series here would be indexed by label, not position, further on.
     seconds = (times - pd.Timestamp("1970-01-01", tz="UTC")) // pd.Timedelta("1s")
     return seconds.to_numpy(dtype=np.int64)
@@ -411,6 +555,7 @@ def load_interactions(
     names: list[str] | None = None,
     duplicates: DuplicatePolicy = "last",
     allow_negative_ids: bool = False,
+    date_format: str | None = None,
 ) -> Interactions:
     """Load an interaction log from a CSV/TSV/Parquet file or a DataFrame.
 
@@ -426,6 +571,8 @@ def load_interactions(
             there is no weight column) and keeps the last rating and timestamp,
             ``"error"`` refuses them. The number of duplicates is in ``report``.
         allow_negative_ids: accept negative integer ids.
+        date_format: ``strftime`` format of date timestamps (e.g. ``"%d/%m/%Y"``);
+            needed when the column alone does not tell day-first from month-first.
 
     Raises:
         DataError: naming the file, line and column of the first problem found.
@@ -445,7 +592,8 @@ def load_interactions(
     if cols.weight:
         fields["weight"] = parse_numeric(df[cols.weight], label, cols.weight, offset)
     if cols.timestamp:
-        fields["timestamp"] = parse_timestamps(df[cols.timestamp], label, cols.timestamp, offset)
+        fields["timestamp"] = parse_timestamps(df[cols.timestamp], label, cols.timestamp, offset,
+                                               date_format)
 
     user_map, u = IdMap.from_values(users, "user")
     item_map, i = IdMap.from_values(items, "item")

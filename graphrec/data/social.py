@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from graphrec.data.errors import DataError, where
+from graphrec.data.errors import DataError, quote, where
 from graphrec.data.idmap import IdMap
 from graphrec.data.interactions import parse_ids, parse_numeric, read_table
 
@@ -299,7 +299,7 @@ def load_social(
     if unknown.any() and unknown_users == "error":
         row = int(np.flatnonzero(unknown)[0])
         col = cols.src if src[row] < 0 else cols.dst
-        raise DataError(f"{where(label, row + offset, col)}: unknown user id {df[col].iloc[row]!r}; "
+        raise DataError(f"{where(label, row + offset, col)}: unknown user id {quote(df[col].iloc[row])}; "
                         f"social edges must name users of the interactions "
                         f"(pass unknown_users='drop' to skip such edges)")
     report.unknown_users = int(unknown.sum())

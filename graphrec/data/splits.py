@@ -115,8 +115,8 @@ def _check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
     r = tuple(float(x) for x in ratios)
     if len(r) == 2:
         r = (r[0], 0.0, r[1])
-    if len(r) != 3 or min(r) < 0 or abs(sum(r) - 1.0) > 1e-6:
-        raise ValueError(f"ratios must be 2 or 3 non-negative fractions summing to 1 "
+    if len(r) != 3 or not all(np.isfinite(r)) or min(r) < 0 or abs(sum(r) - 1.0) > 1e-6:
+        raise ValueError(f"ratios must be 2 or 3 finite, non-negative fractions summing to 1 "
                          f"(train, [valid,] test), got {tuple(ratios)}")
     return r  # type: ignore[return-value]
 

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from graphrec.atomic import atomic_path
 from graphrec.data.graph import RecGraph, TorchGraph
 from graphrec.scoring import Scorer, make_scorer
 
@@ -161,14 +162,14 @@ class Recommender(nn.Module):
         Files are written to a temporary name and renamed.
         """
         path = Path(path)
+        if path.suffix not in (".npy", ".parquet"):
+            raise ValueError(f"{path}: expected a .npy or .parquet file name")
         user_emb, item_emb = (e.float().cpu().numpy() for e in self.embeddings())
         if path.suffix == ".npy":
             for part, emb in (("users", user_emb), ("items", item_emb)):
                 target = path.with_name(f"{path.stem}_{part}.npy")
-                tmp = target.with_name(f".{target.name}.tmp")
-                with open(tmp, "wb") as fh:
+                with atomic_path(target) as tmp, open(tmp, "wb") as fh:
                     np.save(fh, emb)
-                tmp.replace(target)
         elif path.suffix == ".parquet":
             cols = [f"e{j}" for j in range(user_emb.shape[1])]
             frames = [
@@ -176,18 +177,34 @@ class Recommender(nn.Module):
                 pd.DataFrame(item_emb, columns=cols).assign(kind="item", id=self.graph.item_map.raw.astype(str)),
             ]
             table = pd.concat(frames, ignore_index=True)[["kind", "id", *cols]]
-            tmp = path.with_name(f".{path.name}.tmp")
-            table.to_parquet(tmp, index=False)
-            tmp.replace(path)
+            with atomic_path(path) as tmp:
+                table.to_parquet(tmp, index=False)
         else:
             raise ValueError(f"{path}: expected a .npy or .parquet file name")
+
+
+def check_indices(index: Tensor, n: int, name: str) -> None:
+    """Refuse integer ``index`` values outside ``[0, n)`` (and non-integer tensors)."""
+    if index.dtype.is_floating_point or index.dtype == torch.bool:
+        raise TypeError(f"{name} indices must be integers, got {index.dtype}")
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= n):
+        bad = index[(index < 0) | (index >= n)].flatten()[0].item()
+        raise IndexError(f"{name} index {bad} is out of range: there are {n} {name}s "
+                         f"(indices 0..{n - 1})")
 
 
 def user_indices(graph: RecGraph, users: object, raw_ids: bool) -> tuple[list[object], np.ndarray]:
     """``users`` (one id or many) as a list and as user indices of ``graph``."""
     many = np.ndim(users) > 0 and not isinstance(users, tuple)
     seq = list(users) if many else [users]  # type: ignore[call-overload]
-    idx = graph.user_map.to_index(seq) if raw_ids else np.asarray(seq, dtype=np.int64)
+    if raw_ids:
+        idx = graph.user_map.to_index(seq)
+    else:
+        arr = np.asarray(seq)
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"with raw_ids=False users are integer indices, got {arr.dtype} "
+                            f"values such as {seq[0]!r}")
+        idx = arr.astype(np.int64).reshape(-1)
     if not raw_ids and len(idx) and (idx.min() < 0 or idx.max() >= graph.num_users):
         bad = idx[(idx < 0) | (idx >= graph.num_users)][0]
         raise IndexError(f"user index {bad} is out of range: the graph has {graph.num_users} "
@@ -202,6 +219,8 @@ def top_k_frame(graph: RecGraph, seq: list[object], idx: np.ndarray, scores: Ten
     Items the user has in ``graph`` are dropped first when ``exclude_seen``. Columns:
     ``user``, ``rank`` (1 = best), ``item``, ``score``; raw ids when ``raw_ids``.
     """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be an integer >= 1 (items per user), got {k!r}")
     scores = scores.clone()
     if exclude_seen:
         rows = graph.ui[idx]

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from graphrec.data.adjacency import Adjacency
 from graphrec.data.graph import RecGraph
 from graphrec.models.base import EmbeddingRecommender
-from graphrec.models.propagation import lightgcn_propagate, lightgcn_rows
+from graphrec.models.propagation import check_edge_mask, lightgcn_propagate, lightgcn_rows
 from graphrec.nn import DotProductAttentionConv, GATConv, GATv2Conv, LightAttentionConv
 from graphrec.scoring import Scorer
 
@@ -228,6 +228,7 @@ class GATRecommender(EmbeddingRecommender):
         tg = self.torch_graph()
         if edge_mask is None:
             return tg.item_to_user.in_degree().float(), tg.user_to_item.in_degree().float()
+        check_edge_mask(edge_mask, tg.edge_index.size(1))
         mask = edge_mask.to(tg.device)
         return (torch.bincount(tg.edge_index[0][mask], minlength=self.num_users).float(),
                 torch.bincount(tg.edge_index[1][mask], minlength=self.num_items).float())

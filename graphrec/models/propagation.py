@@ -155,6 +155,7 @@ def lightgcn_adjacency(graph: TorchGraph, edge_mask: Tensor | None = None) -> Te
     """
     if edge_mask is None:
         return graph.norm_adj
+    check_edge_mask(edge_mask, graph.edge_index.size(1))
     mask = edge_mask.to(graph.device)
     last = graph.masked_norm_adj
     if last is not None and torch.equal(last[0], mask):
@@ -162,6 +163,20 @@ def lightgcn_adjacency(graph: TorchGraph, edge_mask: Tensor | None = None) -> Te
     adj = _masked_norm_adj(graph, mask)
     graph.masked_norm_adj = (mask.clone(), adj)
     return adj
+
+
+def check_edge_mask(edge_mask: Tensor, num_edges: int) -> None:
+    """Refuse an edge mask that is not one bool per interaction edge.
+
+    An integer mask would silently index edges instead of selecting them, and a mask of
+    the wrong length would hide the wrong edges.
+    """
+    if not isinstance(edge_mask, Tensor) or edge_mask.dtype != torch.bool:
+        kind = edge_mask.dtype if isinstance(edge_mask, Tensor) else type(edge_mask).__name__
+        raise TypeError(f"edge_mask must be a bool tensor (True keeps an edge), got {kind}")
+    if edge_mask.shape != (num_edges,):
+        raise ValueError(f"edge_mask must have shape ({num_edges},), one entry per interaction "
+                         f"edge, got {tuple(edge_mask.shape)}")
 
 
 def _masked_norm_adj(graph: TorchGraph, mask: Tensor) -> Tensor:
@@ -204,6 +219,7 @@ def normalized_adjacency(
     """
     u, i = edge_index[0], edge_index[1]
     if edge_mask is not None:
+        check_edge_mask(edge_mask, u.numel())
         u, i = u[edge_mask], i[edge_mask]
     n = num_users + num_items
     i = i + num_users

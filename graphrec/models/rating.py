@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from graphrec.data.errors import DataError
 from graphrec.data.graph import RecGraph, TorchGraph
 from graphrec.data.interactions import Interactions
-from graphrec.models.base import top_k_frame, user_indices
+from graphrec.models.base import check_indices, top_k_frame, user_indices
 
 RatingSource = Interactions | np.ndarray | Tensor
 
@@ -137,7 +137,14 @@ class RatingModel(nn.Module):
 
     @torch.no_grad()
     def predict(self, users: Tensor, items: Tensor, clip: bool = True) -> Tensor:
-        """Predicted ratings in inference mode, clipped to the training range if ``clip``."""
+        """Predicted ratings in inference mode, clipped to the training range if ``clip``.
+
+        Raises:
+            IndexError: a user or item index outside the graph (a negative index would
+                otherwise silently pick a node from the end).
+        """
+        check_indices(users, self.num_users, "user")
+        check_indices(items, self.num_items, "item")
         was_training = self.training
         self.eval()
         try:
