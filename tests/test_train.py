@@ -116,16 +116,27 @@ def test_bad_config_is_rejected():
         TrainConfig(batch_sampling="items")
 
 
-def test_time_budget_counts_training_time_only(split):
+def test_time_budget_counts_training_time_only(split, monkeypatch):
     import time
 
-    # Each epoch trains for milliseconds; the hook then idles longer than the whole budget.
-    # Were idle time counted, the second epoch would stop at its first batch.
+    # A fake clock, so the test does not depend on the machine's speed: every reading
+    # advances it by a millisecond, and the hook jumps it a minute ahead, as a long idle
+    # wait between epochs would. Were idle time counted, the second epoch would stop at
+    # its first batch.
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 1e-3
+        return now[0]
+
+    def idle(trainer, row) -> None:
+        now[0] += 60.0
+
+    monkeypatch.setattr(time, "perf_counter", clock)
     model = MF(RecGraph(split.train), dim=8)
-    fit = Trainer(model, split.valid, config(epochs=3, max_minutes=0.01),
-                  on_epoch_end=lambda trainer, row: time.sleep(0.8)).fit()
+    fit = Trainer(model, split.valid, config(epochs=3, max_minutes=0.05), on_epoch_end=idle).fit()
     assert fit.stopped == "epochs" and len(fit.history) == 3
-    assert fit.train_seconds < 0.6
+    assert fit.train_seconds < 3
 
 
 def test_learning_rate_decays_per_epoch(split, tmp_path):
