@@ -174,11 +174,8 @@ def test_bad_parameters(bad):
         synthetic(**{**TINY, **bad})
 
 
-def test_a_million_interactions_is_fast():
-    import time
-
-    t = time.perf_counter()
+def test_a_million_interactions_at_the_asked_density():
+    # Its speed (about 1 s per million on a laptop core) is measured by the benchmarks,
+    # not asserted here.
     d = synthetic(num_users=40_000, num_items=20_000, num_communities=40, avg_degree=25)
-    elapsed = time.perf_counter() - t
     assert 0.9e6 <= len(d.interactions) <= 1.1e6
-    assert elapsed < 10  # about 1 s on a laptop core; 20M interactions take about 20 s
