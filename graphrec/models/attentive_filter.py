@@ -62,7 +62,8 @@ class AttentiveFilter(ScoringModel):
             more per step. By default the first hop keeps GF-CF's weights
             (:math:`\tilde R` on the graph without the batch's edges) and an item attends
             over its users.
-        svd_iters, seed: of the truncated SVD.
+        svd_iters: iterations of the truncated SVD.
+        seed: seed of the truncated SVD.
     """
 
     # It starts from GF-CF's solution: the Trainer validates that start as epoch 0 and
