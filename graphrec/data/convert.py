@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from graphrec._optional import require
+
 if TYPE_CHECKING:
     from graphrec.data.graph import RecGraph
 
@@ -32,7 +34,7 @@ INTERACTS = (USER, "interacts", ITEM)
 REV_INTERACTS = (ITEM, "rev_interacts", USER)
 FOLLOWS = (USER, "follows", USER)
 
-# DGL's newest wheel (2.1) is built against torch <= 2.2.1; keep in sync with the README.
+# DGL's newest wheel (2.1) is built against torch <= 2.2.1; keep in sync with docs/concepts/interop.md.
 DGL_MAX_TORCH = "2.2.1"
 
 
@@ -59,7 +61,7 @@ def to_pyg(graph: RecGraph) -> Any:
     edge-id order, ``edge_id`` (``arange(E)``, kept so that it survives PyG's subgraph
     and sampling utilities) and ``edge_weight`` (the edge values of the RecGraph).
     """
-    from torch_geometric.data import HeteroData
+    HeteroData = require("torch_geometric.data", "pyg", "to_pyg()").HeteroData
 
     data = HeteroData()
     data[USER].num_nodes = graph.num_users
@@ -137,7 +139,7 @@ def to_networkx(graph: RecGraph) -> Any:
 
     ``G.graph`` holds ``num_users``, ``num_items`` and ``directed``.
     """
-    import networkx as nx
+    nx = require("networkx", "graph", "to_networkx()")
 
     directed = graph.social is not None
     g = nx.DiGraph() if directed else nx.Graph()

@@ -13,16 +13,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-import networkx as nx
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
+from graphrec._optional import require
 from graphrec.data.graph import RecGraph
 from graphrec.data.interactions import Interactions
 from graphrec.explain.paths import ItemNames, _name, as_attention_graph, lookup
 from graphrec.explain.stats import attention_entropy, attention_vs_degree, bin_by_degree
+
+# This module is imported only by callers who want figures, so matplotlib is imported
+# here once, with an error that names the extra when it is missing.
+plt = require("matplotlib.pyplot", "plots", "graphrec.explain.plots")
+Figure = require("matplotlib.figure", "plots", "graphrec.explain.plots").Figure
 
 _MAX_LABEL = 60
 
@@ -351,6 +354,7 @@ def plot_ego_network(model: Any, user: Any, *, layer: int = 0, head: int = 0, ma
         graph = ag.graph
     nu = graph.num_users
     centre = lookup(graph, "user", user)
+    nx = require("networkx", "graph", "plot_ego_network()")
     g = nx.Graph()
     g.add_node(centre, kind="user", label=f"user {user}")
 
