@@ -5,6 +5,10 @@
     graphrec train --print-config            # every key, documented
     graphrec evaluate --run runs/lightgcn
     graphrec recommend --run runs/lightgcn --users 12 57 --k 10
+    graphrec --version
+
+torch and the rest of graphrec are imported inside the subcommand handlers, so that
+``--help`` and ``--version`` answer at once.
 """
 
 from __future__ import annotations
@@ -13,13 +17,11 @@ import argparse
 import json
 import sys
 
-import torch
-
-from graphrec.config import ConfigError, default_config_yaml, load_config
-from graphrec.data.errors import DataError
+from graphrec import __version__
 
 
 def _train(args: argparse.Namespace) -> int:
+    from graphrec.config import ConfigError, default_config_yaml, load_config
     from graphrec.experiment import run
 
     if args.print_config:
@@ -60,10 +62,15 @@ def _recommend(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = argparse.ArgumentParser(prog="graphrec", description="Graph-based recommendation with attention.")
+    parser.add_argument("--version", action="version", version=f"graphrec {__version__}")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    # Global options are accepted after the subcommand too; SUPPRESS keeps a value given
+    # before it from being reset by the subcommand's default.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--threads", type=int, default=argparse.SUPPRESS, help="CPU threads for torch")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a model from a YAML config and evaluate it")
+    p = sub.add_parser("train", parents=[common], help="train a model from a YAML config and evaluate it")
     p.add_argument("--config", help="YAML config file (default: built-in defaults)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config key, e.g. --set train.epochs=5 (repeatable)")
@@ -71,11 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-config", action="store_true", help="print the documented default config and exit")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a trained run on its test split")
+    p = sub.add_parser("evaluate", parents=[common], help="evaluate a trained run on its test split")
     p.add_argument("--run", required=True, help="run directory written by 'graphrec train'")
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("recommend", help="top-k items for users (raw ids in and out)")
+    p = sub.add_parser("recommend", parents=[common], help="top-k items for users (raw ids in and out)")
     p.add_argument("--run", required=True, help="run directory written by 'graphrec train'")
     p.add_argument("--users", nargs="+", required=True, help="raw user ids")
     p.add_argument("--k", type=int, default=10, help="items per user")
@@ -89,7 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``graphrec`` command."""
     args = build_parser().parse_args(argv)
     if args.threads:
+        import torch
+
         torch.set_num_threads(args.threads)
+    from graphrec.config import ConfigError
+    from graphrec.data.errors import DataError
+
     try:
         return args.func(args)
     except (ConfigError, DataError) as exc:
