@@ -28,11 +28,11 @@ from graphrec.train import TrainConfig, Trainer
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     """Train the three models and return ``{model: {"recall@20", "ndcg@20", "seconds", ...}}``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--users", type=int, default=2000, help="synthetic users (default 2000)")
-    parser.add_argument("--items", type=int, default=1500, help="synthetic items (default 1500)")
-    parser.add_argument("--epochs", type=int, default=30, help="maximum training epochs (default 30)")
-    parser.add_argument("--batch-size", type=int, default=2048, help="training edges per step")
-    parser.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate")
+    parser.add_argument("--users", type=int, default=1500, help="synthetic users (default 1500)")
+    parser.add_argument("--items", type=int, default=1000, help="synthetic items (default 1000)")
+    parser.add_argument("--epochs", type=int, default=15, help="maximum training epochs (default 15)")
+    parser.add_argument("--batch-size", type=int, default=4096, help="training edges per step")
+    parser.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate")
     parser.add_argument("--dim", type=int, default=64, help="embedding size")
     parser.add_argument("--seed", type=int, default=0, help="seed for data, split and training")
     parser.add_argument("--device", default="auto", help="'auto' (CUDA when present), 'cpu', 'cuda'")
