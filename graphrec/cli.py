@@ -5,6 +5,10 @@
     graphrec train --print-config            # every key, documented
     graphrec evaluate --run runs/lightgcn
     graphrec recommend --run runs/lightgcn --users 12 57 --k 10
+    graphrec --version
+
+torch and the rest of graphrec are imported inside the subcommand handlers, so that
+``--help`` and ``--version`` answer at once.
 """
 
 from __future__ import annotations
@@ -15,14 +19,11 @@ import sys
 import warnings
 from typing import NoReturn
 
-import torch
-
-from graphrec.config import ConfigError, default_config_yaml, load_config
-from graphrec.data.errors import DataError
-from graphrec.run_folder import RunError, SourceChangedWarning
+from graphrec import __version__
 
 
 def _train(args: argparse.Namespace) -> int:
+    from graphrec.config import ConfigError, default_config_yaml, load_config
     from graphrec.experiment import run
 
     if args.print_config:
@@ -65,10 +66,15 @@ def _recommend(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = _Parser(prog="graphrec", description="Graph-based recommendation with attention.")
+    parser.add_argument("--version", action="version", version=f"graphrec {__version__}")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    # Global options are accepted after the subcommand too; SUPPRESS keeps a value given
+    # before it from being reset by the subcommand's default.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--threads", type=int, default=argparse.SUPPRESS, help="CPU threads for torch")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("train", help="train a model from a YAML config and evaluate it")
+    p = sub.add_parser("train", parents=[common], help="train a model from a YAML config and evaluate it")
     p.add_argument("--config", help="YAML config file (default: built-in defaults)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config key, e.g. --set train.epochs=5 (repeatable)")
@@ -78,11 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-config", action="store_true", help="print the documented default config and exit")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a trained run on its test split")
+    p = sub.add_parser("evaluate", parents=[common], help="evaluate a trained run on its test split")
     p.add_argument("--run", required=True, help="run directory written by 'graphrec train'")
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("recommend", help="top-k items for users (raw ids in and out)")
+    p = sub.add_parser("recommend", parents=[common], help="top-k items for users (raw ids in and out)")
     p.add_argument("--run", required=True, help="run directory written by 'graphrec train'")
     p.add_argument("--users", nargs="+", required=True, help="raw user ids")
     p.add_argument("--k", type=int, default=10, help="items per user")
@@ -103,13 +109,22 @@ class UsageError(Exception):
     """The command line itself is wrong (unknown option, missing argument)."""
 
 
-# What a user can get wrong: each ends as one line on stderr and exit code 2. Anything
-# else is a bug in graphrec and keeps its traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (UsageError, ConfigError, DataError, RunError,
-                                                 FloatingPointError, OSError)
+def user_errors() -> tuple[type[BaseException], ...]:
+    """What a user can get wrong: each ends as one line on stderr and exit code 2.
+    Anything else is a bug in graphrec and keeps its traceback. (Imported here, not at
+    the top, so that ``--help`` does not load torch.)"""
+    from graphrec.config import ConfigError
+    from graphrec.data.errors import DataError
+    from graphrec.run_folder import RunError
+
+    return (UsageError, ConfigError, DataError, RunError, FloatingPointError, OSError)
 
 
 def _message(exc: BaseException) -> str:
+    from graphrec.config import ConfigError
+    from graphrec.data.errors import DataError
+    from graphrec.run_folder import RunError
+
     if isinstance(exc, OSError) and not isinstance(exc, (ConfigError, DataError, RunError)):
         where = f"{exc.filename}: " if exc.filename else ""
         return f"{where}{exc.strerror or exc}"
@@ -124,12 +139,16 @@ def main(argv: list[str] | None = None) -> int:
     reported as one line ``graphrec: error: ...`` on stderr; warnings about the data
     (a changed source file) are lines ``graphrec: warning: ...``.
     """
+    from graphrec.run_folder import SourceChangedWarning
+
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SourceChangedWarning)
             return _dispatch(argv)
-    except USER_ERRORS as exc:
+    except Exception as exc:
+        if not isinstance(exc, user_errors()):
+            raise
         print(f"graphrec: error: {_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -149,6 +168,8 @@ def _dispatch(argv: list[str] | None) -> int:
     if args.threads is not None and args.threads < 1:
         raise UsageError(f"--threads: expected a number >= 1, got {args.threads}")
     if args.threads:
+        import torch
+
         torch.set_num_threads(args.threads)
     return args.func(args)
 

@@ -207,7 +207,8 @@ class Evaluator:
             score_users: ``users [B] (int64) -> scores [B, num_items]``; called on batches
                 of users whose size follows from the memory budget. Scores may be
                 overwritten in place.
-            num_users, num_items: the shape of the user × item space.
+            num_users: rows of the user × item space.
+            num_items: columns of the user × item space.
             target: held-out interactions (or a user × item sparse matrix).
             per_user: also return the per-user frame (see :meth:`evaluate_embeddings`).
             device: where the user indices are handed to ``score_users``.

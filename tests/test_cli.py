@@ -51,3 +51,39 @@ def test_graphrec_rating_run_round_trip_with_social_edges(tmp_path, capsys):
 def test_social_models_without_social_edges_are_refused(capsys):
     assert main(["train", *TINY, "--set", "model.name=social_gat", "--out", "x"]) == 2
     assert "needs social edges" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    import graphrec
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"graphrec {graphrec.__version__}"
+
+
+def test_help_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom graphrec.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("False")
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_threads_is_accepted_before_or_after_the_subcommand(before, capsys):
+    import torch
+
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        args = ["train", "--print-config"]
+        args = ["--threads", "1", *args] if before else [*args, "--threads", "1"]
+        assert main(args) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)

@@ -57,3 +57,15 @@ def test_closed_form_example_chooses_on_validation(capsys):
         assert 0.0 < r["recall@20"] < 1.0
     assert results["gfcf"]["chosen"]["ideal_weight"] in (0.1, 0.3, 0.6)
     assert "| gfcf |" in capsys.readouterr().out
+
+
+def test_quickstart_trains_the_three_models_and_prints_one_table(capsys):
+    results = load(EXAMPLES[[p.stem for p in EXAMPLES].index("quickstart")]).main(
+        ["--users", "150", "--items", "100", "--epochs", "2", "--dim", "8", "--threads", "1",
+         "--quiet"])
+    assert list(results) == ["MF-BPR", "LightGCN", "GAT (attention)"]
+    for r in results.values():
+        assert 0.0 < r["recall@20"] <= 1.0 and 0.0 < r["ndcg@20"] <= 1.0 and r["seconds"] > 0
+    table = capsys.readouterr().out.split("model ")[-1].splitlines()
+    assert table[0].split() == ["Recall@20", "NDCG@20", "seconds"]
+    assert [line.split()[0] for line in table[1:4]] == ["MF-BPR", "LightGCN", "GAT"]

@@ -9,7 +9,8 @@ Relations, with the same names in every library:
 
 * ``("user", "interacts", "item")``: one edge per interaction, in edge-id order.
 * ``("item", "rev_interacts", "user")``: the same interactions reversed, also in
-  edge-id order (edge ``e`` of both relations is interaction ``e``).
+  edge-id order (edge ``e`` of both relations is interaction ``e``). :func:`to_pyg`
+  leaves it to PyG's ``ToUndirected()``, which adds it under this name, unless asked.
 * ``("user", "follows", "user")``: social edges ``src → dst``, only when the graph has
   a social part.
 
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from graphrec._optional import require
+
 if TYPE_CHECKING:
     from graphrec.data.graph import RecGraph
 
@@ -32,7 +35,7 @@ INTERACTS = (USER, "interacts", ITEM)
 REV_INTERACTS = (ITEM, "rev_interacts", USER)
 FOLLOWS = (USER, "follows", USER)
 
-# DGL's newest wheel (2.1) is built against torch <= 2.2.1; keep in sync with the README.
+# DGL's newest wheel (2.1) is built against torch <= 2.2.1; keep in sync with docs/concepts/interop.md.
 DGL_MAX_TORCH = "2.2.1"
 
 
@@ -51,20 +54,33 @@ def _edge_tensors(graph: RecGraph) -> dict[tuple[str, str, str], tuple[Any, Any,
     return relations
 
 
-def to_pyg(graph: RecGraph) -> Any:
+def to_pyg(graph: RecGraph, reverse: bool = False) -> Any:
     """A :class:`torch_geometric.data.HeteroData` of ``graph``.
 
     Node types ``user`` and ``item`` have ``num_nodes`` set (isolated nodes included).
     Each edge type (see the module docstring) has ``edge_index`` of shape ``(2, E)`` in
     edge-id order, ``edge_id`` (``arange(E)``, kept so that it survives PyG's subgraph
     and sampling utilities) and ``edge_weight`` (the edge values of the RecGraph).
+
+    Args:
+        graph: the graph to convert.
+        reverse: also add ``("item", "rev_interacts", "user")``. By default only the
+            forward relations are stored, as PyG's datasets do, so that
+            ``torch_geometric.transforms.ToUndirected()`` adds that same reverse type
+            (with ``edge_id`` and ``edge_weight``) instead of a ``rev_rev_interacts``
+            one built from an existing reverse.
+
+    Returns:
+        The ``HeteroData``.
     """
-    from torch_geometric.data import HeteroData
+    HeteroData = require("torch_geometric.data", "pyg", "to_pyg()").HeteroData
 
     data = HeteroData()
     data[USER].num_nodes = graph.num_users
     data[ITEM].num_nodes = graph.num_items
     for relation, (src, dst, weight) in _edge_tensors(graph).items():
+        if relation == REV_INTERACTS and not reverse:
+            continue
         store = data[relation]
         store.edge_index = torch.stack([src, dst])
         store.edge_id = torch.arange(src.numel(), dtype=torch.long)
@@ -137,7 +153,7 @@ def to_networkx(graph: RecGraph) -> Any:
 
     ``G.graph`` holds ``num_users``, ``num_items`` and ``directed``.
     """
-    import networkx as nx
+    nx = require("networkx", "graph", "to_networkx()")
 
     directed = graph.social is not None
     g = nx.DiGraph() if directed else nx.Graph()

@@ -126,8 +126,8 @@ def k_core(
 
     Args:
         interactions: the log to filter.
-        user_k, item_k: minimum interactions per user and per item (``<= 1`` means no
-            constraint on that side).
+        user_k: minimum interactions per user (``<= 1`` means no constraint).
+        item_k: minimum interactions per item (``<= 1`` means no constraint).
         compact: re-index users and items so the id maps hold only the survivors
             (see :func:`compact_maps`); otherwise the original maps are kept and removed
             users/items just have no rows.

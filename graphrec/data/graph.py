@@ -252,11 +252,11 @@ class RecGraph:
         )
 
     # ------------------------------------------------------------------ other libraries
-    def to_pyg(self) -> Any:
+    def to_pyg(self, reverse: bool = False) -> Any:
         """A PyG ``HeteroData`` (see :func:`graphrec.data.convert.to_pyg`)."""
         from graphrec.data.convert import to_pyg
 
-        return to_pyg(self)
+        return to_pyg(self, reverse=reverse)
 
     def to_dgl(self) -> Any:
         """A DGL heterograph (see :func:`graphrec.data.convert.to_dgl`)."""

@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from graphrec._optional import require
 from graphrec.data.adjacency import Adjacency
 from graphrec.data.convert import FOLLOWS, INTERACTS, ITEM, REV_INTERACTS, USER
 from graphrec.data.errors import DataError, quote
@@ -389,7 +390,7 @@ class HeteroGraph:
     # ------------------------------------------------------------------ other libraries
     def to_pyg(self) -> Any:
         """A PyG ``HeteroData`` with ``num_nodes``, ``x``, ``edge_index``, ``edge_weight``."""
-        from torch_geometric.data import HeteroData
+        HeteroData = require("torch_geometric.data", "pyg", "HeteroGraph.to_pyg()").HeteroData
 
         data = HeteroData()
         for node_type, n in self.num_nodes.items():

@@ -117,7 +117,8 @@ class SocialEdges:
         """Edges from user-index arrays, with self-loops and duplicates dropped.
 
         Args:
-            src, dst: user indices (already mapped).
+            src: source user indices (already mapped).
+            dst: destination user indices (already mapped).
             num_users: size of the user map (default: largest index + 1).
             weight: optional per-edge weights.
             symmetrize: add the reverse of every edge that lacks one.

@@ -279,7 +279,8 @@ def temporal_split(
 
     Args:
         inter: interactions with timestamps and at most one row per (user, item).
-        ratios, cold_start: as for :func:`random_split`.
+        ratios: as for :func:`random_split`.
+        cold_start: as for :func:`random_split`.
 
     Raises:
         DataError: no timestamps, or repeated (user, item) pairs.

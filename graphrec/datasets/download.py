@@ -90,8 +90,10 @@ def download_movielens_small(
 
     Args:
         root: the data folder (the loaders' ``root``).
-        url, sha256, expected: where to fetch from and what to check (the defaults are
-            the public release; other values are for mirrors and tests).
+        url: where to fetch from (the default is the public release; other values
+            are for mirrors and tests).
+        sha256: the archive's expected checksum.
+        expected: file name → (line count, sha256) of the unpacked files.
 
     Returns:
         The ``movielens-small`` folder.

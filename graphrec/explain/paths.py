@@ -352,7 +352,8 @@ def explain_recommendation(model: Any, user: Any, item: Any, *, top_k: int = 5,
         model: a graph model (``model.attention()``, or LightGCN's fixed weights), or an
             :class:`AttentionGraph` (e.g. built from :func:`~graphrec.explain.fixed_attention`
             to compare with LightGCN's weights).
-        user, item: raw ids (typically a user and an item recommended to them).
+        user: raw user id.
+        item: raw item id (typically one recommended to ``user``).
         top_k: paths per (side, hops, head).
         item_names: raw item id → display name (a dict or a Series such as
             :func:`item_labels` gives), used in ``source_name`` and ``path``.

@@ -13,18 +13,22 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-import networkx as nx
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
+from graphrec._optional import require
 from graphrec.data.graph import RecGraph
 from graphrec.data.interactions import Interactions
 from graphrec.explain.paths import ItemNames, _name, as_attention_graph, lookup
 from graphrec.explain.stats import attention_entropy, attention_vs_degree, bin_by_degree
 
+# This module is imported only by callers who want figures, so matplotlib is imported
+# here once, with an error that names the extra when it is missing.
+plt = require("matplotlib.pyplot", "plots", "graphrec.explain.plots")
+Figure = require("matplotlib.figure", "plots", "graphrec.explain.plots").Figure
+
 _MAX_LABEL = 60
+_HEATMAP_SPAN = 1000.0  # the heatmap's colour range: 1/1000 to 1000 times uniform
 
 
 def _short(text: str, limit: int = _MAX_LABEL) -> str:
@@ -146,6 +150,26 @@ def _history_frame(log: Any) -> pd.DataFrame:
                     f"directory, metrics.csv/.json, a DataFrame, a list of dicts or a TrainResult")
 
 
+def _lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of ``metric`` is better (losses and errors)."""
+    name = metric.removeprefix("valid_").split("@")[0]
+    return name in ("loss", "rmse", "mae", "mse")
+
+
+def _metric_label(metric: str) -> str:
+    """An axis label for a metric column: ``valid_recall@20`` → ``validation Recall@20``."""
+    if metric == "loss":
+        return "training loss"
+    if metric == "epoch_seconds":
+        return "seconds per epoch"
+    name = metric.removeprefix("valid_")
+    base, _, k = name.partition("@")
+    pretty = {"recall": "Recall", "ndcg": "NDCG", "precision": "Precision", "hit": "Hit rate",
+              "mrr": "MRR", "rmse": "RMSE", "mae": "MAE"}.get(base, base)
+    label = f"{pretty}@{k}" if k else pretty
+    return f"validation {label}" if metric.startswith("valid_") else label
+
+
 def plot_learning_curves(logs: Any, metrics: Sequence[str] = ("loss", "valid_recall@20"),
                          title: str | None = None) -> Figure:
     """Per-epoch curves of one or several training runs, one panel per metric.
@@ -156,6 +180,9 @@ def plot_learning_curves(logs: Any, metrics: Sequence[str] = ("loss", "valid_rec
             files, a DataFrame, a list of dicts (``TrainResult.history``) or a
             ``TrainResult``.
         metrics: columns to plot (``loss``, ``epoch_seconds``, ``valid_recall@20`` …).
+
+    Validation panels mark each run's best epoch with a star (highest value; lowest for
+    errors such as ``valid_rmse``), as early stopping chooses it.
 
     Returns:
         A figure with one axis per metric and one line per run that has that metric.
@@ -179,13 +206,20 @@ def plot_learning_curves(logs: Any, metrics: Sequence[str] = ("loss", "valid_rec
                 continue
             # Validation columns are empty on epochs without validation (eval_every > 1).
             rows = frame[frame[metric].notna()]
-            x = rows["epoch"] if "epoch" in rows.columns else np.arange(1, len(rows) + 1)
-            ax.plot(x, rows[metric], marker="o", markersize=3, label=name)
+            x = np.asarray(rows["epoch"] if "epoch" in rows.columns else np.arange(1, len(rows) + 1))
+            y = rows[metric].to_numpy(dtype=float)
+            (line,) = ax.plot(x, y, marker="o", markersize=3, label=name)
+            if metric.startswith("valid_") and len(y):
+                best = int(np.argmin(y) if _lower_is_better(metric) else np.argmax(y))
+                ax.plot(x[best], y[best], marker="*", markersize=13, color=line.get_color(),
+                        markeredgecolor="black", linestyle="none",
+                        label=f"{name}: best epoch {x[best]:g} ({y[best]:.4g})")
         ax.set_xlabel("epoch")
+        ax.set_ylabel(_metric_label(metric))
         ax.set_title(metric)
         ax.grid(alpha=0.3)
-    if len(frames) > 1:
-        axes[0][-1].legend()
+        if len(frames) > 1 or metric.startswith("valid_"):
+            ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     return fig
@@ -197,7 +231,10 @@ def plot_attention_heatmap(model: Any, user: Any, *, item_names: ItemNames | Non
     """Heatmap of the attention a user pays to each of their items, per layer and head.
 
     Rows are the user's items (the ``max_items`` with the highest mean attention),
-    columns ``(layer, head)``. Under uniform attention every cell would be ``1/d_u``.
+    columns ``(layer, head)``. Each cell is the weight relative to uniform attention,
+    ``weight × d_u`` (1 = uniform), on a logarithmic colour scale centred on 1: attention
+    spans orders of magnitude, and a linear scale would show only the largest cell.
+    Cells are annotated with the ratio when the table is small enough to read.
 
     Args:
         model: a graph model or an :class:`~graphrec.explain.paths.AttentionGraph`.
@@ -206,8 +243,11 @@ def plot_attention_heatmap(model: Any, user: Any, *, item_names: ItemNames | Non
 
     Returns:
         A figure with the heatmap axis and a colour bar; the image has
-        ``min(d_u, max_items)`` rows and ``layers × heads`` columns.
+        ``min(d_u, max_items)`` rows and ``layers × heads`` columns and holds the
+        ratios to uniform.
     """
+    from matplotlib.colors import LogNorm
+
     ag = as_attention_graph(model)
     nb = ag.neighbors("user", user, item_names=item_names)
     nb = nb[nb["relation"] == "item_to_user"]
@@ -220,15 +260,31 @@ def plot_attention_heatmap(model: Any, user: Any, *, item_names: ItemNames | Non
     table = nb.pivot_table(index="neighbor", columns="column", values="weight", sort=False)
     table = table.loc[table.mean(axis=1).sort_values(ascending=False).index[:max_items]]
     degree = int(ag.degree[ag.node("user", user)])
+    ratio = table.to_numpy(dtype=float) * degree
+    # A symmetric log range around 1 keeps "twice uniform" and "half uniform" equally far
+    # from the neutral colour. It is capped at 1000× either way: sharp attention drives
+    # some weights to 1e-10, which would squeeze every other cell into the neutral band.
+    # Cells beyond the cap (and zero weights of masked edges) take the end colours.
+    positive = ratio[ratio > 0]
+    span = (max(float(positive.max()), 1.0 / float(positive.min()), 2.0)
+            if positive.size else 2.0)
+    span = min(span, _HEATMAP_SPAN)
     fig, ax = plt.subplots(layout="constrained",
-                           figsize=(5 + 0.5 * table.shape[1], 1.8 + 0.28 * table.shape[0]))
-    image = ax.imshow(table.to_numpy(), aspect="auto", cmap="viridis")
+                           figsize=(5 + 0.6 * table.shape[1], 1.8 + 0.28 * table.shape[0]))
+    image = ax.imshow(np.clip(ratio, 1.0 / span, span), aspect="auto", cmap="RdBu_r",
+                      norm=LogNorm(vmin=1.0 / span, vmax=span))
+    if ratio.size <= 200:
+        for (r, c), value in np.ndenumerate(ratio):
+            dark = abs(np.log(max(value, 1e-12))) > 0.6 * np.log(span)
+            ax.text(c, r, f"{value:.2g}", ha="center", va="center", fontsize=7,
+                    color="white" if dark else "black")
     ax.set_xticks(range(table.shape[1]), [c.replace(" ", "\n") for c in table.columns])
     ax.set_yticks(range(table.shape[0]), [labels[i] for i in table.index])
     ax.set_xlabel("layer, head")
-    ax.set_title(title or f"Attention of user {user} over their items\n"
-                          f"(uniform: 1/{degree} = {1 / degree:.4f})", fontsize=10)
-    fig.colorbar(image, ax=ax, label="attention weight", aspect=40)
+    ax.set_title(title or f"Attention of user {user} over their {degree} items,\n"
+                          f"relative to uniform (1/{degree})", fontsize=10)
+    fig.colorbar(image, ax=ax, label="attention × degree (1 = uniform; log scale)", aspect=40,
+                 extend="both" if span == _HEATMAP_SPAN else "neither")
     return fig
 
 
@@ -331,7 +387,7 @@ def plot_attention_entropy(model: Any, relation: str = "item_to_user", bins: int
 def plot_ego_network(model: Any, user: Any, *, layer: int = 0, head: int = 0, max_items: int = 8,
                      max_users: int = 3, item_names: ItemNames | None = None,
                      title: str | None = None) -> Figure:
-    """A user's two-hop ego network, drawn with networkx; edge width ∝ attention.
+    """A user's two-hop ego network; edge width ∝ attention.
 
     The user sits in the centre, ``max_items`` of their items around it and, for each
     item, ``max_users`` other users who interacted with it on the outer ring. With a
@@ -351,8 +407,8 @@ def plot_ego_network(model: Any, user: Any, *, layer: int = 0, head: int = 0, ma
         graph = ag.graph
     nu = graph.num_users
     centre = lookup(graph, "user", user)
-    g = nx.Graph()
-    g.add_node(centre, kind="user", label=f"user {user}")
+    labels: dict[int, str] = {centre: f"user {user}"}
+    edges: list[tuple[int, int, float]] = []  # (source, destination, weight), joint ids
 
     def weighted(node: int, candidates: np.ndarray, degree: np.ndarray) -> list[tuple[int, float]]:
         """(neighbour, weight) pairs into ``node`` (joint ids), heaviest first."""
@@ -367,38 +423,80 @@ def plot_ego_network(model: Any, user: Any, *, layer: int = 0, head: int = 0, ma
     joint_degree = np.concatenate([graph.user_degree(), graph.item_degree()])
     items = graph.ui.indices[graph.ui.indptr[centre]:graph.ui.indptr[centre + 1]] + nu
     kept_items = [(i, w) for i, w in weighted(centre, items, joint_degree) if i >= nu][:max_items]
+    outer_of: dict[int, list[int]] = {}  # item → its outer users, in drawing order
     for item, w in kept_items:
         raw = graph.item_map.raw[item - nu]
         name = _name(raw, item_names)
-        g.add_node(item, kind="item", label=_short(str(name), 24) if name else f"item {raw}")
-        g.add_edge(item, centre, weight=w)
+        labels[item] = _short(str(name), 24) if name else f"item {raw}"
+        edges.append((item, centre, w))
         i = item - nu
         users = graph.iu.indices[graph.iu.indptr[i]:graph.iu.indptr[i + 1]]
         others = [(u, wu) for u, wu in weighted(item, users, joint_degree)
                   if u != centre and u < nu][:max_users]
+        outer_of[item] = []
         for u, wu in others:
-            g.add_node(u, kind="user", label=f"user {graph.user_map.raw[u]}")
-            g.add_edge(u, item, weight=wu)
+            if u not in labels:
+                labels[u] = f"user {graph.user_map.raw[u]}"
+                outer_of[item].append(u)
+            edges.append((u, item, wu))
 
-    outer = [n for n in g if g.nodes[n]["kind"] == "user" and n != centre]
-    pos = nx.shell_layout(g, [[centre], [i for i, _ in kept_items], outer] if outer
-                          else [[centre], [i for i, _ in kept_items]])
+    # Radial layout: items evenly on an inner ring, each item's other users on the outer
+    # ring next to it, so most edges are short and do not cross the drawing.
+    pos: dict[int, np.ndarray] = {centre: np.zeros(2)}
+    n_items = max(len(kept_items), 1)
+    for k, (item, _) in enumerate(kept_items):
+        angle = 2 * np.pi * k / n_items + np.pi / 2
+        pos[item] = np.array([np.cos(angle), np.sin(angle)])
+        spread = min(2 * np.pi / n_items, np.pi / 2) * 0.8
+        outer = outer_of[item]
+        for j, u in enumerate(outer):
+            a = angle + (j - (len(outer) - 1) / 2) * spread / max(len(outer), 1)
+            pos[u] = 2.0 * np.array([np.cos(a), np.sin(a)])
+
     # Inner (into the user) and outer (into an item) weights are normalised over
     # different neighbourhoods, so each ring is scaled by its own maximum.
-    inner = np.array([centre in e for e in g.edges])
-    weights = np.array([g.edges[e]["weight"] for e in g.edges], dtype=np.float64)
+    weights = np.array([w for _, _, w in edges], dtype=np.float64)
+    inner = np.array([dst == centre for _, dst, _ in edges], dtype=bool)
     widths = np.ones_like(weights)
     for ring in (inner, ~inner):
         if ring.any() and weights[ring].max() > 0:
             widths[ring] = 0.5 + 4.5 * weights[ring] / weights[ring].max()
-    fig, ax = plt.subplots(layout="constrained", figsize=(7, 7))
-    nx.draw_networkx_edges(g, pos, ax=ax, width=widths, alpha=0.6)
-    colors = ["tab:red" if n == centre else "tab:orange" if g.nodes[n]["kind"] == "user"
-              else "tab:blue" for n in g]
-    nx.draw_networkx_nodes(g, pos, ax=ax, node_color=colors, node_size=220)
-    nx.draw_networkx_labels(g, pos, labels={n: g.nodes[n]["label"] for n in g}, ax=ax, font_size=7)
+
+    fig, ax = plt.subplots(layout="constrained", figsize=(8, 8))
+    for (src, dst, _), width, is_inner in zip(edges, widths, inner):
+        (x0, y0), (x1, y1) = pos[src], pos[dst]
+        ax.plot([x0, x1], [y0, y1], color="tab:purple" if is_inner else "0.45",
+                linewidth=width, alpha=0.55, solid_capstyle="round", zorder=1)
+    kinds = {"this user": ([centre], "tab:red", 260),
+             "their items": ([i for i, _ in kept_items], "tab:blue", 200),
+             "other users of those items": ([n for n in labels if n < nu and n != centre],
+                                            "tab:orange", 120)}
+    for label, (nodes, colour, size) in kinds.items():
+        if nodes:
+            xy = np.array([pos[n] for n in nodes])
+            ax.scatter(xy[:, 0], xy[:, 1], s=size, color=colour, edgecolors="white",
+                       linewidths=1.0, zorder=2, label=label)
+    for n, text in labels.items():
+        # Labels sit just outside their node, away from the centre, on a white box, so
+        # edges pass beneath them instead of through them.
+        x, y = pos[n]
+        r = float(np.hypot(x, y))
+        dx, dy = (x / r, y / r) if r > 0 else (0.0, -1.0)
+        ax.annotate(text, (x, y), xytext=(12 * dx, 12 * dy), textcoords="offset points",
+                    ha="left" if dx > 0.3 else "right" if dx < -0.3 else "center",
+                    va="bottom" if dy > 0.3 else "top" if dy < -0.3 else "center",
+                    fontsize=8, zorder=3,
+                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none",
+                          "alpha": 0.85})
+    if ag is not None:
+        ax.plot([], [], color="tab:purple", linewidth=3, label="item → user attention (width)")
+        ax.plot([], [], color="0.45", linewidth=3, label="user → item attention (width)")
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.01), ncol=2, fontsize=8, frameon=False)
     what = f"attention, layer {layer}, head {head}" if ag is not None else "no attention"
     ax.set_title(title or f"Ego network of user {user} ({what})")
+    ax.set_xlim(-2.9, 2.9)
+    ax.set_ylim(-2.6, 2.6)
+    ax.set_aspect("equal")
     ax.set_axis_off()
     return fig
 

@@ -84,7 +84,8 @@ class AttentiveFilter(ScoringModel):
             over its users.
         degree_power: :math:`\gamma` of the degree normalisation above; ``None`` (default)
             keeps GF-CF's (none on the linear part, :math:`\tfrac12` on the ideal part).
-        svd_iters, seed: of the truncated SVD.
+        svd_iters: iterations of the truncated SVD.
+        seed: seed of the truncated SVD (and of the sample that sets the training scale).
     """
 
     # It starts from GF-CF's solution: the Trainer validates that start as epoch 0 and

@@ -97,8 +97,10 @@ class GATRecommender(EmbeddingRecommender):
         layer: ``"light"``, ``"gat"``, ``"gatv2"``, ``"dot"`` or a factory
             ``(dim, heads) -> module`` (see :func:`attention_layer`).
         attention: light layers: learn :math:`\beta` (``False``: LightGCN/LightGCN++).
-        dst_power, src_power: light layers: the normalisation exponents :math:`a, b`
-            (LightGCN: ½, ½).
+        dst_power: light layers: the destination's normalisation exponent :math:`a`
+            (LightGCN: ½).
+        src_power: light layers: the source's normalisation exponent :math:`b`
+            (LightGCN: ½).
         learn_powers: light layers: learn the exponents (LightGCN++ with learned
             normalisation), per layer and direction.
         normalize: light layers: unit-length inputs to every layer (LightGCN++).

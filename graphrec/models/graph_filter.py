@@ -132,7 +132,8 @@ class IdealLowPassFilter(GFCF):
     Args:
         graph: the training graph.
         rank: :math:`k`.
-        svd_iters, seed: as in :class:`GFCF`.
+        svd_iters: as in :class:`GFCF`.
+        seed: as in :class:`GFCF`.
     """
 
     def __init__(self, graph: RecGraph, rank: int = 256, svd_iters: int = 6, seed: int = 0) -> None:

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from graphrec.data.adjacency import Adjacency
+
 
 def glorot_(t: Tensor) -> Tensor:
     """Glorot-uniform init over the last two dims (as for a ``(1, H, C)`` attention vector)."""
@@ -80,3 +82,55 @@ class AttentionConv(nn.Module):
     def __repr__(self) -> str:
         return (f"{self.__class__.__name__}({self.in_channels}, {self.out_channels}, "
                 f"heads={self.heads})")
+
+
+# ------------------------------------------------------------------ PyG call conventions
+def resolve_graph(graph: Adjacency | Tensor | None, edge_index: Tensor | None) -> Adjacency | Tensor:
+    """The graph of a call, given positionally or as PyG's ``edge_index=`` keyword."""
+    if edge_index is not None:
+        if graph is not None:
+            raise TypeError("give the graph once: positionally or as edge_index=, not both")
+        return edge_index
+    if graph is None:
+        raise TypeError("missing the graph: pass an Adjacency or an edge_index (also as edge_index=)")
+    return graph
+
+
+def resolve_num_dst(graph: Adjacency | Tensor, x_dst: Tensor | None,
+                    size: tuple[int | None, int | None] | None) -> int:
+    """Number of destination nodes: from ``size``, the ``Adjacency``, or ``x_dst``.
+
+    A bare ``edge_index`` does not know about destinations without edges, so a bipartite
+    call without destination features must say how many there are (``size=``, as in PyG)
+    rather than have them silently dropped.
+    """
+    if size is not None and size[1] is not None:
+        return int(size[1])
+    if isinstance(graph, Adjacency):
+        return graph.num_dst
+    if x_dst is not None:
+        return x_dst.size(0)
+    raise ValueError("a bipartite call with x_dst=None on an edge_index needs size=(num_src, num_dst) "
+                     "(or an Adjacency): destinations without edges cannot be inferred")
+
+
+def wants_attention(return_attention: bool, return_attention_weights: bool | None) -> bool:
+    """Whether to return attention, under graphrec's or PyG's keyword."""
+    return bool(return_attention or return_attention_weights)
+
+
+def pyg_attention(graph: Adjacency | Tensor, alpha: Tensor) -> tuple[Tensor, Tensor]:
+    """``(edge_index, alpha)`` as PyG's ``return_attention_weights=True`` returns them.
+
+    ``alpha`` is in the caller's edge-id order; rows past the graph's edges are the
+    self-loops a layer added, node ``i``'s loop at row ``E + i``.
+    """
+    if isinstance(graph, Adjacency):
+        edge_index = graph.to_edge_order(graph.edge_index().t()).t()
+    else:
+        edge_index = graph
+    loops = alpha.size(0) - edge_index.size(1)
+    if loops > 0:
+        nodes = torch.arange(loops, device=edge_index.device, dtype=edge_index.dtype)
+        edge_index = torch.cat([edge_index, torch.stack([nodes, nodes])], dim=1)
+    return edge_index, alpha

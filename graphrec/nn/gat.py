@@ -2,13 +2,21 @@ r"""Graph attention layer (GAT, Veličković et al., 2018) on sparse, maskable g
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphrec.data.adjacency import Adjacency
 from graphrec.nn.additive_attention import additive_attention
-from graphrec.nn.conv_base import AttentionConv, glorot_
+from graphrec.nn.conv_base import (
+    AttentionConv,
+    glorot_,
+    pyg_attention,
+    resolve_graph,
+    resolve_num_dst,
+)
 from graphrec.nn.graph_input import FillValue, prepare_graph
 
 __all__ = ["GATConv"]
@@ -112,11 +120,15 @@ class GATConv(AttentionConv):
     def forward(
         self,
         x: Tensor | tuple[Tensor, Tensor | None],
-        graph: Adjacency | Tensor,
+        graph: Adjacency | Tensor | None = None,
         edge_attr: Tensor | None = None,
         edge_mask: Tensor | None = None,
         return_attention: bool = False,
-    ) -> Tensor | tuple[Tensor, Tensor]:
+        *,
+        edge_index: Tensor | None = None,
+        size: tuple[int | None, int | None] | None = None,
+        return_attention_weights: bool | None = None,
+    ) -> Tensor | tuple[Tensor, Any]:
         r"""Apply the layer.
 
         Args:
@@ -129,6 +141,11 @@ class GATConv(AttentionConv):
             edge_mask: bool ``(E,)`` in edge-id order; ``False`` removes the edge from
                 softmax and aggregation (no graph rebuild).
             return_attention: also return the attention weights.
+            edge_index: PyG's name for ``graph``, as a keyword.
+            size: ``(num_src, num_dst)``, as in PyG; needed for a bipartite call on an
+                ``edge_index`` without ``x_dst``, so destinations without edges are kept.
+            return_attention_weights: PyG's keyword: also return
+                ``(edge_index, alpha)``, the edges (self-loops appended) and their weights.
 
         Returns:
             ``(num_dst, H·C)`` (concat) or ``(num_dst, C)``; with ``return_attention``
@@ -136,15 +153,11 @@ class GATConv(AttentionConv):
             self-loops, row ``E + i`` being node ``i``'s loop. Masked (and replaced
             self-loop) edges get 0. ``alpha`` is taken before attention dropout.
         """
+        graph = resolve_graph(graph, edge_index)
         heads, channels = self.heads, self.out_channels
         x_src_in, x_dst_in = (x, x) if isinstance(x, Tensor) else x
         num_src = x_src_in.size(0)
-        if x_dst_in is not None:
-            num_dst = x_dst_in.size(0)
-        elif isinstance(graph, Adjacency):
-            num_dst = graph.num_dst
-        else:
-            num_dst = int(graph[1].max()) + 1 if graph.numel() else 0
+        num_dst = resolve_num_dst(graph, x_dst_in, size)
 
         lin_src = self.lin if self.lin is not None else self.lin_src
         lin_dst = self.lin if self.lin is not None else self.lin_dst
@@ -170,6 +183,8 @@ class GATConv(AttentionConv):
                                         g.mask, self.dropout if self.training else 0.0)
 
         out = self.add_residual_and_bias(self.combine_heads(out), x_dst_in)
+        if return_attention_weights:
+            return out, pyg_attention(graph, g.to_caller_order(alpha))
         if return_attention:
             return out, g.to_caller_order(alpha)
         return out

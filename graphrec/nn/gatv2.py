@@ -2,11 +2,13 @@ r"""Dynamic graph attention layer (GATv2, Brody et al., 2022) on sparse, maskabl
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from graphrec.data.adjacency import Adjacency
-from graphrec.nn.conv_base import AttentionConv, glorot_
+from graphrec.nn.conv_base import AttentionConv, glorot_, pyg_attention, resolve_graph
 from graphrec.nn.gatv2_score import gatv2_scores
 from graphrec.nn.graph_input import FillValue, prepare_graph
 from graphrec.nn.softmax import edge_softmax
@@ -98,11 +100,14 @@ class GATv2Conv(AttentionConv):
     def forward(
         self,
         x: Tensor | tuple[Tensor, Tensor],
-        graph: Adjacency | Tensor,
+        graph: Adjacency | Tensor | None = None,
         edge_attr: Tensor | None = None,
         edge_mask: Tensor | None = None,
         return_attention: bool = False,
-    ) -> Tensor | tuple[Tensor, Tensor]:
+        *,
+        edge_index: Tensor | None = None,
+        return_attention_weights: bool | None = None,
+    ) -> Tensor | tuple[Tensor, Any]:
         r"""Apply the layer.
 
         Args:
@@ -112,11 +117,15 @@ class GATv2Conv(AttentionConv):
             edge_attr: ``(E, edge_dim)`` (or ``(E,)``) edge features in edge-id order.
             edge_mask: bool ``(E,)`` in edge-id order; ``False`` removes the edge.
             return_attention: also return the attention weights.
+            edge_index: PyG's name for ``graph``, as a keyword.
+            return_attention_weights: PyG's keyword: also return
+                ``(edge_index, alpha)``, the edges (self-loops appended) and their weights.
 
         Returns:
             Like :meth:`GATConv.forward`: output ``(num_dst, H·C)`` or ``(num_dst, C)``
             and optionally ``alpha`` ``(E, H)`` (``(E + n, H)`` with self-loops).
         """
+        graph = resolve_graph(graph, edge_index)
         heads, channels = self.heads, self.out_channels
         x_src_in, x_dst_in = (x, x) if isinstance(x, Tensor) else x
         if x_dst_in is None:
@@ -140,6 +149,8 @@ class GATv2Conv(AttentionConv):
         alpha = edge_softmax(scores, g.adj, g.mask)
         out = spmm(g.adj, self.attention_dropout(alpha), x_src)
         out = self.add_residual_and_bias(self.combine_heads(out), x_dst_in)
+        if return_attention_weights:
+            return out, pyg_attention(graph, g.to_caller_order(alpha))
         if return_attention:
             return out, g.to_caller_order(alpha)
         return out

@@ -117,7 +117,8 @@ def prepare_graph(
 
     Args:
         graph: ``Adjacency`` or ``(2, E)`` edge_index of the caller's edges.
-        num_src, num_dst: node counts of the feature matrices.
+        num_src: node count of the source feature matrix.
+        num_dst: node count of the destination feature matrix.
         add_self_loops: replace existing self-loops by one loop per node
             ``i < min(num_src, num_dst)``; loops are never masked.
         edge_mask: optional bool ``(E,)`` in caller edge-id order; ``False`` drops the

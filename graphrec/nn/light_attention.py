@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from graphrec.data.adjacency import Adjacency
+from graphrec.nn.conv_base import resolve_graph, resolve_num_dst
 from graphrec.nn.graph_input import prepare_graph
 from graphrec.nn.softmax import edge_softmax
 from graphrec.nn.sparse_matmul import sddmm, spmm
@@ -108,11 +109,12 @@ class LightAttentionConv(nn.Module):
             return False
         return not bool(self.beta.detach().any())
 
-    def forward(self, x: Tensor | tuple[Tensor, Tensor | None], graph: Adjacency | Tensor,
+    def forward(self, x: Tensor | tuple[Tensor, Tensor | None], graph: Adjacency | Tensor | None = None,
                 edge_mask: Tensor | None = None, return_attention: bool = False,
                 src_degree: Tensor | None = None,
                 score_inputs: tuple[Tensor, Tensor | None] | None = None,
-                logit_bias: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+                logit_bias: Tensor | None = None, *, edge_index: Tensor | None = None,
+                size: tuple[int | None, int | None] | None = None) -> Tensor | tuple[Tensor, Tensor]:
         r"""Propagate one step.
 
         Args:
@@ -133,12 +135,17 @@ class LightAttentionConv(nn.Module):
                 while attention compares learned node features).
             logit_bias: ``(num_src,)`` added to the logit of every edge leaving that
                 source: a learned importance of each neighbour, on top of the score.
+            edge_index: PyG's name for ``graph``, as a keyword.
+            size: ``(num_src, num_dst)``, as in PyG; needed for a bipartite call on an
+                ``edge_index`` without ``x_dst`` (or queries), so destinations without
+                edges are kept.
 
         Returns:
             ``(num_dst, width of x)``; with ``return_attention`` also :math:`\alpha`
             ``(E, heads)`` in edge-id order (each destination's kept weights sum to 1 per
             head; masked edges get 0), before dropout and without the scale :math:`s_i`.
         """
+        graph = resolve_graph(graph, edge_index)
         x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
         if score_inputs is None:
             if x_src.dim() != 2 or x_src.size(1) != self.channels:
@@ -154,14 +161,7 @@ class LightAttentionConv(nn.Module):
         if logit_bias is not None and logit_bias.shape != (x_src.size(0),):
             raise ValueError(f"logit_bias must have shape ({x_src.size(0)},), got {tuple(logit_bias.shape)}")
         width = x_src.size(1)
-        if isinstance(graph, Adjacency):
-            num_dst = graph.num_dst
-        elif x_dst is not None:
-            num_dst = x_dst.size(0)
-        elif queries is not None:
-            num_dst = queries.size(0)
-        else:
-            num_dst = int(graph[1].max()) + 1 if graph.numel() else 0
+        num_dst = resolve_num_dst(graph, x_dst if x_dst is not None else queries, size)
         g = prepare_graph(graph, x_src.size(0), num_dst, False, edge_mask)
         adj, mask = g.adj, g.mask
         if self.normalize:

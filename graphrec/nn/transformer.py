@@ -3,12 +3,13 @@ r"""Scaled dot-product (Transformer-style) attention over a graph's edges."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from graphrec.data.adjacency import Adjacency
-from graphrec.nn.conv_base import AttentionConv
+from graphrec.nn.conv_base import AttentionConv, pyg_attention, resolve_graph
 from graphrec.nn.graph_input import prepare_graph
 from graphrec.nn.softmax import edge_softmax
 from graphrec.nn.sparse_matmul import sddmm, spmm
@@ -97,11 +98,14 @@ class DotProductAttentionConv(AttentionConv):
     def forward(
         self,
         x: Tensor | tuple[Tensor, Tensor],
-        graph: Adjacency | Tensor,
+        graph: Adjacency | Tensor | None = None,
         edge_attr: Tensor | None = None,
         edge_mask: Tensor | None = None,
         return_attention: bool = False,
-    ) -> Tensor | tuple[Tensor, Tensor]:
+        *,
+        edge_index: Tensor | None = None,
+        return_attention_weights: bool | None = None,
+    ) -> Tensor | tuple[Tensor, Any]:
         r"""Apply the layer.
 
         Args:
@@ -113,7 +117,11 @@ class DotProductAttentionConv(AttentionConv):
             edge_mask: bool ``(E,)`` in edge-id order; ``False`` removes the edge.
             return_attention: also return ``alpha`` ``(E, H)`` in edge-id order
                 (before dropout; masked edges 0).
+            edge_index: PyG's name for ``graph``, as a keyword.
+            return_attention_weights: PyG's keyword: also return
+                ``(edge_index, alpha)``, the edges (self-loops appended) and their weights.
         """
+        graph = resolve_graph(graph, edge_index)
         heads, channels = self.heads, self.out_channels
         x_src, x_dst = (x, x) if isinstance(x, Tensor) else x
         query = self.lin_query(x_dst).view(-1, heads, channels)
@@ -150,6 +158,8 @@ class DotProductAttentionConv(AttentionConv):
                 out = gate * skip + (1 - gate) * out
             else:
                 out = out + skip
+        if return_attention_weights:
+            return out, pyg_attention(graph, g.to_caller_order(alpha))
         if return_attention:
             return out, g.to_caller_order(alpha)
         return out

@@ -71,7 +71,7 @@ def rec_graphs(draw) -> RecGraph:
 @settings(max_examples=40, deadline=None)
 @given(rec_graphs(), st.randoms(use_true_random=False))
 def test_pyg_keeps_edges_ids_and_weights(g: RecGraph, rnd) -> None:
-    data = to_pyg(g)
+    data = to_pyg(g, reverse=True)
     assert data["user"].num_nodes == g.num_users
     assert data["item"].num_nodes == g.num_items
     u, i = g.edges()
@@ -99,8 +99,23 @@ def test_pyg_keeps_edges_ids_and_weights(g: RecGraph, rnd) -> None:
 def test_pyg_method_on_graph() -> None:
     g = small_graph(social=True)
     data = g.to_pyg()
-    assert set(data.edge_types) == {INTERACTS, REV, FOLLOWS}
+    assert set(data.edge_types) == {INTERACTS, FOLLOWS}
+    assert set(g.to_pyg(reverse=True).edge_types) == {INTERACTS, REV, FOLLOWS}
     assert data[FOLLOWS].edge_index.size(1) == 4
+
+
+@pytest.mark.parametrize("social", [False, True])
+def test_pyg_to_undirected_adds_the_reverse_relation_once(social: bool) -> None:
+    from torch_geometric.transforms import ToUndirected
+
+    g = small_graph(social=social)
+    data = ToUndirected()(g.to_pyg())
+    expected = {INTERACTS, REV} | ({FOLLOWS} if social else set())
+    assert set(data.edge_types) == expected  # no ("user", "rev_rev_interacts", "item")
+    direct = g.to_pyg(reverse=True)
+    for key in ("edge_index", "edge_id", "edge_weight"):
+        torch.testing.assert_close(data[REV][key], direct[REV][key])
+    data.validate()
 
 
 # ---------------------------------------------------------------------- networkx

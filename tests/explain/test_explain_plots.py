@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from attention_fakes import FakeAttentionModel, random_attention
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from graphrec.data import Interactions, RecGraph
@@ -77,13 +78,25 @@ def test_learning_curves_from_every_log_form(tmp_path):
     fig = plots.plot_learning_curves(logs, metrics=("loss", "valid_recall@20"))
     assert len(fig.axes) == 2
     for ax in fig.axes:
-        assert len(ax.get_lines()) == len(logs)
+        assert len([line for line in ax.get_lines() if line.get_marker() == "o"]) == len(logs)
     assert [line.get_label() for line in fig.axes[0].get_lines()] == list(logs)
+    assert [ax.get_ylabel() for ax in fig.axes] == ["training loss", "validation Recall@20"]
+    # Validation panels star each run's best epoch; the loss panel has no stars.
+    stars = [line for line in fig.axes[1].get_lines() if line.get_marker() == "*"]
+    assert len(stars) == len(logs)
+    assert not [line for line in fig.axes[0].get_lines() if line.get_marker() == "*"]
+    star = next(line for line in stars if line.get_label().startswith("history:"))
+    assert list(star.get_xdata()) == [2] and list(star.get_ydata()) == [0.2]
+    assert "best epoch 2" in star.get_label()
     # The trainer's own run: one point per epoch.
     assert len(fig.axes[0].get_lines()[0].get_xdata()) == 3
 
     single = plots.plot_learning_curves(fit.history, metrics=["epoch_seconds"])
     assert len(single.axes) == 1 and len(single.axes[0].get_lines()) == 1
+    errors = plots.plot_learning_curves([{"epoch": 1, "valid_rmse": 0.9}, {"epoch": 2, "valid_rmse": 0.8},
+                                         {"epoch": 3, "valid_rmse": 0.85}], metrics=["valid_rmse"])
+    (star,) = [line for line in errors.axes[0].get_lines() if line.get_marker() == "*"]
+    assert list(star.get_xdata()) == [2]  # lower is better for errors
     with pytest.raises(ValueError, match="no run has the metric 'auc'"):
         plots.plot_learning_curves(history, metrics=["auc"])
     (tmp_path / "empty").mkdir()
@@ -98,6 +111,15 @@ def test_heatmap_rows_are_items_columns_layer_heads(model):
     image = fig.axes[0].get_images()[0]
     assert image.get_array().shape == (min(degree, 4), 2 * 2)
     assert len(fig.axes) == 2  # heatmap and colour bar
+    # Cells are weights relative to uniform (weight × degree) on a log scale centred on 1.
+    assert isinstance(image.norm, LogNorm)
+    assert image.norm.vmin == pytest.approx(1 / image.norm.vmax)
+    nb = neighbor_attention(model, user)
+    nb = nb[(nb["relation"] == "item_to_user") & (nb["layer"] == 0) & (nb["head"] == 0)]
+    top = nb["weight"].max() * degree
+    everything = plots.plot_attention_heatmap(model, user, max_items=50).axes[0].get_images()[0]
+    assert np.asarray(everything.get_array())[:, 0].max() == pytest.approx(
+        min(max(top, image.norm.vmin), image.norm.vmax), rel=1e-6)
     names = {i: f"film {i}" for i in range(25)}
     fig = plots.plot_attention_heatmap(model, user, item_names=names, max_items=50)
     ax = fig.axes[0]
@@ -140,6 +162,10 @@ def test_ego_network_with_and_without_attention(model):
     assert isinstance(fig, Figure)
     texts = [t.get_text() for t in ax.texts]
     assert "user 0" in texts
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "this user" in legend and "item → user attention (width)" in legend
+    # Labels are drawn above the edges and nodes, on an opaque-enough box.
+    assert all(t.get_zorder() > 2 and t.get_bbox_patch() is not None for t in ax.texts)
     assert sum(t.startswith("item ") for t in texts) == min(3, model.graph.user_degree()[0])
     fig = plots.plot_ego_network(model.graph, 0, max_items=2, max_users=1)
     assert "no attention" in fig.axes[0].get_title()
