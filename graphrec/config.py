@@ -1,7 +1,7 @@
 """Typed run configuration for the ``graphrec`` command, read from YAML and validated.
 
 A config file has four sections, each a dataclass below: ``data``, ``model``, ``train``
-(:class:`graphrec.train.TrainConfig`) and ``eval``. Every key is documented in its
+(:class:`graphrec.training.config.TrainConfig`) and ``eval``. Every key is documented in its
 dataclass; unknown keys and values of the wrong type are rejected with a message that
 names the file, the section and the key. ``graphrec train --print-config`` prints a
 complete, commented default.
@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from graphrec.train import TrainConfig
+from graphrec.training.config import TrainConfig
 
 
 class ConfigError(ValueError):

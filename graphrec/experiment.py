@@ -55,9 +55,12 @@ from graphrec.models import (
 )
 from graphrec.models.gat import LAYERS, attention_warmup
 from graphrec.models.scoring_model import ScoringModel
-from graphrec.rating_train import RatingTrainConfig, RatingTrainer
 from graphrec.scoring import make_scorer
-from graphrec.train import TrainConfig, Trainer, TrainResult, atomic_write_bytes, save_checkpoint
+from graphrec.training.checkpoints import atomic_write_bytes, save_checkpoint
+from graphrec.training.config import RatingTrainConfig, TrainConfig
+from graphrec.training.loop import TrainResult
+from graphrec.training.ranking import Trainer
+from graphrec.training.rating import RatingTrainer
 
 DATASETS = ("synthetic", "movielens_small", "filmtrust", "lastfm", "gowalla", "file")
 SPLITS = ("per_user", "random", "temporal", "per_user_temporal", "leave_one_out", "given")

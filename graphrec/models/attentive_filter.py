@@ -2,7 +2,7 @@ r"""GF-CF whose linear filter propagates over attention-weighted edges, learned 
 
 A graph filter trains nothing and already ranks well; attention can only help it by
 re-weighting the edges it propagates over. This model starts *as* GF-CF (its closed form
-is :meth:`fit`) and then learns, with the standard :class:`~graphrec.train.Trainer`,
+is :meth:`fit`) and then learns, with the standard :class:`~graphrec.training.ranking.Trainer`,
 attention weights for the two hops of its linear filter.
 """
 
@@ -44,7 +44,7 @@ class AttentiveFilter(ScoringModel):
     so after :meth:`fit` the model *is* GF-CF; training moves it only where the training
     signal says so. The ideal low-pass part stays as fitted.
 
-    Training (:class:`~graphrec.train.Trainer`, BPR) scores a batch's users through the
+    Training (:class:`~graphrec.training.ranking.Trainer`, BPR) scores a batch's users through the
     filter with the batch's positive edges removed from both the users' histories and the
     graph, so a positive is never predicted from itself.
 

@@ -8,7 +8,7 @@ from graphrec.data import Interactions, RecGraph
 from graphrec.data.splits import per_user_split
 from graphrec.evaluate import Evaluator
 from graphrec.models import MF, LightGCN
-from graphrec.train import TrainConfig, Trainer
+from graphrec.training import TrainConfig, Trainer
 
 
 def community_log(seed=0, users=120, items=80, groups=4, per_user=12):

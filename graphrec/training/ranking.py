@@ -1,0 +1,174 @@
+"""Training of ranking models: batches of edges, negatives, the ranking loss."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from graphrec.data.interactions import Interactions
+from graphrec.data.sampling import NegativeSampler
+from graphrec.evaluate import Evaluator
+from graphrec.models.base import Recommender
+from graphrec.scoring import LOSSES
+from graphrec.training.config import TrainConfig
+from graphrec.training.loop import EpochLoop, adam, resolve_device
+
+
+class Trainer(EpochLoop):
+    """Trains a :class:`~graphrec.models.base.Recommender` on its graph's edges.
+
+    Each epoch shuffles the training edges (the model's graph), draws negatives for each
+    batch, and minimises the ranking loss plus the L2 penalty. Validation runs on
+    ``valid`` — a part carved from the training data, never the test set — and the best
+    epoch's weights are restored at the end.
+
+    A run with ``run_dir`` writes ``last.pt`` (everything needed to resume exactly),
+    ``best.pt`` (best weights) and ``metrics.csv``/``metrics.json`` after every epoch
+    (the loop is :class:`EpochLoop`'s). Every epoch draws its randomness from
+    ``(seed, epoch)``, so a run killed and resumed ends with the same weights as an
+    uninterrupted one.
+
+    ``on_epoch_end(trainer, row)`` is called after each epoch (and its validation) with
+    that epoch's metrics row, while ``trainer.model`` holds the epoch's weights; use it
+    to log, snapshot or evaluate along the way. ``on_epoch_start(trainer, epoch)`` is
+    called before each epoch trains, also the first one after a resume, so a schedule
+    written as a function of the epoch (e.g. :func:`graphrec.models.gat.attention_warmup`)
+    resumes exactly.
+    """
+
+    def __init__(self, model: Recommender, valid: Interactions | None, config: TrainConfig | None = None,
+                 exclude_valid: list[Any] | None = None,
+                 on_epoch_end: Callable[[Trainer, dict[str, float]], None] | None = None,
+                 on_epoch_start: Callable[[Trainer, int], None] | None = None) -> None:
+        self.config = config or TrainConfig()
+        self.on_epoch_end = on_epoch_end
+        self.on_epoch_start = on_epoch_start
+        self.device = resolve_device(self.config.device)
+        self.model = model.to(self.device)
+        self.valid = valid if valid is not None and len(valid) else None
+        users, items = model.graph.edges()
+        self.edge_users = torch.from_numpy(users)
+        self.edge_items = torch.from_numpy(items)
+        # for user-uniform batches: edge ids are grouped by user (CSR order), so a user's
+        # edges are the ids indptr[u] .. indptr[u + 1] - 1
+        indptr = torch.from_numpy(model.graph.ui.indptr.astype(np.int64))
+        degree = indptr.diff()
+        active = torch.nonzero(degree).flatten()
+        self._user_start, self._user_degree = indptr[active], degree[active]
+        self.evaluator = Evaluator(exclude=[model.graph.ui, *(exclude_valid or [])], ks=self.config.ks)
+        # Groups carry an lr_scale (e.g. the GAT recommender's attention sharpness learns
+        # faster than the embeddings), which fit()'s per-epoch schedule multiplies in.
+        self.optimizer = adam(model.param_groups(), self.config.lr, self.config.weight_decay,
+                              self.device)
+        self.loss_fn = LOSSES[self.config.loss]
+        self.run_dir = Path(self.config.run_dir) if self.config.run_dir else None
+        if self.run_dir:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ one epoch
+    def _train_epoch(self, epoch: int, deadline: float | None) -> tuple[float, bool]:
+        cfg = self.config
+        model = self.model
+        model.train()
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        sampler = NegativeSampler(model.graph, mode=cfg.negatives, seed=cfg.seed * 1_000_003 + epoch)
+        num_edges = self.edge_users.numel()
+        perm = self._epoch_edges(gen)
+        batches = math.ceil(num_edges / cfg.batch_size)
+        total, seen, timed_out = 0.0, 0, False
+        bar = tqdm(range(batches), desc=f"epoch {epoch}", disable=not cfg.progress, leave=False)
+        start = time.perf_counter()
+        for b in bar:
+            eids = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            users = self.edge_users[eids]
+            if cfg.shared_negatives:
+                neg = torch.from_numpy(sampler.draw(cfg.num_negatives))
+            else:
+                neg = torch.from_numpy(np.asarray(
+                    sampler.sample(users.numpy(), cfg.num_negatives * cfg.hard_negatives)))
+                if cfg.hard_negatives > 1:
+                    neg = self.hardest_negatives(eids, neg)
+            loss = self.train_batch(eids, neg, f"epoch {epoch}, batch {b}")
+            total += loss * users.numel()
+            seen += users.numel()
+            bar.set_postfix(loss=f"{total / seen:.4f}", edges_per_s=f"{seen / (time.perf_counter() - start):.0f}")
+            if deadline is not None and time.perf_counter() > deadline:
+                timed_out = True
+                break
+        bar.close()
+        return total / max(seen, 1), timed_out
+
+    def _epoch_edges(self, gen: torch.Generator) -> torch.Tensor:
+        """The training edge ids of one epoch, in batch order (see ``batch_sampling``)."""
+        num_edges = self.edge_users.numel()
+        if self.config.batch_sampling == "edges":
+            return torch.randperm(num_edges, generator=gen)
+        who = torch.randint(self._user_start.numel(), (num_edges,), generator=gen)
+        degree = self._user_degree[who]
+        # float64 so that u * degree stays below degree for every u < 1
+        offset = (torch.rand(num_edges, generator=gen, dtype=torch.float64) * degree).long()
+        return self._user_start[who] + torch.minimum(offset, degree - 1)
+
+    @torch.no_grad()
+    def hardest_negatives(self, eids: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """Of ``candidates`` ``[B, num_negatives · K]`` (consecutive groups of
+        ``K = hard_negatives`` per negative) for the training edges ``eids``, the one the
+        model scores highest in each group: ``[B, num_negatives]`` item indices.
+
+        Scores come from the model as it is (training mode, no gradients), with the
+        batch's edges hidden from propagation under ``mask_batch_edges``, as in the step.
+        """
+        k = self.config.hard_negatives
+        users, pos = self._endpoints(eids)
+        cand = candidates.to(self.device)
+        _, scores = self.model.score_pairs(users, pos, cand, edge_mask=self._batch_mask(eids))
+        groups = cand.view(cand.size(0), -1, k)
+        best = scores.view(groups.shape).argmax(dim=2, keepdim=True)
+        return groups.gather(2, best).squeeze(2).to(candidates.device)
+
+    def _endpoints(self, eids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The users and items of the training edges ``eids``, on the model's device."""
+        return self.edge_users[eids].to(self.device), self.edge_items[eids].to(self.device)
+
+    def _batch_mask(self, eids: torch.Tensor) -> torch.Tensor | None:
+        """The edge mask that hides the batch's edges (``mask_batch_edges``), else ``None``."""
+        if not self.config.mask_batch_edges:
+            return None
+        mask = torch.ones(self.edge_users.numel(), dtype=torch.bool, device=self.device)
+        mask[eids.to(self.device)] = False
+        return mask
+
+    def train_batch(self, eids: torch.Tensor, neg: torch.Tensor, where: str = "batch") -> float:
+        """One optimisation step on the training edges ``eids`` with negatives ``neg``
+        (``[len(eids), num_negatives]`` item indices, or ``[num_negatives]`` shared by
+        the batch with ``shared_negatives``); returns the batch's loss.
+
+        With ``mask_batch_edges`` the batch's own edges are removed from propagation, so a
+        positive cannot be predicted from itself.
+        """
+        cfg = self.config
+        model = self.model
+        users, pos = self._endpoints(eids)
+        neg = neg.to(self.device)
+        mask = self._batch_mask(eids)
+        if cfg.shared_negatives:
+            pos_s, neg_s = model.score_shared(users, pos, neg, edge_mask=mask)
+            # A shared item that is the row's own positive is no negative of that row:
+            # -inf adds nothing to any of the losses (softplus(-inf) = 0, exp(-inf) = 0).
+            neg_s = neg_s.masked_fill(neg.unsqueeze(0) == pos.unsqueeze(1), -math.inf)
+        else:
+            pos_s, neg_s = model.score_pairs(users, pos, neg if neg.size(1) > 1 else neg[:, 0],
+                                             edge_mask=mask)
+        return self._step(self.loss_fn(pos_s, neg_s),
+                          model.regularized(users, torch.cat([pos, neg.reshape(-1)])),
+                          users.numel(), where, "the input data")
+
+    def _validate(self) -> dict[str, float]:
+        return self.evaluator.evaluate(self.model, self.valid)
