@@ -6,6 +6,7 @@ from torch import Tensor
 
 from graphrec.data.graph import RecGraph
 from graphrec.models.base import EmbeddingRecommender
+from graphrec.models.masked_graph import MaskedGraph
 from graphrec.models.propagation import lightgcn_propagate, lightgcn_rows
 from graphrec.scoring import Scorer
 
@@ -34,11 +35,11 @@ class LightGCN(EmbeddingRecommender):
         self.num_layers = num_layers
         self.reset_parameters()
 
-    def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def propagate(self, edge_mask: Tensor | MaskedGraph | None = None) -> tuple[Tensor, Tensor]:
         return lightgcn_propagate(self.torch_graph(), self.user_emb.weight, self.item_emb.weight,
                                   self.num_layers, edge_mask)
 
     def propagate_rows(self, users: Tensor, items: Tensor,
-                       edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                       edge_mask: Tensor | MaskedGraph | None = None) -> tuple[Tensor, Tensor]:
         return lightgcn_rows(self.torch_graph(), self.user_emb.weight, self.item_emb.weight,
                              self.num_layers, users, items, edge_mask)

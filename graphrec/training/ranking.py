@@ -16,6 +16,7 @@ from graphrec.data.interactions import Interactions
 from graphrec.data.sampling import NegativeSampler
 from graphrec.evaluate import Evaluator
 from graphrec.models.base import Recommender
+from graphrec.models.masked_graph import MaskedGraph
 from graphrec.scoring import LOSSES
 from graphrec.training.config import TrainConfig
 from graphrec.training.loop import EpochLoop, adam, resolve_device
@@ -93,9 +94,11 @@ class Trainer(EpochLoop):
             else:
                 neg = torch.from_numpy(np.asarray(
                     sampler.sample(users.numpy(), cfg.num_negatives * cfg.hard_negatives)))
-                if cfg.hard_negatives > 1:
-                    neg = self.hardest_negatives(eids, neg)
-            loss = self.train_batch(eids, neg, f"epoch {epoch}, batch {b}")
+            # One view of the graph without the batch's edges serves both passes.
+            masked = self._batch_mask(eids)
+            if cfg.hard_negatives > 1:
+                neg = self.hardest_negatives(eids, neg, masked)
+            loss = self.train_batch(eids, neg, f"epoch {epoch}, batch {b}", masked)
             total += loss * users.numel()
             seen += users.numel()
             bar.set_postfix(loss=f"{total / seen:.4f}", edges_per_s=f"{seen / (time.perf_counter() - start):.0f}")
@@ -117,18 +120,22 @@ class Trainer(EpochLoop):
         return self._user_start[who] + torch.minimum(offset, degree - 1)
 
     @torch.no_grad()
-    def hardest_negatives(self, eids: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    def hardest_negatives(self, eids: torch.Tensor, candidates: torch.Tensor,
+                          masked: MaskedGraph | None = None) -> torch.Tensor:
         """Of ``candidates`` ``[B, num_negatives · K]`` (consecutive groups of
         ``K = hard_negatives`` per negative) for the training edges ``eids``, the one the
         model scores highest in each group: ``[B, num_negatives]`` item indices.
 
         Scores come from the model as it is (training mode, no gradients), with the
-        batch's edges hidden from propagation under ``mask_batch_edges``, as in the step.
+        batch's edges hidden from propagation under ``mask_batch_edges``, as in the step
+        (``masked``, the step's view of the graph without them, when given).
         """
         k = self.config.hard_negatives
         users, pos = self._endpoints(eids)
         cand = candidates.to(self.device)
-        _, scores = self.model.score_pairs(users, pos, cand, edge_mask=self._batch_mask(eids))
+        if masked is None:
+            masked = self._batch_mask(eids)
+        _, scores = self.model.score_pairs(users, pos, cand, edge_mask=masked)
         groups = cand.view(cand.size(0), -1, k)
         best = scores.view(groups.shape).argmax(dim=2, keepdim=True)
         return groups.gather(2, best).squeeze(2).to(candidates.device)
@@ -137,27 +144,27 @@ class Trainer(EpochLoop):
         """The users and items of the training edges ``eids``, on the model's device."""
         return self.edge_users[eids].to(self.device), self.edge_items[eids].to(self.device)
 
-    def _batch_mask(self, eids: torch.Tensor) -> torch.Tensor | None:
-        """The edge mask that hides the batch's edges (``mask_batch_edges``), else ``None``."""
+    def _batch_mask(self, eids: torch.Tensor) -> MaskedGraph | None:
+        """The graph without the batch's edges (``mask_batch_edges``), else ``None``."""
         if not self.config.mask_batch_edges:
             return None
-        mask = torch.ones(self.edge_users.numel(), dtype=torch.bool, device=self.device)
-        mask[eids.to(self.device)] = False
-        return mask
+        return MaskedGraph.hiding(self.model.torch_graph(), eids)
 
-    def train_batch(self, eids: torch.Tensor, neg: torch.Tensor, where: str = "batch") -> float:
+    def train_batch(self, eids: torch.Tensor, neg: torch.Tensor, where: str = "batch",
+                    masked: MaskedGraph | None = None) -> float:
         """One optimisation step on the training edges ``eids`` with negatives ``neg``
         (``[len(eids), num_negatives]`` item indices, or ``[num_negatives]`` shared by
         the batch with ``shared_negatives``); returns the batch's loss.
 
         With ``mask_batch_edges`` the batch's own edges are removed from propagation, so a
-        positive cannot be predicted from itself.
+        positive cannot be predicted from itself (``masked``: that view of the graph, when
+        the caller has built it already).
         """
         cfg = self.config
         model = self.model
         users, pos = self._endpoints(eids)
         neg = neg.to(self.device)
-        mask = self._batch_mask(eids)
+        mask = self._batch_mask(eids) if masked is None else masked
         if cfg.shared_negatives:
             pos_s, neg_s = model.score_shared(users, pos, neg, edge_mask=mask)
             # A shared item that is the row's own positive is no negative of that row:

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from graphrec.data.interactions import Interactions
 from graphrec.evaluate import evaluate_ratings
+from graphrec.models.masked_graph import MaskedGraph
 from graphrec.models.rating import RatingModel
 from graphrec.scoring import mse_loss
 from graphrec.training.config import RatingTrainConfig
@@ -101,10 +102,7 @@ class RatingTrainer(EpochLoop):
             eids = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(self.device)
             users = self.edge_users[eids]
             items = self.edge_items[eids]
-            mask = None
-            if cfg.mask_batch_edges:
-                mask = torch.ones(num_edges, dtype=torch.bool, device=self.device)
-                mask[eids] = False
+            mask = MaskedGraph.hiding(model.torch_graph(), eids) if cfg.mask_batch_edges else None
             pred = model(users, items, edge_mask=mask)
             loss = mse_loss(pred, ratings[eids])
             mse = loss.item()
