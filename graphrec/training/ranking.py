@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from graphrec.data.interactions import Interactions
 from graphrec.data.sampling import NegativeSampler
+from graphrec.distributed import Ranks, current_ranks
 from graphrec.evaluate import Evaluator
 from graphrec.models.base import Recommender
 from graphrec.models.masked_graph import MaskedGraph
@@ -42,13 +43,24 @@ class Trainer(EpochLoop):
     called before each epoch trains, also the first one after a resume, so a schedule
     written as a function of the epoch (e.g. :func:`graphrec.models.gat.attention_warmup`)
     resumes exactly.
+
+    Data-parallel (``ranks``; by default the ranks of the running process group, see
+    :mod:`graphrec.distributed`): every rank draws the same epoch order and the same
+    negatives from ``(seed, epoch)``, takes its contiguous share of each batch's rows,
+    hides the whole batch's edges from propagation and scores its rows; the ranks'
+    weighted gradients are summed before each step. A run on N ranks therefore takes the
+    steps one process takes on the same batches (``batch_size`` is the global batch), to
+    float rounding, and its checkpoints resume on any number of ranks. Validation is
+    sharded across the ranks (:class:`~graphrec.evaluate.Evaluator`).
     """
 
     def __init__(self, model: Recommender, valid: Interactions | None, config: TrainConfig | None = None,
                  exclude_valid: list[Any] | None = None,
                  on_epoch_end: Callable[[Trainer, dict[str, float]], None] | None = None,
-                 on_epoch_start: Callable[[Trainer, int], None] | None = None) -> None:
+                 on_epoch_start: Callable[[Trainer, int], None] | None = None,
+                 ranks: Ranks | None = None) -> None:
         self.config = config or TrainConfig()
+        self.ranks = ranks if ranks is not None else current_ranks()
         self.on_epoch_end = on_epoch_end
         self.on_epoch_start = on_epoch_start
         self.device = resolve_device(self.config.device)
@@ -63,15 +75,17 @@ class Trainer(EpochLoop):
         degree = indptr.diff()
         active = torch.nonzero(degree).flatten()
         self._user_start, self._user_degree = indptr[active], degree[active]
-        self.evaluator = Evaluator(exclude=[model.graph.ui, *(exclude_valid or [])], ks=self.config.ks)
+        self.evaluator = Evaluator(exclude=[model.graph.ui, *(exclude_valid or [])], ks=self.config.ks,
+                                   ranks=self.ranks)
         # Groups carry an lr_scale (e.g. the GAT recommender's attention sharpness learns
         # faster than the embeddings), which fit()'s per-epoch schedule multiplies in.
         self.optimizer = adam(model.param_groups(), self.config.lr, self.config.weight_decay,
                               self.device)
         self.loss_fn = LOSSES[self.config.loss]
         self.run_dir = Path(self.config.run_dir) if self.config.run_dir else None
-        if self.run_dir:
+        if self.run_dir and self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._start_ranks()
 
     # ------------------------------------------------------------------ one epoch
     def _train_epoch(self, epoch: int, deadline: float | None) -> tuple[float, bool]:
@@ -84,9 +98,12 @@ class Trainer(EpochLoop):
         perm = self._epoch_edges(gen)
         batches = math.ceil(num_edges / cfg.batch_size)
         total, seen, timed_out = 0.0, 0, False
-        bar = tqdm(range(batches), desc=f"epoch {epoch}", disable=not cfg.progress, leave=False)
+        ranks = self.ranks
+        bar = tqdm(range(batches), desc=f"epoch {epoch}", disable=not (cfg.progress and self.is_main),
+                   leave=False)
         start = time.perf_counter()
         for b in bar:
+            # The whole batch and its negatives, drawn alike on every rank.
             eids = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             users = self.edge_users[eids]
             if cfg.shared_negatives:
@@ -96,17 +113,26 @@ class Trainer(EpochLoop):
                     sampler.sample(users.numpy(), cfg.num_negatives * cfg.hard_negatives)))
             # One view of the graph without the batch's edges serves both passes.
             masked = self._batch_mask(eids)
-            if cfg.hard_negatives > 1:
-                neg = self.hardest_negatives(eids, neg, masked)
-            loss = self.train_batch(eids, neg, f"epoch {epoch}, batch {b}", masked)
-            total += loss * users.numel()
-            seen += users.numel()
-            bar.set_postfix(loss=f"{total / seen:.4f}", edges_per_s=f"{seen / (time.perf_counter() - start):.0f}")
-            if deadline is not None and time.perf_counter() > deadline:
+            mine = slice(None) if ranks is None else ranks.part(eids.numel())
+            my_eids = eids[mine]
+            my_neg = neg if cfg.shared_negatives else neg[mine]
+            where = f"epoch {epoch}, batch {b}"
+            if my_eids.numel() == 0:
+                self._skip_step()
+            else:
+                if cfg.hard_negatives > 1:
+                    my_neg = self.hardest_negatives(my_eids, my_neg, masked)
+                loss = self.train_batch(my_eids, my_neg, where, masked,
+                                        share=my_eids.numel() / eids.numel())
+                total += loss * my_eids.numel()
+                seen += my_eids.numel()
+            bar.set_postfix(loss=f"{total / max(seen, 1):.4f}",
+                            edges_per_s=f"{seen / (time.perf_counter() - start):.0f}")
+            if self._deadline_passed(deadline):
                 timed_out = True
                 break
         bar.close()
-        return total / max(seen, 1), timed_out
+        return self._epoch_mean(total, seen), timed_out
 
     def _epoch_edges(self, gen: torch.Generator) -> torch.Tensor:
         """The training edge ids of one epoch, in batch order (see ``batch_sampling``)."""
@@ -151,14 +177,15 @@ class Trainer(EpochLoop):
         return MaskedGraph.hiding(self.model.torch_graph(), eids)
 
     def train_batch(self, eids: torch.Tensor, neg: torch.Tensor, where: str = "batch",
-                    masked: MaskedGraph | None = None) -> float:
+                    masked: MaskedGraph | None = None, share: float = 1.0) -> float:
         """One optimisation step on the training edges ``eids`` with negatives ``neg``
         (``[len(eids), num_negatives]`` item indices, or ``[num_negatives]`` shared by
         the batch with ``shared_negatives``); returns the batch's loss.
 
         With ``mask_batch_edges`` the batch's own edges are removed from propagation, so a
         positive cannot be predicted from itself (``masked``: that view of the graph, when
-        the caller has built it already).
+        the caller has built it already). ``share``: the fraction of the batch these rows
+        are, when ranks split it (see :meth:`EpochLoop._step`).
         """
         cfg = self.config
         model = self.model
@@ -173,9 +200,11 @@ class Trainer(EpochLoop):
         else:
             pos_s, neg_s = model.score_pairs(users, pos, neg if neg.size(1) > 1 else neg[:, 0],
                                              edge_mask=mask)
-        return self._step(self.loss_fn(pos_s, neg_s),
-                          model.regularized(users, torch.cat([pos, neg.reshape(-1)])),
-                          users.numel(), where, "the input data")
+        # Shared negatives are the whole batch's: one rank alone adds their penalty.
+        own_neg = not cfg.shared_negatives or self.is_main
+        reg_items = torch.cat([pos, neg.reshape(-1)]) if own_neg else pos
+        return self._step(self.loss_fn(pos_s, neg_s), model.regularized(users, reg_items),
+                          users.numel(), where, "the input data", share)
 
     def _validate(self) -> dict[str, float]:
         return self.evaluator.evaluate(self.model, self.valid)

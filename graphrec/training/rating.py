@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from graphrec.data.interactions import Interactions
+from graphrec.distributed import Ranks, current_ranks
 from graphrec.evaluate import evaluate_ratings
 from graphrec.models.masked_graph import MaskedGraph
 from graphrec.models.rating import RatingModel
@@ -46,8 +47,10 @@ class RatingTrainer(EpochLoop):
 
     def __init__(self, model: RatingModel, valid: Interactions | None,
                  config: RatingTrainConfig | None = None,
-                 on_epoch_end: Callable[[RatingTrainer, dict[str, float]], None] | None = None) -> None:
+                 on_epoch_end: Callable[[RatingTrainer, dict[str, float]], None] | None = None,
+                 ranks: Ranks | None = None) -> None:
         self.config = config or RatingTrainConfig()
+        self.ranks = ranks if ranks is not None else current_ranks()
         self.on_epoch_end = on_epoch_end
         self.device = resolve_device(self.config.device)
         self.model = model.to(self.device)
@@ -59,8 +62,9 @@ class RatingTrainer(EpochLoop):
         self.edge_items = torch.from_numpy(items).to(self.device)
         self.optimizer = adam(model.parameters(), self.config.lr, self.config.weight_decay, self.device)
         self.run_dir = Path(self.config.run_dir) if self.config.run_dir else None
-        if self.run_dir:
+        if self.run_dir and self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._start_ranks()
 
     @property
     def min_delta(self) -> float:
@@ -96,27 +100,33 @@ class RatingTrainer(EpochLoop):
         batches = math.ceil(num_edges / cfg.batch_size)
         ratings = model.edge_rating
         total, seen, timed_out = 0.0, 0, False
-        bar = tqdm(range(batches), desc=f"epoch {epoch}", disable=not cfg.progress, leave=False)
+        bar = tqdm(range(batches), desc=f"epoch {epoch}", disable=not (cfg.progress and self.is_main),
+                   leave=False)
         start = time.perf_counter()
         for b in bar:
-            eids = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(self.device)
-            users = self.edge_users[eids]
-            items = self.edge_items[eids]
-            mask = MaskedGraph.hiding(model.torch_graph(), eids) if cfg.mask_batch_edges else None
-            pred = model(users, items, edge_mask=mask)
-            loss = mse_loss(pred, ratings[eids])
-            mse = loss.item()
-            self._step(loss, model.regularized(users, items), users.numel(),
-                       f"epoch {epoch}, batch {b}", "the ratings")
-            total += mse * users.numel()
-            seen += users.numel()
-            bar.set_postfix(mse=f"{total / seen:.4f}",
+            # The whole batch (the same on every rank) is hidden; each rank rates its share.
+            batch = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size].to(self.device)
+            mask = MaskedGraph.hiding(model.torch_graph(), batch) if cfg.mask_batch_edges else None
+            eids = batch if self.ranks is None else batch[self.ranks.part(batch.numel())]
+            if eids.numel() == 0:
+                self._skip_step()
+            else:
+                users = self.edge_users[eids]
+                items = self.edge_items[eids]
+                pred = model(users, items, edge_mask=mask)
+                loss = mse_loss(pred, ratings[eids])
+                mse = loss.item()
+                self._step(loss, model.regularized(users, items), users.numel(),
+                           f"epoch {epoch}, batch {b}", "the ratings", eids.numel() / batch.numel())
+                total += mse * users.numel()
+                seen += users.numel()
+            bar.set_postfix(mse=f"{total / max(seen, 1):.4f}",
                             ratings_per_s=f"{seen / (time.perf_counter() - start):.0f}")
-            if deadline is not None and time.perf_counter() > deadline:
+            if self._deadline_passed(deadline):
                 timed_out = True
                 break
         bar.close()
-        return total / max(seen, 1), timed_out
+        return self._epoch_mean(total, seen), timed_out
 
     def _validate(self) -> dict[str, float]:
         return self.evaluate(self.valid)
