@@ -55,7 +55,7 @@ def build(name: str, graph: RecGraph, split):
     return GraphRec(graph, split.train, dim=8)
 
 
-RANKING_CONFIG = TrainConfig(epochs=2, batch_size=37, lr=0.02, l2=1e-3, num_negatives=2,
+RANKING_CONFIG = TrainConfig(epochs=2, batch_size=75, lr=0.02, l2=1e-3, num_negatives=2,
                              hard_negatives=2, mask_batch_edges=True, patience=0, progress=False,
                              device="cpu", seed=5, ks=(5,), monitor="recall@5")
 MODELS = ("mf", "lightgcn", "gat", "social_gat", "graphrec")
@@ -75,7 +75,7 @@ def train(name: str, run_dir: str | None = None, epochs: int = 2, resume: bool =
             os._exit(3)  # a kill: no clean-up, last.pt is the previous epoch's
 
     if name == "graphrec":
-        cfg = RatingTrainConfig(epochs=epochs, batch_size=37, lr=0.01, patience=0, progress=False,
+        cfg = RatingTrainConfig(epochs=epochs, batch_size=75, lr=0.01, patience=0, progress=False,
                                 device="cpu", seed=5, run_dir=run_dir, resume=resume)
         trainer = RatingTrainer(model, split.valid, cfg, on_epoch_end=hook)
         original = type(model).forward
@@ -132,28 +132,29 @@ def test_two_ranks_take_the_steps_of_one_process_on_the_same_batches(tmp_path):
                     assert row_d[key] == pytest.approx(row_1[key], rel=1e-4, abs=1e-6), (name, key)
 
 
-def _resume_worker(out: str, run: str, epochs: int, resume: bool, stop_after: int | None) -> None:
+def _resume_worker(out: Path, names: list[str], resume: bool, stop_after: int | None) -> None:
     ranks = current_ranks()
     assert ranks is not None
-    model, _, _ = train("lightgcn", run, epochs=epochs, resume=resume, stop_after=stop_after)
-    if ranks.is_main:
-        torch.save(model.state_dict(), Path(out))
+    for name in names:
+        model, _, _ = train("lightgcn", str(out / name), epochs=3, resume=resume,
+                            stop_after=stop_after)
+        if ranks.is_main:
+            torch.save(model.state_dict(), out / f"{name}.pt")
 
 
 def test_a_seeded_two_rank_run_is_reproducible_and_resumes_exactly_after_a_kill(tmp_path):
-    def run(name, stop_after=None, resume=False):
-        spawn(_resume_worker, NPROC, (str(tmp_path / f"{name}.pt"), str(tmp_path / name), 3,
-                                      resume, stop_after))
-        return torch.load(tmp_path / f"{name}.pt", weights_only=True)
+    def run(*names, stop_after=None, resume=False):
+        spawn(_resume_worker, NPROC, (tmp_path, list(names), resume, stop_after))
+        return [torch.load(tmp_path / f"{name}.pt", weights_only=True) for name in names]
 
-    a, b = run("a"), run("b")
+    a, b = run("a", "b")  # two runs from the same seed
     for key in a:
         assert torch.equal(a[key], b[key]), key
     # Killed after its second epoch (before that epoch's checkpoint), then resumed.
     with pytest.raises(ProcessExitedException):
         run("c", stop_after=2)
     assert torch.load(tmp_path / "c" / "last.pt", weights_only=True)["epoch"] == 1
-    c = run("c", resume=True)
+    (c,) = run("c", resume=True)
     for key in a:
         assert torch.equal(a[key], c[key]), key
     # Files are written once, by rank 0: the metrics hold each epoch once.
