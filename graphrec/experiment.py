@@ -41,6 +41,7 @@ from graphrec.data.splits import (
     random_split,
     temporal_split,
 )
+from graphrec.distributed import current_ranks
 from graphrec.evaluate import Evaluator, evaluate_ratings
 from graphrec.models import (
     MF,
@@ -313,13 +314,16 @@ def run(cfg: RunConfig, out_dir: str | Path | None = None) -> RunResult:
     if is_closed_form(cfg.model):
         return _run_closed_form(cfg, data, out_dir)
     model = build_model(cfg.model, data.graph(), split.train)
+    # Data-parallel ranks (graphrec.distributed) all train and evaluate; rank 0 writes.
+    main = is_main_process()
     if out_dir is not None:
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
         cfg.train.run_dir = str(out)
         if rating_cfg is not None:
             rating_cfg.run_dir = str(out)
-        atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
     start = time.perf_counter()
     if rating_cfg is not None:
         fit = RatingTrainer(model, split.valid, rating_cfg).fit()
@@ -331,7 +335,7 @@ def run(cfg: RunConfig, out_dir: str | Path | None = None) -> RunResult:
     # validation, trained for no epoch.
     if cfg.train.refit and (fit.best_epoch > 0 or getattr(model, "warm_start", False)):
         selected_test, (model, test) = test, refit(cfg, data, fit.best_epoch, out_dir)
-    if out_dir is not None:
+    if out_dir is not None and main:
         summary = {"best_epoch": fit.best_epoch, "stopped": fit.stopped, "valid": fit.best_metrics,
                    "test": test, "seconds": time.perf_counter() - start}
         if selected_test is not None:
@@ -340,8 +344,18 @@ def run(cfg: RunConfig, out_dir: str | Path | None = None) -> RunResult:
     return RunResult(model, split, fit, test, selected_test)
 
 
+def is_main_process() -> bool:
+    """Whether this process writes the run's files: rank 0 of data-parallel ranks, or the
+    only process."""
+    ranks = current_ranks()
+    return ranks is None or ranks.is_main
+
+
 def _run_closed_form(cfg: RunConfig, data: PreparedData, out_dir: str | Path | None) -> RunResult:
     """A closed-form model's run: fit (each grid point), choose on validation, test once."""
+    if current_ranks() is not None:
+        raise ConfigError(f"model.name: {cfg.model.name!r} is fitted in closed form, not trained; "
+                          f"run it in one process (without --nproc or torchrun)")
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(Path(out_dir) / "config.yaml",
@@ -371,7 +385,7 @@ def refit(cfg: RunConfig, data: PreparedData, epochs: int,
         Trainer(model, None, train_cfg, on_epoch_start=_epoch_start(cfg.model)).fit()
     evaluator = Evaluator(exclude=[full], ks=tuple(cfg.eval.ks), memory_budget_mb=cfg.eval.memory_budget_mb)
     test = evaluator.evaluate(model, split.test)
-    if out_dir is not None:
+    if out_dir is not None and is_main_process():
         save_checkpoint({"epoch": epochs, "model": model.state_dict()}, Path(out_dir) / "final.pt")
     return model, test
 

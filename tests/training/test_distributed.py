@@ -211,3 +211,26 @@ def test_a_rank_takes_a_contiguous_disjoint_share():
         parts = [Ranks(r, 3).part(n) for r in range(3)]
         assert [i for p in parts for i in range(n)[p]] == list(range(n))
         assert max(p.stop - p.start for p in parts) - min(p.stop - p.start for p in parts) <= 1
+
+
+def test_graphrec_train_nproc_2_gives_the_numbers_of_one_process(tmp_path, capsys):
+    import json
+
+    from graphrec.cli import main
+
+    common = ["train", "--set", "data.synthetic_users=150", "--set", "data.synthetic_items=90",
+              "--set", "train.epochs=2", "--set", "train.batch_size=256", "--set", "model.dim=8",
+              "--set", "model.layers=2", "--set", "train.progress=false", "--set", "train.device=cpu"]
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    assert main([*common, "--nproc", "2", "--out", str(tmp_path / "two")]) == 0
+    one = json.loads((tmp_path / "one" / "results.json").read_text())
+    two = json.loads((tmp_path / "two" / "results.json").read_text())
+    assert one["best_epoch"] == two["best_epoch"]
+    for part in ("valid", "test"):
+        for key, value in one[part].items():
+            if key != "eval_seconds":
+                assert two[part][key] == pytest.approx(value, rel=1e-6, abs=1e-9), (part, key)
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(
+        p.name for p in (tmp_path / "one").iterdir())
+    assert main([*common, "--nproc", "0", "--out", str(tmp_path / "none")]) == 2
+    assert "--nproc" in capsys.readouterr().err
