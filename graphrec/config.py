@@ -101,6 +101,8 @@ class ModelConfig:
             ``ials``.
         dim: embedding size.
         layers: propagation layers (``lightgcn``, ``lightgcn_pp``, ``gat``, ``social_gat``).
+        fan_out: ``lightgcn``: neighbours sampled per node at each layer in training
+            steps (one value per layer; empty = propagate over the whole graph).
         heads: attention heads (``gat``, ``social_gat``).
         scorer: ``dot``, ``cosine``, ``bilinear`` or ``mlp`` (ranking models).
         temperature: τ of the ``cosine`` scorer, whose scores are cosines divided by τ
@@ -152,6 +154,7 @@ class ModelConfig:
     name: str = "lightgcn"
     dim: int = 64
     layers: int = 3
+    fan_out: list[int] | None = None
     heads: int = 1
     scorer: str = "dot"
     temperature: float = 1.0

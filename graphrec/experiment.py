@@ -179,6 +179,8 @@ def _social(cfg: DataConfig, split: Split, own: SocialEdges | None, own_map: Any
 
 def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None = None) -> Model:
     """The configured model on ``graph``; rating models learn from ``ratings``' rating column."""
+    if cfg.fan_out is not None and cfg.name != "lightgcn":
+        raise ConfigError(f"model.fan_out: only 'lightgcn' samples neighbours, not {cfg.name!r}")
     if cfg.attention_warmup and cfg.name != "gat":
         raise ConfigError(f"model.attention_warmup: only the 'gat' model has a warm-up, not {cfg.name!r}")
     if cfg.attention_warmup < 0:
@@ -224,7 +226,11 @@ def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None 
     if cfg.name == "mf":
         return MF(graph, dim=cfg.dim, scorer=scorer)
     if cfg.name == "lightgcn":
-        return LightGCN(graph, dim=cfg.dim, num_layers=cfg.layers, scorer=scorer)
+        if cfg.fan_out is not None and len(cfg.fan_out) != cfg.layers:
+            raise ConfigError(f"model.fan_out: expected one value per layer ({cfg.layers}), "
+                              f"got {cfg.fan_out}")
+        return LightGCN(graph, dim=cfg.dim, num_layers=cfg.layers, scorer=scorer,
+                        fan_out=cfg.fan_out)
     if cfg.name == "attentive_filter":
         rank = min(256 if cfg.rank is None else cfg.rank, graph.num_users, graph.num_items)
         if cfg.dim > rank:

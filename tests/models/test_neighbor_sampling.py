@@ -96,3 +96,16 @@ def test_fan_out_is_checked():
                              edge_mask=torch.ones(graph.num_edges, dtype=torch.bool))
     with pytest.raises(ValueError, match="fan_out"):
         sample_blocks(graph.to_torch().norm_adj, torch.tensor([0]), [0])
+
+
+def test_the_run_config_builds_a_sampling_lightgcn_and_refuses_other_models():
+    from graphrec.config import ConfigError, ModelConfig
+    from graphrec.experiment import build_model
+
+    graph = random_graph()
+    model = build_model(ModelConfig(name="lightgcn", dim=4, layers=2, fan_out=[3, 5]), graph)
+    assert isinstance(model, LightGCN) and model.fan_out == (3, 5)
+    with pytest.raises(ConfigError, match="one value per layer"):
+        build_model(ModelConfig(name="lightgcn", dim=4, layers=2, fan_out=[3]), graph)
+    with pytest.raises(ConfigError, match="only 'lightgcn'"):
+        build_model(ModelConfig(name="mf", dim=4, fan_out=[3]), graph)
