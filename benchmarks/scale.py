@@ -19,10 +19,15 @@ machine of C cores each rank gets C / N threads, so on 2 cores the comparison is
 same cores used by 1 or by 2 processes: every rank propagates the whole graph, and data
 parallelism divides only the per-row work of a step (see docs/distributed.md).
 
+``--fan-out 10 10 10`` trains with sampled mini-batches (LightGCN's ``fan_out``: each step
+propagates its batch's sampled receptive field) instead of the whole graph; the case
+name then says ``sampled``.
+
 Usage::
 
     python benchmarks/scale.py                         # 200k and 1M interactions, 1 and 2 ranks
     python benchmarks/scale.py --interactions 5000000 --nproc 1 2 4
+    python benchmarks/scale.py --interactions 5000000 --nproc 1 --fan-out 10 10 10
 """
 
 from __future__ import annotations
@@ -39,25 +44,27 @@ KEYS = ("case", "interactions", "nproc", "epoch_seconds", "peak_rss_mb", "recall
 AVG_DEGREE = 30.0
 
 
-def run_case(interactions: int, nproc: int, seed: int) -> dict:
+def run_case(interactions: int, nproc: int, seed: int, fan_out: list[int] | None) -> dict:
     """One case in a fresh process; its JSON line."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker",
            "--interactions", str(interactions), "--nproc", str(nproc), "--seed", str(seed)]
+    if fan_out:
+        cmd += ["--fan-out", *map(str, fan_out)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def worker(interactions: int, nproc: int, seed: int) -> None:
+def worker(interactions: int, nproc: int, seed: int, fan_out: list[int] | None) -> None:
     """Build the data, train one epoch on ``nproc`` ranks, print the case's JSON line."""
     from graphrec.distributed import spawn
 
     if nproc == 1:
-        _rank(interactions, nproc, seed)
+        _rank(interactions, nproc, seed, fan_out)
     else:
-        spawn(_rank, nproc, (interactions, nproc, seed))
+        spawn(_rank, nproc, (interactions, nproc, seed, fan_out))
 
 
-def _rank(interactions: int, nproc: int, seed: int) -> None:
+def _rank(interactions: int, nproc: int, seed: int, fan_out: list[int] | None) -> None:
     import torch
 
     from graphrec import datasets
@@ -72,7 +79,7 @@ def _rank(interactions: int, nproc: int, seed: int) -> None:
                             social=False, seed=seed)
     split = per_user_split(ds.interactions, ratios=(0.8, 0.1, 0.1), seed=seed)
     torch.manual_seed(seed)
-    model = LightGCN(RecGraph(split.train), dim=64, num_layers=3)
+    model = LightGCN(RecGraph(split.train), dim=64, num_layers=3, fan_out=fan_out)
     cfg = TrainConfig(epochs=1, batch_size=8192, lr=1e-3, patience=0, progress=False, device="cpu",
                       seed=seed, ks=(20,))
     t0 = time.perf_counter()
@@ -85,7 +92,7 @@ def _rank(interactions: int, nproc: int, seed: int) -> None:
     if ranks is None or ranks.is_main:
         row = fit.history[-1]
         print(json.dumps({
-            "case": f"lightgcn-{_size(interactions)}-nproc{nproc}",
+            "case": f"lightgcn{'-sampled' if fan_out else ''}-{_size(interactions)}-nproc{nproc}",
             "interactions": len(split.train),
             "nproc": nproc,
             "epoch_seconds": round(row["epoch_seconds"], 3),
@@ -118,15 +125,17 @@ def main() -> None:
     parser.add_argument("--interactions", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--nproc", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fan-out", type=int, nargs=3, default=None, metavar="K",
+                        help="sampled mini-batches: neighbours per node at each of the 3 layers")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.interactions[0], args.nproc[0], args.seed)
+        worker(args.interactions[0], args.nproc[0], args.seed, args.fan_out)
         return
     rows = []
     for n in args.interactions:
         for nproc in args.nproc:
-            row = run_case(n, nproc, args.seed)
+            row = run_case(n, nproc, args.seed, args.fan_out)
             assert tuple(row) == KEYS, row
             print(json.dumps(row), flush=True)
             rows.append(row)
