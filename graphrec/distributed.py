@@ -45,13 +45,11 @@ class Ranks:
 
     def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
         """Sum ``tensor`` over the ranks, in place (every rank gets the sum)."""
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-        return tensor
+        return _all_reduce(tensor, dist.ReduceOp.SUM)
 
     def min_(self, tensor: torch.Tensor) -> torch.Tensor:
         """Elementwise minimum of ``tensor`` over the ranks, in place."""
-        dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
-        return tensor
+        return _all_reduce(tensor, dist.ReduceOp.MIN)
 
     def broadcast(self, obj: Any, src: int = 0) -> Any:
         """Rank ``src``'s ``obj`` on every rank (any picklable object)."""
@@ -79,17 +77,19 @@ class Ranks:
         ref = params[0]
         # The gradients, then one presence flag per parameter, in one flat buffer.
         sizes = [p.numel() for p in params]
-        flat = torch.zeros(sum(sizes) + len(params), dtype=ref.dtype, device=ref.device)
+        flags = sum(sizes)
+        flat = torch.zeros(flags + len(params), dtype=ref.dtype, device=ref.device)
         offset = 0
         for k, (p, n) in enumerate(zip(params, sizes)):
             if p.grad is not None:
                 flat[offset:offset + n] = p.grad.reshape(-1)
-                flat[sum(sizes) + k] = 1
+                flat[flags + k] = 1
             offset += n
         self.sum_(flat)
+        present = flat[flags:].cpu() > 0
         offset = 0
         for k, (p, n) in enumerate(zip(params, sizes)):
-            if flat[sum(sizes) + k] > 0:
+            if present[k]:
                 grad = flat[offset:offset + n].view_as(p)
                 if p.grad is None:
                     p.grad = grad.clone()
@@ -103,6 +103,16 @@ class Ranks:
         with torch.no_grad():
             for t in [*module.parameters(), *module.buffers()]:
                 dist.broadcast(t.data, src=src)
+
+
+def _all_reduce(tensor: torch.Tensor, op: dist.ReduceOp) -> torch.Tensor:
+    """``all_reduce`` in place; NCCL reduces only GPU tensors, so CPU ones take a trip."""
+    if tensor.device.type != "cuda" and dist.get_backend() == "nccl":
+        on_gpu = tensor.cuda()
+        dist.all_reduce(on_gpu, op=op)
+        return tensor.copy_(on_gpu.cpu())
+    dist.all_reduce(tensor, op=op)
+    return tensor
 
 
 def current_ranks() -> Ranks | None:
@@ -131,15 +141,6 @@ def init_from_env(backend: str | None = None) -> Ranks | None:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend)
     return current_ranks()
-
-
-def rank_device(device: str) -> str:
-    """The device a rank trains on for the configured ``device``: with several ranks on
-    CUDA, ``cuda:LOCAL_RANK`` (one GPU per rank); otherwise ``device`` unchanged."""
-    if current_ranks() is None:
-        return device
-    wants_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if wants_cuda else device
 
 
 def free_port() -> int:
