@@ -1,6 +1,6 @@
 """Cost of one training step of the attention recommenders, as a multiple of LightGCN's.
 
-Every model trains through :meth:`graphrec.train.Trainer.train_batch` exactly as a user's
+Every model trains through :meth:`graphrec.training.Trainer.train_batch` exactly as a user's
 run does (BPR, one uniform negative, L2 on the batch's ego embeddings, Adam), on the same
 random batches of training edges, interleaved round-robin so that load from other
 processes hits all models alike. The table reports the median step time and its ratio
@@ -30,7 +30,7 @@ from graphrec.data.graph import RecGraph
 from graphrec.data.sampling import NegativeSampler
 from graphrec.models import LightGCN
 from graphrec.models.gat import GATRecommender
-from graphrec.train import TrainConfig, Trainer
+from graphrec.training import TrainConfig, Trainer
 
 VARIANTS = {
     "lightgcn": lambda g, d, layers: LightGCN(g, dim=d, num_layers=layers),

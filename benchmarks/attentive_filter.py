@@ -34,7 +34,7 @@ from graphrec.data.graph import RecGraph
 from graphrec.data.splits import holdout_valid, per_user_split
 from graphrec.evaluate import Evaluator
 from graphrec.models import AttentiveFilter
-from graphrec.train import TrainConfig, Trainer
+from graphrec.training import TrainConfig, Trainer
 
 
 def load(name: str, root: str | None):

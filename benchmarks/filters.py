@@ -152,7 +152,7 @@ def run_lightgcn(dataset: str, split: Split, minutes: float) -> dict[str, Any]:
     """LightGCN with the README's recipe, epoch chosen on validation within ``minutes``,
     then refit on the whole training part for that many epochs."""
     from graphrec.models import LightGCN
-    from graphrec.train import TrainConfig, Trainer
+    from graphrec.training import TrainConfig, Trainer
 
     cfg = TrainConfig(epochs=10_000, batch_size=2048, lr=1e-3, l2=1e-4, patience=5,
                       max_minutes=minutes, progress=False, ks=(20,), hard_negatives=1)

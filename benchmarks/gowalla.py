@@ -66,7 +66,7 @@ from graphrec.evaluate import Evaluator
 from graphrec.models import MF, LightGCN, Recommender
 from graphrec.models.gat import GATRecommender, attention_warmup
 from graphrec.scoring import make_scorer
-from graphrec.train import TrainConfig, Trainer, save_checkpoint
+from graphrec.training import TrainConfig, Trainer, save_checkpoint
 
 METRICS = ("recall", "ndcg")
 

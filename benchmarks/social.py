@@ -10,7 +10,7 @@ Workloads:
   group. Only the shape matters here; all its ratings are training ratings.
 
 Each (workload, model) runs in a fresh subprocess with ``--threads`` CPU threads:
-* time: training epochs of the :class:`~graphrec.rating_train.RatingTrainer` loop (one
+* time: training epochs of the :class:`~graphrec.training.RatingTrainer` loop (one
   step per batch of ``--batch-size`` ratings, each batch's edges masked from the
   aggregations), median over ``--epochs`` epochs after a warm-up of 20 steps; also the
   time of inference (one aggregation pass plus predicting every training rating).
@@ -108,7 +108,7 @@ def worker(args: argparse.Namespace) -> None:
     from graphrec.data import RecGraph
     from graphrec.models.mf_rating import MFRating
     from graphrec.models.social_graphrec import GraphRec
-    from graphrec.rating_train import RatingTrainConfig, RatingTrainer
+    from graphrec.training import RatingTrainConfig, RatingTrainer
 
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()

@@ -2,7 +2,7 @@
 
 Training (batch 2048, dim 64, 3 layers, BPR, Adam 1e-3, one uniform negative per edge):
 
-* ``graphrec``: :class:`graphrec.models.LightGCN` driven by :class:`graphrec.train.Trainer`
+* ``graphrec``: :class:`graphrec.models.LightGCN` driven by :class:`graphrec.training.Trainer`
   exactly as a user runs it (shuffling, negative sampling, L2 on the batch's ego
   embeddings, optimiser step).
 * ``pyg``: ``torch_geometric.nn.models.LightGCN`` trained the way PyG's example does
@@ -45,7 +45,7 @@ from graphrec.data.graph import RecGraph
 from graphrec.data.sampling import NegativeSampler
 from graphrec.evaluate import Evaluator
 from graphrec.models import LightGCN
-from graphrec.train import TrainConfig, Trainer
+from graphrec.training import TrainConfig, Trainer
 
 
 def pyg_model(graph: RecGraph, dim: int, layers: int):

@@ -21,7 +21,7 @@ import torch
 
 from graphrec.config import DataConfig, EvalConfig, ModelConfig, RunConfig
 from graphrec.experiment import run
-from graphrec.train import TrainConfig
+from graphrec.training import TrainConfig
 
 # Model name → (fixed keys, grid chosen on validation).
 MODELS: dict[str, tuple[dict[str, Any], dict[str, list[Any]]]] = {

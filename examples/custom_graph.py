@@ -12,7 +12,7 @@ Everything here is user code on top of graphrec's public API; no library file ch
    :class:`~graphrec.models.base.Recommender`: a :class:`~graphrec.nn.GATConv` lets
    every item attend over its genres, and light propagation runs over the interaction
    and co-occurrence relations with graphrec's sparse primitives;
-4. train it and LightGCN with the same :class:`~graphrec.train.Trainer` settings and
+4. train it and LightGCN with the same :class:`~graphrec.training.Trainer` settings and
    report test Recall@20 and NDCG@20 from the full-ranking
    :class:`~graphrec.evaluate.Evaluator`.
 
@@ -40,7 +40,7 @@ from graphrec.evaluate import Evaluator
 from graphrec.models import LightGCN, Recommender
 from graphrec.nn import GATConv, spmm
 from graphrec.scoring import Scorer
-from graphrec.train import TrainConfig, Trainer
+from graphrec.training import TrainConfig, Trainer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 

@@ -26,7 +26,7 @@ from graphrec.datasets import filmtrust
 from graphrec.models.mf_rating import MFRating
 from graphrec.models.rating import RatingModel
 from graphrec.models.social_graphrec import GraphRec
-from graphrec.rating_train import RatingTrainConfig, RatingTrainer
+from graphrec.training import RatingTrainConfig, RatingTrainer
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:

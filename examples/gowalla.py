@@ -30,7 +30,7 @@ import torch
 from graphrec.config import DataConfig, EvalConfig, ModelConfig, RunConfig
 from graphrec.experiment import run
 from graphrec.models.gat import GATRecommender
-from graphrec.train import TrainConfig
+from graphrec.training import TrainConfig
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -21,7 +21,7 @@ import torch
 from graphrec import datasets
 from graphrec.config import DataConfig, EvalConfig, ModelConfig, RunConfig
 from graphrec.experiment import run
-from graphrec.train import TrainConfig
+from graphrec.training import TrainConfig
 
 NAMES = {"mf": "MF-BPR", "lightgcn": "LightGCN", "gat": "GAT recommender"}
 

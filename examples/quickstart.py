@@ -29,7 +29,7 @@ from graphrec.datasets import summary, synthetic
 from graphrec.evaluate import Evaluator
 from graphrec.models import MF, LightGCN
 from graphrec.models.gat import GATRecommender
-from graphrec.train import TrainConfig, Trainer
+from graphrec.training import TrainConfig, Trainer
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:

@@ -38,7 +38,7 @@ from graphrec.datasets import lastfm, summary, synthetic
 from graphrec.evaluate import Evaluator
 from graphrec.models import LightGCN, Recommender
 from graphrec.models.social_gat import SocialGATRecommender
-from graphrec.train import TrainConfig, Trainer
+from graphrec.training import TrainConfig, Trainer
 
 # Degree buckets of the breakdown: (label, lowest, highest) training interactions.
 BUCKETS = [("0 (cold)", 0, 0), ("1-2", 1, 2), ("3-5", 3, 5), ("6-10", 6, 10),

@@ -3,6 +3,7 @@
     graphrec train --config run.yaml --out runs/lightgcn
     graphrec train --set model.name=mf --set train.epochs=20 --out runs/mf
     graphrec train --print-config            # every key, documented
+    graphrec train --nproc 2 --config run.yaml --out runs/lightgcn   # 2 data-parallel ranks
     graphrec evaluate --run runs/lightgcn
     graphrec recommend --run runs/lightgcn --users 12 57 --k 10
     graphrec --version
@@ -17,9 +18,13 @@ import argparse
 import json
 import sys
 import warnings
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from graphrec import __version__
+
+if TYPE_CHECKING:
+    from graphrec.config import RunConfig
+    from graphrec.experiment import RunResult
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -32,13 +37,56 @@ def _train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)
     if args.out is None and cfg.train.run_dir is None:
         raise ConfigError("give --out DIR (or train.run_dir) so the trained model is kept")
-    result = run(cfg, args.out or cfg.train.run_dir, overwrite=args.overwrite)
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc: expected a number of processes >= 1, got {args.nproc}")
+    if args.nproc > 1:
+        from graphrec.closed_form import is_closed_form
+        from graphrec.distributed import spawn
+
+        if is_closed_form(cfg.model):
+            raise ConfigError(f"--nproc: {cfg.model.name!r} is fitted in closed form, not trained; "
+                              f"run it without --nproc")
+        spawn(_train_rank, args.nproc, (cfg, args.out or cfg.train.run_dir, args.threads,
+                                        args.overwrite))
+        return 0
+    # Under torchrun, join its process group; alone, nothing happens.
+    from graphrec.distributed import init_from_env
+
+    ranks = init_from_env()
+    try:
+        result = run(cfg, args.out or cfg.train.run_dir, overwrite=args.overwrite)
+    finally:
+        if ranks is not None:
+            import torch
+
+            torch.distributed.destroy_process_group()
+    if ranks is None or ranks.is_main:
+        _print_summary(result)
+    return 0
+
+
+def _train_rank(cfg: RunConfig, out: str, threads: int | None, overwrite: bool) -> None:
+    """One of ``graphrec train --nproc N``'s ranks (the process group is joined)."""
+    import torch
+
+    from graphrec.distributed import current_ranks
+    from graphrec.experiment import run
+
+    if threads:
+        torch.set_num_threads(threads)
+    result = run(cfg, out, overwrite=overwrite)
+    ranks = current_ranks()
+    if ranks is None or ranks.is_main:
+        _print_summary(result)
+
+
+def _print_summary(result: RunResult) -> None:
+    """The run's best epoch and metrics as JSON on stdout."""
     summary = {"best_epoch": result.fit.best_epoch, "valid": result.fit.best_metrics,
                "test": result.test}
     if result.selected_test is not None:
         summary["selected_test"] = result.selected_test
     print(json.dumps(summary, indent=1))
-    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -82,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier run in the --out folder (refused without it)")
     p.add_argument("--print-config", action="store_true", help="print the documented default config and exit")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train with N data-parallel processes on this machine (gloo on the CPU, "
+                        "NCCL on GPUs); for several machines launch 'torchrun ... -m graphrec "
+                        "train' instead, see docs/distributed.md")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("evaluate", parents=[common], help="evaluate a trained run on its test split")

@@ -21,7 +21,7 @@ from graphrec.data.graph import RecGraph
 from graphrec.data.splits import Split
 from graphrec.models.scoring_model import ScoringModel
 from graphrec.selection import SearchResult, grid_search
-from graphrec.train import atomic_write_bytes, save_checkpoint
+from graphrec.training.checkpoints import atomic_write_bytes, save_checkpoint
 
 _SVD = {"rank": "rank", "svd_iters": "svd_iters", "seed": "seed"}
 # For each model, the ModelConfig keys it reads and the constructor argument each one

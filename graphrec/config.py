@@ -1,7 +1,7 @@
 """Typed run configuration for the ``graphrec`` command, read from YAML and validated.
 
 A config file has four sections, each a dataclass below: ``data``, ``model``, ``train``
-(:class:`graphrec.train.TrainConfig`) and ``eval``. Every key is documented in its
+(:class:`graphrec.training.config.TrainConfig`) and ``eval``. Every key is documented in its
 dataclass; unknown keys and values of the wrong type are rejected with a message that
 names the file, the section and the key. ``graphrec train --print-config`` prints a
 complete, commented default.
@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from graphrec.train import TrainConfig
+from graphrec.training.config import TrainConfig
 
 
 class ConfigError(ValueError):
@@ -105,6 +105,8 @@ class ModelConfig:
             ``ials``.
         dim: embedding size.
         layers: propagation layers (``lightgcn``, ``lightgcn_pp``, ``gat``, ``social_gat``).
+        fan_out: ``lightgcn``: neighbours sampled per node at each layer in training
+            steps (one value per layer; empty = propagate over the whole graph).
         heads: attention heads (``gat``, ``social_gat``).
         scorer: ``dot``, ``cosine``, ``bilinear`` or ``mlp`` (ranking models).
         temperature: τ of the ``cosine`` scorer, whose scores are cosines divided by τ
@@ -157,6 +159,7 @@ class ModelConfig:
     name: str = "lightgcn"
     dim: int = 64
     layers: int = 3
+    fan_out: list[int] | None = None
     heads: int = 1
     scorer: str = "dot"
     temperature: float = 1.0

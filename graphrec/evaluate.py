@@ -45,6 +45,7 @@ from torch import Tensor
 
 from graphrec.data.graph import RecGraph
 from graphrec.data.interactions import Interactions
+from graphrec.distributed import Ranks, current_ranks
 from graphrec.scoring import DotScorer, Scorer
 
 if TYPE_CHECKING:
@@ -119,6 +120,10 @@ class Evaluator:
             extra memory of their own that this does not cover.
         item_popularity: training degree of each item for ``avg_popularity``; by default
             the number of users per item in the first ``exclude`` part.
+        ranks: data-parallel ranks that share the work (default: the ranks of the running
+            process group, :func:`graphrec.distributed.current_ranks`). Each rank scores
+            its share of the users' batches and every rank gets the metrics, equal to one
+            process's; every rank must then call the same evaluation.
 
     Target items that are also excluded stay in :math:`|T_u|` (they can never be hit);
     with disjoint splits this does not arise.
@@ -131,7 +136,9 @@ class Evaluator:
         metrics: Sequence[str] = RANKING_METRICS + LIST_METRICS,
         memory_budget_mb: float = 128,
         item_popularity: np.ndarray | None = None,
+        ranks: Ranks | None = None,
     ) -> None:
+        self.ranks = ranks if ranks is not None else current_ranks()
         if not isinstance(exclude, (list, tuple)):
             exclude = [exclude]
         self.ks = sorted({int(k) for k in ks})
@@ -219,12 +226,11 @@ class Evaluator:
         dev = torch.device(device)
         step = self.batch_size(num_items, extra_bytes=workspace_bytes)
 
-        def batches(users: Tensor) -> Iterator[tuple[int, int, Tensor]]:
-            for s in range(0, len(users), step):
-                e = min(s + step, len(users))
+        def batches(users: Tensor, ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int, Tensor]]:
+            for s, e in ranges:
                 yield s, e, score_users(users[s:e]).float()
 
-        return self._rank(batches, num_users, num_items, dev, target, per_user, start)
+        return self._rank(batches, step, num_users, num_items, dev, target, per_user, start)
 
     def evaluate_embeddings(
         self,
@@ -275,23 +281,23 @@ class Evaluator:
         num_items = item_emb.shape[0]
         step = self.batch_size(num_items)
 
-        def batches(users: Tensor) -> Iterator[tuple[int, int, Tensor]]:
+        def batches(users: Tensor, ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int, Tensor]]:
             buffer = _score_buffer(scorer, user_emb, item_emb, min(step, max(len(users), 1)))
-            for s in range(0, len(users), step):
-                e = min(s + step, len(users))
+            for s, e in ranges:
                 u = user_emb[users[s:e]]
                 if buffer is not None:
                     yield s, e, torch.mm(u, item_emb.T, out=buffer[: e - s])
                 else:
                     yield s, e, scorer.score_all(u, item_emb).float()
 
-        return self._rank(batches, user_emb.shape[0], num_items, item_emb.device, target,
+        return self._rank(batches, step, user_emb.shape[0], num_items, item_emb.device, target,
                           per_user, start)
 
     @torch.no_grad()
     def _rank(
         self,
-        batches: Callable[[Tensor], Iterator[tuple[int, int, Tensor]]],
+        batches: Callable[[Tensor, Sequence[tuple[int, int]]], Iterator[tuple[int, int, Tensor]]],
+        step: int,
         num_users: int,
         num_items: int,
         dev: torch.device,
@@ -299,8 +305,14 @@ class Evaluator:
         per_user: bool,
         start: float,
     ) -> dict[str, float] | tuple[dict[str, float], pd.DataFrame]:
-        """Metrics over the counted users, whose scores ``batches(users)`` yields as
-        ``(s, e, scores of users[s:e])`` in order."""
+        """Metrics over the counted users, whose scores ``batches(users, ranges)`` yields as
+        ``(s, e, scores of users[s:e])`` for the ``(s, e)`` of ``ranges``, in order.
+
+        The users are cut into batches of ``step``. With :attr:`ranks` each rank scores
+        every ``world_size``-th batch; the ranks then exchange their batches' per-user
+        metrics and combine them in batch order, as one process does, so the numbers
+        are bit for bit those of one process.
+        """
         tgt = interaction_matrix(target, (num_users, num_items))
         if self.exclude is not None and self.exclude.shape != tgt.shape:
             raise ValueError(f"exclude matrix has shape {self.exclude.shape} but the model "
@@ -336,11 +348,14 @@ class Evaluator:
         best_rank = torch.full((num_items,), k_eff, dtype=torch.long)
         slot = torch.arange(k_eff)
 
-        per_user_parts: dict[str, list[Tensor]] = {}
-        pop_sum = dict.fromkeys(self.ks, 0.0)
-        pop_count = dict.fromkeys(self.ks, 0)
+        ranges = [(s, min(s + step, len(users))) for s in range(0, len(users), step)]
+        first_batch = 0 if self.ranks is None else self.ranks.rank
+        stride = 1 if self.ranks is None else self.ranks.world_size
+        # (batch number, per-user metric columns, avg_popularity's sums and counts per K)
+        records: list[tuple[int, dict[str, Tensor], dict[int, float], dict[int, int]]] = []
         users_t = torch.from_numpy(users).to(dev)
-        for s, e, scores in batches(users_t):
+        for number, (s, e, scores) in zip(range(first_batch, len(ranges), stride),
+                                          batches(users_t, ranges[first_batch::stride])):
             if self.exclude is not None:
                 flat = exc_keys[exc_ptr[s]:exc_ptr[e]] - s * num_items
                 scores.view(-1).index_fill_(0, flat, -torch.inf)
@@ -365,6 +380,8 @@ class Evaluator:
             any_hit = hits.any(1)
             first = hits.to(torch.int8).argmax(1)  # argmax returns the first maximum
             batch: dict[str, Tensor] = {}
+            batch_pop_sum: dict[int, float] = {}
+            batch_pop_count: dict[int, int] = {}
             for k in self.ks:
                 col = min(k, k_eff) - 1
                 h = hit_count[:, col]
@@ -384,14 +401,27 @@ class Evaluator:
                     v = valid[:, : col + 1]
                     p = torch.where(v, pop[items[:, : col + 1]], 0.0).sum(1)
                     n = v.sum(1)
-                    pop_sum[k] += float(p.sum())
-                    pop_count[k] += int(n.sum())
+                    batch_pop_sum[k] = float(p.sum())
+                    batch_pop_count[k] = int(n.sum())
                     batch[f"avg_popularity@{k}"] = p / n.clamp(min=1)
+            records.append((number, batch, batch_pop_sum, batch_pop_count))
+            if "coverage" in self.metrics:
+                slot_rank = torch.where(valid, slot, k_eff)
+                best_rank.scatter_reduce_(0, items.reshape(-1), slot_rank.reshape(-1), reduce="amin")
+
+        if self.ranks is not None:
+            records = sorted((r for part in self.ranks.gather(records) for r in part),
+                             key=lambda r: r[0])
+            self.ranks.min_(best_rank)
+        per_user_parts: dict[str, list[Tensor]] = {}
+        pop_sum = dict.fromkeys(self.ks, 0.0)
+        pop_count = dict.fromkeys(self.ks, 0)
+        for _, batch, batch_pop_sum, batch_pop_count in records:
             for name, t in batch.items():
                 per_user_parts.setdefault(name, []).append(t)
-            if "coverage" in self.metrics:
-                ranks = torch.where(valid, slot, k_eff)
-                best_rank.scatter_reduce_(0, items.reshape(-1), ranks.reshape(-1), reduce="amin")
+            for k in batch_pop_sum:
+                pop_sum[k] += batch_pop_sum[k]
+                pop_count[k] += batch_pop_count[k]
 
         cols = {name: torch.cat(parts).numpy() for name, parts in per_user_parts.items()}
         result: dict[str, float] = {}

@@ -50,6 +50,7 @@ from graphrec.data.splits import (
     random_split,
     temporal_split,
 )
+from graphrec.distributed import current_ranks
 from graphrec.evaluate import Evaluator, evaluate_ratings
 from graphrec.models import (
     MF,
@@ -64,7 +65,6 @@ from graphrec.models import (
 )
 from graphrec.models.gat import LAYERS, attention_warmup
 from graphrec.models.scoring_model import ScoringModel
-from graphrec.rating_train import RatingTrainConfig, RatingTrainer
 from graphrec.run_folder import (
     RunError,
     check_claim,
@@ -76,7 +76,11 @@ from graphrec.run_folder import (
     warn_changed_sources,
 )
 from graphrec.scoring import make_scorer
-from graphrec.train import TrainConfig, Trainer, TrainResult, save_checkpoint
+from graphrec.training.checkpoints import save_checkpoint
+from graphrec.training.config import RatingTrainConfig, TrainConfig
+from graphrec.training.loop import TrainResult
+from graphrec.training.ranking import Trainer
+from graphrec.training.rating import RatingTrainer
 
 DATASETS = ("synthetic", "movielens_small", "filmtrust", "lastfm", "gowalla", "file")
 SPLITS = ("per_user", "random", "temporal", "per_user_temporal", "leave_one_out", "given")
@@ -217,6 +221,8 @@ def _social(cfg: DataConfig, split: Split, own: SocialEdges | None, own_map: Any
 
 def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None = None) -> Model:
     """The configured model on ``graph``; rating models learn from ``ratings``' rating column."""
+    if cfg.fan_out is not None and cfg.name != "lightgcn":
+        raise ConfigError(f"model.fan_out: only 'lightgcn' samples neighbours, not {cfg.name!r}")
     if cfg.attention_warmup and cfg.name != "gat":
         raise ConfigError(f"model.attention_warmup: only the 'gat' model has a warm-up, not {cfg.name!r}")
     if cfg.attention_warmup < 0:
@@ -262,7 +268,11 @@ def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None 
     if cfg.name == "mf":
         return MF(graph, dim=cfg.dim, scorer=scorer)
     if cfg.name == "lightgcn":
-        return LightGCN(graph, dim=cfg.dim, num_layers=cfg.layers, scorer=scorer)
+        if cfg.fan_out is not None and len(cfg.fan_out) != cfg.layers:
+            raise ConfigError(f"model.fan_out: expected one value per layer ({cfg.layers}), "
+                              f"got {cfg.fan_out}")
+        return LightGCN(graph, dim=cfg.dim, num_layers=cfg.layers, scorer=scorer,
+                        fan_out=cfg.fan_out)
     if cfg.name == "attentive_filter":
         rank = min(256 if cfg.rank is None else cfg.rank, graph.num_users, graph.num_items)
         if cfg.dim > rank:
@@ -360,8 +370,12 @@ def run(cfg: RunConfig, out_dir: str | Path | None = None, *, overwrite: bool = 
         check_split_not_empty(data.split, cfg.data)
         return _run(cfg, data, None)
     out = Path(out_dir)
-    check_claim(out, resume=cfg.train.resume, overwrite=overwrite)
     resumed = cfg.train.resume and has_data(out)
+    if not is_main_process():
+        # Data-parallel ranks other than 0 write nothing: rank 0 claims the folder.
+        data = PreparedData(*load_data(out)) if resumed else prepare_data(cfg.data)
+        return _run(cfg, data, out)
+    check_claim(out, resume=cfg.train.resume, overwrite=overwrite)
     if cfg.train.resume:
         _check_resumable(cfg, out)
     # Data are read before the folder is claimed: bad data leave no half-made run behind.
@@ -403,12 +417,16 @@ def _run(cfg: RunConfig, data: PreparedData, out_dir: Path | None) -> RunResult:
     if is_closed_form(cfg.model):
         return _run_closed_form(cfg, data, out_dir)
     model = build_model(cfg.model, data.graph(), split.train)
+    # Data-parallel ranks (graphrec.distributed) all train and evaluate; rank 0 writes.
+    main = is_main_process()
     if out_dir is not None:
         out = Path(out_dir)
         cfg.train.run_dir = str(out)
         if rating_cfg is not None:
             rating_cfg.run_dir = str(out)
-        atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
     start = time.perf_counter()
     if rating_cfg is not None:
         fit = RatingTrainer(model, split.valid, rating_cfg).fit()
@@ -420,7 +438,7 @@ def _run(cfg: RunConfig, data: PreparedData, out_dir: Path | None) -> RunResult:
     # validation, trained for no epoch.
     if cfg.train.refit and (fit.best_epoch > 0 or getattr(model, "warm_start", False)):
         selected_test, (model, test) = test, refit(cfg, data, fit.best_epoch, out_dir)
-    if out_dir is not None:
+    if out_dir is not None and main:
         summary = {"best_epoch": fit.best_epoch, "stopped": fit.stopped, "valid": fit.best_metrics,
                    "test": test, "seconds": time.perf_counter() - start}
         if selected_test is not None:
@@ -447,8 +465,18 @@ def source_files(cfg: DataConfig) -> list[Path]:
     return [folder / f for f in source.files]
 
 
+def is_main_process() -> bool:
+    """Whether this process writes the run's files: rank 0 of data-parallel ranks, or the
+    only process."""
+    ranks = current_ranks()
+    return ranks is None or ranks.is_main
+
+
 def _run_closed_form(cfg: RunConfig, data: PreparedData, out_dir: str | Path | None) -> RunResult:
     """A closed-form model's run: fit (each grid point), choose on validation, test once."""
+    if current_ranks() is not None:
+        raise ConfigError(f"model.name: {cfg.model.name!r} is fitted in closed form, not trained; "
+                          f"run it in one process (without --nproc or torchrun)")
     if out_dir is not None:
         atomic_write_bytes(Path(out_dir) / "config.yaml",
                            yaml.safe_dump(config_to_dict(cfg), sort_keys=False).encode())
@@ -477,7 +505,7 @@ def refit(cfg: RunConfig, data: PreparedData, epochs: int,
         Trainer(model, None, train_cfg, on_epoch_start=_epoch_start(cfg.model)).fit()
     evaluator = Evaluator(exclude=[full], ks=tuple(cfg.eval.ks), memory_budget_mb=cfg.eval.memory_budget_mb)
     test = evaluator.evaluate(model, split.test)
-    if out_dir is not None:
+    if out_dir is not None and is_main_process():
         save_checkpoint({"epoch": epochs, "model": model.state_dict()}, Path(out_dir) / "final.pt")
     return model, test
 

@@ -41,9 +41,6 @@ class TorchGraph:
         norm_adj: symmetric-normalised ``(U+I) × (U+I)`` CSR (users first), or ``None``.
         norm_adj_edges: the interaction edge id of every stored ``norm_adj`` entry, once
             propagation with an edge mask has needed it (else ``None``).
-        masked_norm_adj: the last edge mask propagation used and ``norm_adj`` without
-            the edges it removes, so that several passes of one training step with
-            the same mask build that matrix once.
     """
 
     num_users: int
@@ -57,7 +54,6 @@ class TorchGraph:
     norm_adj: Tensor | None
     # Derived on demand by graphrec.models.propagation; to() starts a copy without them.
     norm_adj_edges: Tensor | None = field(default=None, repr=False, compare=False)
-    masked_norm_adj: tuple[Tensor, Tensor] | None = field(default=None, repr=False, compare=False)
 
     @property
     def device(self) -> torch.device:

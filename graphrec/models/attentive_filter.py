@@ -2,7 +2,7 @@ r"""GF-CF whose linear filter propagates over attention-weighted edges, learned 
 
 A graph filter trains nothing and already ranks well; attention can only help it by
 re-weighting the edges it propagates over. This model starts *as* GF-CF (its closed form
-is :meth:`fit`) and then learns, with the standard :class:`~graphrec.train.Trainer`,
+is :meth:`fit`) and then learns, with the standard :class:`~graphrec.training.ranking.Trainer`,
 attention weights for the two hops of its linear filter.
 """
 
@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from graphrec.data.csr import row_positions
 from graphrec.data.graph import RecGraph, TorchGraph
 from graphrec.linalg import degree_scale, normalized_interactions, row_split_matmul, truncated_svd
+from graphrec.models.masked_graph import MaskedGraph, mask_tensor
 from graphrec.models.scoring_model import NotFittedError, ScoringModel
 from graphrec.nn import LightAttentionConv
 
@@ -57,7 +58,7 @@ class AttentiveFilter(ScoringModel):
     which at :math:`\gamma = 0` leaves the linear part as above and makes the ideal part
     :math:`V_k V_k^\top`; GF-CF's own ideal part is the :math:`\gamma = \tfrac12` case.
 
-    Training (:class:`~graphrec.train.Trainer`, BPR) scores a batch's users through the
+    Training (:class:`~graphrec.training.ranking.Trainer`, BPR) scores a batch's users through the
     filter with the batch's positive edges removed from both the users' histories and the
     graph, so a positive is never predicted from itself. Training scores are multiplied
     by a learned scale :math:`e^\tau`, which leaves every ranking unchanged but matters
@@ -183,7 +184,8 @@ class AttentiveFilter(ScoringModel):
         return [self.user_bias[users], self.item_bias[items]]
 
     # ------------------------------------------------------------------ edge weights
-    def _torch_graph(self) -> TorchGraph:
+    def torch_graph(self) -> TorchGraph:
+        """The training graph as tensors on the model's device, built once and cached."""
         tg = self._tg
         if tg is None or tg.device != self.device:
             tg = self.graph.to_torch(self.device)
@@ -193,7 +195,7 @@ class AttentiveFilter(ScoringModel):
     def _hops(self, edge_mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Both hops' layers on unit values: each destination's scale and each edge's
         attention (edge-id order), first hop (items → users) then second."""
-        tg = self._torch_graph()
+        tg = self.torch_graph()
         p, q = self.user_features, self.item_features
         ones_i = torch.ones(self.num_items, 1, device=self.device)
         ones_u = torch.ones(self.num_users, 1, device=self.device)
@@ -213,7 +215,7 @@ class AttentiveFilter(ScoringModel):
         at initialisation) and of user :math:`v` → item :math:`i` (the second hop). Edges
         removed by ``edge_mask`` weigh 0."""
         scale_u, att_u, scale_i, att_i = self._hops(edge_mask)
-        users, items = self._torch_graph().edge_index
+        users, items = self.torch_graph().edge_index
         return att_u[:, 0] * scale_u[users, 0], att_i[:, 0] * scale_i[items, 0]
 
     @torch.no_grad()
@@ -268,22 +270,24 @@ class AttentiveFilter(ScoringModel):
         return scores
 
     # ------------------------------------------------------------------ training
-    def _positive_mask(self, users: Tensor, pos: Tensor, edge_mask: Tensor | None) -> Tensor:
+    def _positive_mask(self, users: Tensor, pos: Tensor,
+                       edge_mask: Tensor | MaskedGraph | None) -> Tensor:
         """``edge_mask`` (all kept if ``None``) with the edges ``(users, pos)`` removed."""
-        to_user = self._torch_graph().item_to_user
+        to_user = self.torch_graph().item_to_user
         if self._pair_keys is None or self._pair_keys.device != self.device:
             # Stored order is by (user, item): the keys are sorted.
             self._pair_keys = to_user.dst_index_cached() * self.num_items + to_user.col
         key = users * self.num_items + pos
         found = torch.searchsorted(self._pair_keys, key).clamp(max=self._pair_keys.numel() - 1)
         hit = self._pair_keys[found] == key
+        given = mask_tensor(edge_mask)
         mask = (torch.ones(to_user.num_edges, dtype=torch.bool, device=self.device)
-                if edge_mask is None else edge_mask.to(self.device).clone())
+                if given is None else given.to(self.device).clone())
         mask[to_user.edge_id[found[hit]]] = False
         return mask
 
     def _pair_scores(self, users: Tensor, items: Tensor, positives: tuple[Tensor, Tensor],
-                     edge_mask: Tensor | None) -> Tensor:
+                     edge_mask: Tensor | MaskedGraph | None) -> Tensor:
         r"""Scores of the pairs ``(users[k], items[k])`` with the edges ``positives``
         (users, items) hidden, by summing over the filter's two-hop paths (no dense ``[I, B]`` columns).
 
@@ -291,7 +295,7 @@ class AttentiveFilter(ScoringModel):
         score is :math:`\sum_{v \in N(j)} w^{(2)}_{jv} h_u[v]`."""
         if not bool(self.fitted):
             raise NotFittedError(f"{type(self).__name__}: call fit() before training")
-        tg = self._torch_graph()
+        tg = self.torch_graph()
         mask = self._positive_mask(*positives, edge_mask)
         w1, w2 = self.edge_weights(mask)
         distinct, row = torch.unique(users, return_inverse=True)
@@ -341,7 +345,7 @@ class AttentiveFilter(ScoringModel):
         return scores
 
     def score_pairs(self, users: Tensor, pos: Tensor, neg: Tensor,
-                    edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                    edge_mask: Tensor | MaskedGraph | None = None) -> tuple[Tensor, Tensor]:
         """Training scores of ``(users, pos)`` ``[B]`` and ``(users, neg)`` (``[B]`` or
         ``[B, N]``), with the batch's positive edges hidden."""
         b = users.numel()
@@ -352,7 +356,7 @@ class AttentiveFilter(ScoringModel):
         return scores[:b], scores[b:].view(neg.shape)
 
     def score_shared(self, users: Tensor, pos: Tensor, neg: Tensor,
-                     edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                     edge_mask: Tensor | MaskedGraph | None = None) -> tuple[Tensor, Tensor]:
         """Training scores of ``(users, pos)`` ``[B]`` and of every user against the shared
         negatives ``neg`` ``[M]``, ``[B, M]``."""
         b, m = users.numel(), neg.numel()

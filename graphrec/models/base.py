@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from graphrec.atomic import atomic_path
 from graphrec.data.graph import RecGraph, TorchGraph
+from graphrec.models.masked_graph import MaskedGraph
 from graphrec.scoring import Scorer, make_scorer
 
 
@@ -52,7 +53,7 @@ class Recommender(nn.Module):
             self._torch_graph = tg
         return tg
 
-    def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def propagate(self, edge_mask: Tensor | MaskedGraph | None = None) -> tuple[Tensor, Tensor]:
         """User embeddings ``[U, D]`` and item embeddings ``[I, D]``.
 
         Args:
@@ -84,7 +85,7 @@ class Recommender(nn.Module):
         return self.scorer(u, v)
 
     def propagate_rows(self, users: Tensor, items: Tensor,
-                       edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                       edge_mask: Tensor | MaskedGraph | None = None) -> tuple[Tensor, Tensor]:
         """Propagated embeddings of just ``users`` and ``items`` (rows in their order).
 
         Equal to indexing :meth:`propagate`'s output; models that can skip the rows
@@ -95,7 +96,7 @@ class Recommender(nn.Module):
         return user_emb[users], item_emb[items]
 
     def score_pairs(self, users: Tensor, pos: Tensor, neg: Tensor,
-                    edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                    edge_mask: Tensor | MaskedGraph | None = None) -> tuple[Tensor, Tensor]:
         """Scores of a training batch: ``(users, pos)`` ``[B]`` and ``(users, neg)``.
 
         The same as two :meth:`score` calls on :meth:`propagate`'s output, but the
@@ -111,7 +112,7 @@ class Recommender(nn.Module):
         return pos_s, self.scorer(u_neg, v[b:]).view(neg.shape)
 
     def score_shared(self, users: Tensor, pos: Tensor, neg: Tensor,
-                     edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                     edge_mask: Tensor | MaskedGraph | None = None) -> tuple[Tensor, Tensor]:
         """Scores of a batch against negatives it shares: ``(users, pos)`` ``[B]`` and every
         user against every item of ``neg`` ``[M]``, ``[B, M]``.
 

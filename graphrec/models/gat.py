@@ -11,7 +11,8 @@ from torch import Tensor, nn
 from graphrec.data.adjacency import Adjacency
 from graphrec.data.graph import RecGraph
 from graphrec.models.base import EmbeddingRecommender
-from graphrec.models.propagation import check_edge_mask, lightgcn_propagate, lightgcn_rows
+from graphrec.models.masked_graph import MaskedGraph, mask_tensor, masked_view
+from graphrec.models.propagation import lightgcn_propagate, lightgcn_rows
 from graphrec.nn import DotProductAttentionConv, GATConv, GATv2Conv, LightAttentionConv
 from graphrec.scoring import Scorer
 
@@ -225,22 +226,19 @@ class GATRecommender(EmbeddingRecommender):
         return True
 
     # ------------------------------------------------------------------ propagation
-    def _degrees(self, edge_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _degrees(self, view: MaskedGraph | None) -> tuple[Tensor, Tensor]:
         """Kept degrees of users and items (float)."""
-        tg = self.torch_graph()
-        if edge_mask is None:
+        if view is None:
+            tg = self.torch_graph()
             return tg.item_to_user.in_degree().float(), tg.user_to_item.in_degree().float()
-        check_edge_mask(edge_mask, tg.edge_index.size(1))
-        mask = edge_mask.to(tg.device)
-        return (torch.bincount(tg.edge_index[0][mask], minlength=self.num_users).float(),
-                torch.bincount(tg.edge_index[1][mask], minlength=self.num_items).float())
+        return view.degrees
 
     def _call(self, conv: nn.Module, x_src: Tensor, x_dst: Tensor, adj: Adjacency,
-              mask: Tensor | None, src_degree: Tensor, record: bool,
+              mask: Tensor | MaskedGraph | None, src_degree: Tensor, record: bool,
               sources: str) -> tuple[Tensor, Tensor | None]:
         """One layer in one direction (from ``sources``, "users" or "items"): its output
-        and (when ``record``) its attention."""
-        kwargs: dict[str, Any] = {"edge_mask": mask, "return_attention": record}
+        and (when ``record``) its attention. ``mask`` is in ``adj``'s edge-id order."""
+        kwargs: dict[str, Any] = {"edge_mask": mask_tensor(mask), "return_attention": record}
         if isinstance(conv, LightAttentionConv):
             kwargs["src_degree"] = src_degree
             if self.node_importance:
@@ -248,7 +246,7 @@ class GATRecommender(EmbeddingRecommender):
         out = conv((x_src, x_dst), adj, **kwargs)
         return (out[0], out[1]) if record else (out, None)
 
-    def _step(self, layer: int, xu: Tensor, xi: Tensor, edge_mask: Tensor | None,
+    def _step(self, layer: int, xu: Tensor, xi: Tensor, edge_mask: MaskedGraph | None,
               degrees: tuple[Tensor, Tensor], record: list[dict[str, Tensor]] | None
               ) -> tuple[Tensor, Tensor]:
         """One propagation layer over all nodes."""
@@ -271,7 +269,7 @@ class GATRecommender(EmbeddingRecommender):
         gamma = self.pool_weight
         return gamma * first + (1 - gamma) / self.num_layers * rest
 
-    def _propagate(self, edge_mask: Tensor | None, record: list[dict[str, Tensor]] | None,
+    def _propagate(self, edge_mask: MaskedGraph | None, record: list[dict[str, Tensor]] | None,
                    count: int | None = None, degrees: tuple[Tensor, Tensor] | None = None
                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The first ``count`` layers: the last outputs and the sums of layers 1..count."""
@@ -284,33 +282,35 @@ class GATRecommender(EmbeddingRecommender):
             sum_u, sum_i = sum_u + xu, sum_i + xi
         return xu, xi, sum_u, sum_i
 
-    def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def propagate(self, edge_mask: Tensor | MaskedGraph | None = None) -> tuple[Tensor, Tensor]:
+        view = masked_view(self.torch_graph(), edge_mask)
         if self.is_lightgcn():
             return lightgcn_propagate(self.torch_graph(), self.user_emb.weight, self.item_emb.weight,
-                                      self.num_layers, edge_mask)
-        _, _, sum_u, sum_i = self._propagate(edge_mask, None)
+                                      self.num_layers, view)
+        _, _, sum_u, sum_i = self._propagate(view, None)
         return self._pool(self.user_emb.weight, sum_u), self._pool(self.item_emb.weight, sum_i)
 
     def propagate_rows(self, users: Tensor, items: Tensor,
-                       edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                       edge_mask: Tensor | MaskedGraph | None = None) -> tuple[Tensor, Tensor]:
         """:meth:`propagate`'s rows ``users`` and ``items``, with the last layer computed
         for those destinations only (each node's softmax runs over its own incoming
         edges, so restricting destinations is exact)."""
+        view = masked_view(self.torch_graph(), edge_mask)
         if self.is_lightgcn():
             return lightgcn_rows(self.torch_graph(), self.user_emb.weight, self.item_emb.weight,
-                                 self.num_layers, users, items, edge_mask)
+                                 self.num_layers, users, items, view)
         if self.num_layers == 0:
             return self.user_emb.weight[users], self.item_emb.weight[items]
         tg = self.torch_graph()
         last = self.num_layers - 1
-        du, di = self._degrees(edge_mask)
-        xu, xi, sum_u, sum_i = self._propagate(edge_mask, None, last, (du, di))
+        du, di = self._degrees(view)
+        xu, xi, sum_u, sum_i = self._propagate(view, None, last, (du, di))
 
         def rows_of(nodes: Tensor, conv: nn.Module, adj: Adjacency, x_dst: Tensor, x_src: Tensor,
                     ego: Tensor, acc: Tensor, src_degree: Tensor, sources: str) -> Tensor:
             nodes, inverse = torch.unique(nodes, return_inverse=True)
             block, positions = adj.select_destinations(nodes)
-            mask = None if edge_mask is None else adj.mask_to_stored(edge_mask)[positions]
+            mask = None if view is None else view.stored(adj)[positions]
             out, _ = self._call(conv, x_src, x_dst[nodes], block.with_stored_ids(), mask,
                                 src_degree, False, sources)
             return self._pool(ego[nodes], acc[nodes] + out)[inverse]

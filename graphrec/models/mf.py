@@ -6,6 +6,7 @@ from torch import Tensor
 
 from graphrec.data.graph import RecGraph
 from graphrec.models.base import EmbeddingRecommender
+from graphrec.models.masked_graph import MaskedGraph
 from graphrec.scoring import Scorer
 
 
@@ -26,5 +27,5 @@ class MF(EmbeddingRecommender):
         super().__init__(graph, dim, scorer, init_std)
         self.reset_parameters()
 
-    def propagate(self, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def propagate(self, edge_mask: Tensor | MaskedGraph | None = None) -> tuple[Tensor, Tensor]:
         return self.user_emb.weight, self.item_emb.weight

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from graphrec.data.graph import RecGraph
+from graphrec.models.masked_graph import MaskedGraph
 from graphrec.models.rating import RatingModel, RatingSource
 
 
@@ -46,7 +47,7 @@ class MFRating(RatingModel):
         nn.init.zeros_(self.user_bias.weight)
         nn.init.zeros_(self.item_bias.weight)
 
-    def forward(self, users: Tensor, items: Tensor, edge_mask: Tensor | None = None) -> Tensor:
+    def forward(self, users: Tensor, items: Tensor, edge_mask: Tensor | MaskedGraph | None = None) -> Tensor:
         dot = (self.user_factors(users) * self.item_factors(items)).sum(-1)
         return (self.rating_mean + self.user_bias(users).squeeze(-1)
                 + self.item_bias(items).squeeze(-1) + dot)

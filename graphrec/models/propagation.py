@@ -7,6 +7,7 @@ from torch import Tensor
 
 from graphrec.data.csr import csr_matmul, csr_tensor, row_positions
 from graphrec.data.graph import TorchGraph
+from graphrec.models.masked_graph import MaskedGraph, masked_view
 
 
 class PolynomialPropagation(torch.autograd.Function):
@@ -106,7 +107,7 @@ def layer_mean_rows(adj: Tensor, x: Tensor, num_layers: int, rows: Tensor) -> Te
 
 
 def lightgcn_propagate(graph: TorchGraph, user: Tensor, item: Tensor, num_layers: int,
-                       edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                       edge_mask: Tensor | MaskedGraph | None = None) -> tuple[Tensor, Tensor]:
     """LightGCN's output for ego embeddings ``user`` ``[U, D]`` and ``item`` ``[I, D]``:
     the mean of ``num_layers`` propagations over :func:`lightgcn_adjacency`."""
     adj = lightgcn_adjacency(graph, edge_mask)
@@ -118,7 +119,8 @@ def lightgcn_propagate(graph: TorchGraph, user: Tensor, item: Tensor, num_layers
 
 
 def lightgcn_rows(graph: TorchGraph, user: Tensor, item: Tensor, num_layers: int, users: Tensor,
-                  items: Tensor, edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                  items: Tensor, edge_mask: Tensor | MaskedGraph | None = None
+                  ) -> tuple[Tensor, Tensor]:
     """The rows ``users`` and ``items`` (repeats allowed, in the given order) of
     :func:`lightgcn_propagate`'s output, via :func:`layer_mean_rows`."""
     adj = lightgcn_adjacency(graph, edge_mask)
@@ -146,40 +148,19 @@ def _transpose(crow: Tensor, col: Tensor, val: Tensor, shape: tuple[int, int]) -
     return csr_tensor(new_crow, row[order], val[order], (cols, rows))
 
 
-def lightgcn_adjacency(graph: TorchGraph, edge_mask: Tensor | None = None) -> Tensor:
+def lightgcn_adjacency(graph: TorchGraph, edge_mask: Tensor | MaskedGraph | None = None) -> Tensor:
     """LightGCN's normalised adjacency of ``graph``: the cached one, or renormalised
-    without the edges that ``edge_mask`` (bool per interaction edge) removes.
+    without the edges that ``edge_mask`` (bool per interaction edge, or a
+    :class:`~graphrec.models.masked_graph.MaskedGraph`) removes.
 
-    The masked matrix of the last mask is kept on ``graph``: a training step that
-    propagates twice with one mask (hard negatives are scored first) builds it once.
+    A view keeps the matrix it built: a training step that propagates twice with one
+    view (hard negatives are scored first) builds it once.
     """
-    if edge_mask is None:
-        return graph.norm_adj
-    check_edge_mask(edge_mask, graph.edge_index.size(1))
-    mask = edge_mask.to(graph.device)
-    last = graph.masked_norm_adj
-    if last is not None and torch.equal(last[0], mask):
-        return last[1]
-    adj = _masked_norm_adj(graph, mask)
-    graph.masked_norm_adj = (mask.clone(), adj)
-    return adj
+    view = masked_view(graph, edge_mask)
+    return graph.norm_adj if view is None else view.norm_adj
 
 
-def check_edge_mask(edge_mask: Tensor, num_edges: int) -> None:
-    """Refuse an edge mask that is not one bool per interaction edge.
-
-    An integer mask would silently index edges instead of selecting them, and a mask of
-    the wrong length would hide the wrong edges.
-    """
-    if not isinstance(edge_mask, Tensor) or edge_mask.dtype != torch.bool:
-        kind = edge_mask.dtype if isinstance(edge_mask, Tensor) else type(edge_mask).__name__
-        raise TypeError(f"edge_mask must be a bool tensor (True keeps an edge), got {kind}")
-    if edge_mask.shape != (num_edges,):
-        raise ValueError(f"edge_mask must have shape ({num_edges},), one entry per interaction "
-                         f"edge, got {tuple(edge_mask.shape)}")
-
-
-def _masked_norm_adj(graph: TorchGraph, mask: Tensor) -> Tensor:
+def masked_norm_adj(graph: TorchGraph, mask: Tensor) -> Tensor:
     r""":math:`\hat A` of ``graph`` without the masked edges, selected from ``norm_adj``.
 
     ``norm_adj`` stores every interaction twice (user row, item row), each row's
@@ -219,7 +200,6 @@ def normalized_adjacency(
     """
     u, i = edge_index[0], edge_index[1]
     if edge_mask is not None:
-        check_edge_mask(edge_mask, u.numel())
         u, i = u[edge_mask], i[edge_mask]
     n = num_users + num_items
     i = i + num_users

@@ -21,6 +21,7 @@ from graphrec.data.errors import DataError
 from graphrec.data.graph import RecGraph, TorchGraph
 from graphrec.data.interactions import Interactions
 from graphrec.models.base import check_indices, top_k_frame, user_indices
+from graphrec.models.masked_graph import MaskedGraph
 
 RatingSource = Interactions | np.ndarray | Tensor
 
@@ -118,7 +119,7 @@ class RatingModel(nn.Module):
             self._torch_graph = tg
         return tg
 
-    def forward(self, users: Tensor, items: Tensor, edge_mask: Tensor | None = None) -> Tensor:
+    def forward(self, users: Tensor, items: Tensor, edge_mask: Tensor | MaskedGraph | None = None) -> Tensor:
         """Predicted ratings ``[B]`` of aligned (user, item) index pairs.
 
         Args:

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from graphrec.data.graph import RecGraph
 from graphrec.models.gat import DIRECTIONS, GATRecommender
+from graphrec.models.masked_graph import MaskedGraph, masked_view
 
 RELATIONS = (*DIRECTIONS, "user_to_user")
 
@@ -96,7 +97,7 @@ class SocialGATRecommender(GATRecommender):
         return not self.use_social and super().is_lightgcn()
 
     def propagate_rows(self, users: Tensor, items: Tensor,
-                       edge_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                       edge_mask: Tensor | MaskedGraph | None = None) -> tuple[Tensor, Tensor]:
         if self.use_social:  # the gate mixes whole rows: no cheaper per-row path
             user_emb, item_emb = self.propagate(edge_mask=edge_mask)
             return user_emb[users], item_emb[items]
@@ -121,7 +122,7 @@ class SocialGATRecommender(GATRecommender):
             in_deg = social.in_degree().float()
         return mask, out_deg, (in_deg > 0)
 
-    def _step(self, layer: int, xu: Tensor, xi: Tensor, edge_mask: Tensor | None,
+    def _step(self, layer: int, xu: Tensor, xi: Tensor, edge_mask: MaskedGraph | None,
               degrees: tuple[Tensor, Tensor], record: list[dict[str, Tensor]] | None
               ) -> tuple[Tensor, Tensor]:
         m_item, new_i = super()._step(layer, xu, xi, edge_mask, degrees, record)
@@ -140,7 +141,7 @@ class SocialGATRecommender(GATRecommender):
         gate = torch.sigmoid(logits + self.gate_bias[layer]) * has_friends.to(logits.dtype).unsqueeze(1)
         return (m_item3 + gate.unsqueeze(-1) * (m_soc3 - m_item3)).reshape(-1, self.dim), new_i
 
-    def _propagate(self, edge_mask: Tensor | None, record: list[dict[str, Tensor]] | None,
+    def _propagate(self, edge_mask: MaskedGraph | None, record: list[dict[str, Tensor]] | None,
                    count: int | None = None, degrees: tuple[Tensor, Tensor] | None = None,
                    social_mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         if self.use_social:
@@ -150,7 +151,7 @@ class SocialGATRecommender(GATRecommender):
         finally:
             self._social_state = None
 
-    def propagate(self, edge_mask: Tensor | None = None,
+    def propagate(self, edge_mask: Tensor | MaskedGraph | None = None,
                   social_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """User embeddings ``[U, D]`` and item embeddings ``[I, D]``.
 
@@ -162,7 +163,8 @@ class SocialGATRecommender(GATRecommender):
         """
         if self.is_lightgcn():
             return super().propagate(edge_mask)
-        _, _, sum_u, sum_i = self._propagate(edge_mask, None, social_mask=social_mask)
+        view = masked_view(self.torch_graph(), edge_mask)
+        _, _, sum_u, sum_i = self._propagate(view, None, social_mask=social_mask)
         return self._pool(self.user_emb.weight, sum_u), self._pool(self.item_emb.weight, sum_i)
 
     @torch.no_grad()

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from graphrec.data.adjacency import Adjacency
 from graphrec.data.graph import RecGraph
+from graphrec.models.masked_graph import MaskedGraph, masked_view
 from graphrec.models.rating import RatingModel, RatingSource
 from graphrec.nn import AttentiveAggregator
 
@@ -282,7 +283,16 @@ class GraphRec(RatingModel):
         self._opinion_cache = cached
         return cached
 
-    def encode(self, edge_mask: Tensor | None = None,
+    def _stored_masks(self, edge_mask: Tensor | MaskedGraph | None
+                      ) -> tuple[Tensor | None, Tensor | None]:
+        """``edge_mask`` in the stored order of the item → user and user → item adjacencies."""
+        view = masked_view(self.torch_graph(), edge_mask)
+        if view is None:
+            return None, None
+        tg = self.torch_graph()
+        return view.stored(tg.item_to_user), view.stored(tg.user_to_item)
+
+    def encode(self, edge_mask: Tensor | MaskedGraph | None = None,
                social_mask: Tensor | None = None) -> GraphRecOutput:
         """User and item latent factors of all nodes, with the attention weights.
 
@@ -293,10 +303,7 @@ class GraphRec(RatingModel):
         """
         tg = self.torch_graph()
         to_user, to_item = tg.item_to_user, tg.user_to_item
-        mask_u = mask_i = None
-        if edge_mask is not None:
-            edge_mask = edge_mask.to(self.device)
-            mask_u, mask_i = to_user.mask_to_stored(edge_mask), to_item.mask_to_stored(edge_mask)
+        mask_u, mask_i = self._stored_masks(edge_mask)
         og = self._opinion_graphs()
         p, q, opinions = self.user_emb.weight, self.item_emb.weight, self.opinion_emb.weight
 
@@ -321,7 +328,7 @@ class GraphRec(RatingModel):
         return GraphRecOutput(h, z, h_items, h_social, to_user.to_edge_order(alpha),
                               to_item.to_edge_order(mu), beta)
 
-    def encode_rows(self, users: Tensor, items: Tensor, edge_mask: Tensor | None = None,
+    def encode_rows(self, users: Tensor, items: Tensor, edge_mask: Tensor | MaskedGraph | None = None,
                     social_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Latent factors of the users ``users`` and the items ``items`` only.
 
@@ -337,11 +344,7 @@ class GraphRec(RatingModel):
         og = self._opinion_graphs()
         p, q, opinions = self.user_emb.weight, self.item_emb.weight, self.opinion_emb.weight
         users, items = users.to(self.device), items.to(self.device)
-        mask_u = mask_i = None
-        if edge_mask is not None:
-            edge_mask = edge_mask.to(self.device)
-            mask_u = tg.item_to_user.mask_to_stored(edge_mask)
-            mask_i = tg.user_to_item.mask_to_stored(edge_mask)
+        mask_u, mask_i = self._stored_masks(edge_mask)
 
         def item_messages(pairs: Tensor) -> Tensor:
             used, local = torch.unique(og.item_of_pair[pairs], return_inverse=True)
@@ -384,7 +387,7 @@ class GraphRec(RatingModel):
             out = out + self.user_bias(users).squeeze(-1) + self.item_bias(items).squeeze(-1)
         return out
 
-    def forward(self, users: Tensor, items: Tensor, edge_mask: Tensor | None = None) -> Tensor:
+    def forward(self, users: Tensor, items: Tensor, edge_mask: Tensor | MaskedGraph | None = None) -> Tensor:
         unique_users, user_row = torch.unique(users, return_inverse=True)
         unique_items, item_row = torch.unique(items, return_inverse=True)
         h, z = self.encode_rows(unique_users, unique_items, edge_mask)

@@ -16,7 +16,7 @@ from graphrec.data import Interactions, RecGraph
 from graphrec.datasets import synthetic
 from graphrec.explain import explain_recommendation, neighbor_attention, plots
 from graphrec.models import MF
-from graphrec.train import TrainConfig, Trainer
+from graphrec.training import TrainConfig, Trainer
 
 
 @pytest.fixture(autouse=True)

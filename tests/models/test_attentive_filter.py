@@ -7,7 +7,7 @@ from graphrec.data.splits import per_user_split
 from graphrec.datasets import synthetic
 from graphrec.models import GFCF, AttentiveFilter, ChebyshevFilter
 from graphrec.models.scoring_model import NotFittedError
-from graphrec.train import TrainConfig, Trainer
+from graphrec.training import TrainConfig, Trainer
 
 
 def graph(seed=0, users=40, items=30, edges=300):

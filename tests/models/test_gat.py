@@ -140,7 +140,7 @@ def test_attention_follows_beta():
 def test_attention_warmup_trains_lightgcn_first_and_resumes_exactly(tmp_path):
     from graphrec.data.splits import per_user_split
     from graphrec.models.gat import attention_warmup
-    from graphrec.train import TrainConfig, Trainer
+    from graphrec.training import TrainConfig, Trainer
 
     g = graph(3)
     inter = Interactions.from_arrays(*g.edges(), num_users=g.num_users, num_items=g.num_items)

@@ -5,6 +5,7 @@ from torch_geometric.nn import LightGCN as PyGLightGCN
 
 from graphrec.data import Interactions, RecGraph
 from graphrec.models import MF, LightGCN
+from graphrec.models.masked_graph import MaskedGraph
 from graphrec.models.propagation import lightgcn_adjacency, normalized_adjacency
 
 
@@ -87,20 +88,24 @@ def test_edge_mask_equals_graph_without_those_edges():
     torch.testing.assert_close(full, torch.cat(model.propagate()))
 
 
-def test_masked_adjacency_is_the_rebuilt_one_and_is_built_once_per_mask():
+def test_masked_adjacency_is_the_rebuilt_one_and_is_built_once_per_view():
     graph = random_graph(4)
     tg = LightGCN(graph, dim=4).torch_graph()
     rng = np.random.default_rng(1)
     mask = torch.from_numpy(rng.random(graph.num_edges) > 0.4)
     mask[tg.edge_index[0] == 0] = False  # user 0 loses every edge: a zero row, no NaN
-    got = lightgcn_adjacency(tg, mask)
+    view = MaskedGraph(tg, mask)
+    got = lightgcn_adjacency(tg, view)
     want = normalized_adjacency(tg.edge_index, tg.num_users, tg.num_items, mask)
     torch.testing.assert_close(got.to_dense(), want.to_dense(), rtol=0, atol=0)
     assert torch.equal(got.crow_indices().long(), want.crow_indices().long())
-    # the same mask (another tensor, equal values) reuses the matrix; changing the
-    # caller's tensor afterwards does not corrupt what was kept
-    assert lightgcn_adjacency(tg, mask.clone()) is got
+    # the view keeps its matrix; changing the caller's tensor afterwards does not
+    # corrupt what was kept
+    assert lightgcn_adjacency(tg, view) is got
     mask[(~mask).nonzero()[0, 0]] = True  # one removed edge comes back
+    assert lightgcn_adjacency(tg, view) is got
+    torch.testing.assert_close(lightgcn_adjacency(tg, view).to_dense(), want.to_dense(), rtol=0, atol=0)
+    # a plain tensor is a new view
     other = lightgcn_adjacency(tg, mask)
     assert other is not got
     torch.testing.assert_close(other.to_dense(), normalized_adjacency(

@@ -9,7 +9,7 @@ from graphrec.datasets import synthetic
 from graphrec.evaluate import Evaluator
 from graphrec.models.gat import GATRecommender
 from graphrec.models.social_gat import SocialGATRecommender
-from graphrec.train import TrainConfig, Trainer
+from graphrec.training import TrainConfig, Trainer
 
 U, NUM_ITEMS = 30, 20
 

@@ -8,7 +8,7 @@ from graphrec.data import DataError, IdMap, Interactions, RecGraph, SocialEdges,
 from graphrec.data.splits import per_user_split
 from graphrec.datasets import synthetic
 from graphrec.models.social_graphrec import GraphRec
-from graphrec.rating_train import RatingTrainConfig, RatingTrainer
+from graphrec.training import RatingTrainConfig, RatingTrainer
 
 # A hand-built graph: 5 users, 4 items, ratings on a 1–5 scale. Social edges point from
 # the friend to the user they inform. User 2 and user 4 receive no social edges, user 4

@@ -9,7 +9,7 @@ from graphrec.data.splits import random_split
 from graphrec.datasets import synthetic
 from graphrec.models.mf_rating import MFRating
 from graphrec.models.rating import edge_ratings
-from graphrec.rating_train import RatingTrainConfig, RatingTrainer
+from graphrec.training import RatingTrainConfig, RatingTrainer
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from graphrec.data import Interactions, RecGraph
 from graphrec.data.splits import per_user_split
 from graphrec.evaluate import Evaluator
 from graphrec.models import MF, LightGCN
-from graphrec.train import TrainConfig, Trainer
+from graphrec.training import TrainConfig, Trainer
 
 
 def community_log(seed=0, users=120, items=80, groups=4, per_user=12):
@@ -187,7 +187,7 @@ def test_train_batch_masks_exactly_its_edges_and_returns_the_loss(split):
     propagate_rows = model.propagate_rows
 
     def recording(users, items, edge_mask=None):
-        seen["mask"] = edge_mask.clone()
+        seen["mask"] = edge_mask.edge_mask.clone()
         return propagate_rows(users, items, edge_mask)
 
     model.propagate_rows = recording
@@ -313,8 +313,8 @@ def test_hard_negatives_reach_the_step_and_train_a_good_model(split, monkeypatch
     shapes = []
     original = Trainer.hardest_negatives
 
-    def spy(self, eids, candidates):
-        out = original(self, eids, candidates)
+    def spy(self, eids, candidates, masked=None):
+        out = original(self, eids, candidates, masked)
         shapes.append((tuple(candidates.shape), tuple(out.shape)))
         return out
 

@@ -1,0 +1,147 @@
+"""Data-parallel scaling: one LightGCN epoch on 1 and on N processes, same data.
+
+For each size, a synthetic log from :func:`graphrec.datasets.synthetic` (about 30
+interactions per user) is split per user (80/10/10), and LightGCN (dim 64, 3 layers,
+batch 8192, BPR, one negative) trains one epoch through :class:`graphrec.training.Trainer`,
+then Recall@20 is measured on validation (full ranking, sharded over the ranks). Each
+case runs in a fresh process (``--nproc`` ranks spawned by
+:func:`graphrec.distributed.spawn`), so its memory is its own.
+
+One JSON line per case, then a table::
+
+    {"case": "lightgcn-1M-nproc2", "interactions": 1000000, "nproc": 2,
+     "epoch_seconds": ..., "peak_rss_mb": ..., "recall@20": ...}
+
+``epoch_seconds`` is rank 0's training time of the epoch (validation not included);
+``peak_rss_mb`` is the sum over the ranks of each process's peak resident memory, what
+the machine had to hold; ``interactions`` counts the training edges. With N ranks on a
+machine of C cores each rank gets C / N threads, so on 2 cores the comparison is of the
+same cores used by 1 or by 2 processes: every rank propagates the whole graph, and data
+parallelism divides only the per-row work of a step (see docs/distributed.md).
+
+``--fan-out 10 10 10`` trains with sampled mini-batches (LightGCN's ``fan_out``: each step
+propagates its batch's sampled receptive field) instead of the whole graph; the case
+name then says ``sampled``.
+
+Usage::
+
+    python benchmarks/scale.py                         # 200k and 1M interactions, 1 and 2 ranks
+    python benchmarks/scale.py --interactions 5000000 --nproc 1 2 4
+    python benchmarks/scale.py --interactions 5000000 --nproc 1 --fan-out 10 10 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+KEYS = ("case", "interactions", "nproc", "epoch_seconds", "peak_rss_mb", "recall@20")
+AVG_DEGREE = 30.0
+
+
+def run_case(interactions: int, nproc: int, seed: int, fan_out: list[int] | None) -> dict:
+    """One case in a fresh process; its JSON line."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker",
+           "--interactions", str(interactions), "--nproc", str(nproc), "--seed", str(seed)]
+    if fan_out:
+        cmd += ["--fan-out", *map(str, fan_out)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def worker(interactions: int, nproc: int, seed: int, fan_out: list[int] | None) -> None:
+    """Build the data, train one epoch on ``nproc`` ranks, print the case's JSON line."""
+    from graphrec.distributed import spawn
+
+    if nproc == 1:
+        _rank(interactions, nproc, seed, fan_out)
+    else:
+        spawn(_rank, nproc, (interactions, nproc, seed, fan_out))
+
+
+def _rank(interactions: int, nproc: int, seed: int, fan_out: list[int] | None) -> None:
+    import torch
+
+    from graphrec import datasets
+    from graphrec.data.graph import RecGraph
+    from graphrec.data.splits import per_user_split
+    from graphrec.distributed import current_ranks
+    from graphrec.models import LightGCN
+    from graphrec.training import TrainConfig, Trainer
+
+    users = max(10, int(interactions / AVG_DEGREE))
+    ds = datasets.synthetic(num_users=users, num_items=max(10, users // 2), avg_degree=AVG_DEGREE,
+                            social=False, seed=seed)
+    split = per_user_split(ds.interactions, ratios=(0.8, 0.1, 0.1), seed=seed)
+    torch.manual_seed(seed)
+    model = LightGCN(RecGraph(split.train), dim=64, num_layers=3, fan_out=fan_out)
+    cfg = TrainConfig(epochs=1, batch_size=8192, lr=1e-3, patience=0, progress=False, device="cpu",
+                      seed=seed, ks=(20,))
+    t0 = time.perf_counter()
+    fit = Trainer(model, split.valid, cfg).fit()
+    wall = time.perf_counter() - t0
+    # ru_maxrss is in KiB on Linux.
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ranks = current_ranks()
+    peaks = [peak] if ranks is None else ranks.gather(peak)
+    if ranks is None or ranks.is_main:
+        row = fit.history[-1]
+        print(json.dumps({
+            "case": f"lightgcn{'-sampled' if fan_out else ''}-{_size(interactions)}-nproc{nproc}",
+            "interactions": len(split.train),
+            "nproc": nproc,
+            "epoch_seconds": round(row["epoch_seconds"], 3),
+            "peak_rss_mb": round(sum(peaks), 1),
+            "recall@20": round(row["valid_recall@20"], 5),
+        }), flush=True)
+        print(f"# fit wall time {wall:.1f}s", file=sys.stderr)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k"
+
+
+def table(rows: list[dict]) -> str:
+    """The rows as a Markdown table, with the speed-up over 1 rank of the same size."""
+    base = {r["interactions"]: r["epoch_seconds"] for r in rows if r["nproc"] == 1}
+    lines = ["| case | interactions | nproc | epoch s | speed-up | efficiency | peak RSS MB | Recall@20 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        one = base.get(r["interactions"])
+        speed = one / r["epoch_seconds"] if one else float("nan")
+        lines.append(f"| {r['case']} | {r['interactions']:,} | {r['nproc']} | {r['epoch_seconds']:.2f} "
+                     f"| {speed:.2f} | {speed / r['nproc']:.0%} | {r['peak_rss_mb']:.0f} "
+                     f"| {r['recall@20']:.4f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--interactions", type=int, nargs="+", default=[200_000, 1_000_000])
+    parser.add_argument("--nproc", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fan-out", type=int, nargs=3, default=None, metavar="K",
+                        help="sampled mini-batches: neighbours per node at each of the 3 layers")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.interactions[0], args.nproc[0], args.seed, args.fan_out)
+        return
+    rows = []
+    for n in args.interactions:
+        for nproc in args.nproc:
+            row = run_case(n, nproc, args.seed, args.fan_out)
+            assert tuple(row) == KEYS, row
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    print()
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
