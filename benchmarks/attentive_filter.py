@@ -40,6 +40,8 @@ from graphrec.training import TrainConfig, Trainer
 def load(name: str, root: str | None):
     if name == "gowalla":
         return holdout_valid(datasets.gowalla(root=root).split, ratio=0.1, seed=0)
+    if name == "synthetic":  # graphrec's embedded data, as benchmarks/compare.py splits it
+        return per_user_split(datasets.synthetic().interactions, ratios=(0.8, 0.1, 0.1), seed=0)
     if name == "lastfm":  # published train/test files: validation carved from train
         return holdout_valid(datasets.lastfm(root=root).split, ratio=0.1, seed=0)
     loader = {"movielens": datasets.movielens_small,
@@ -55,7 +57,8 @@ def build(graph: RecGraph, args: argparse.Namespace, ideal_weight: float,
     model = AttentiveFilter(graph, rank=rank, ideal_weight=ideal_weight,
                             feature_rank=min(args.feature_rank, rank),
                             first_hop_attention=args.first_hop,
-                            node_bias=not args.no_node_bias, degree_power=degree_power)
+                            node_bias=not args.no_node_bias, degree_power=degree_power,
+                            score_scale=not args.no_scale)
     if fitted is None:
         return model.fit()
     model.load_state_dict(fitted.state_dict())
@@ -79,7 +82,7 @@ def train(model: AttentiveFilter, valid, epochs: int, args: argparse.Namespace):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", default=None, help="datasets directory (default: GRAPHREC_DATA)")
-    p.add_argument("--dataset", default="gowalla", choices=["gowalla", "lastfm", "movielens", "filmtrust"])
+    p.add_argument("--dataset", default="gowalla", choices=["gowalla", "lastfm", "movielens", "filmtrust", "synthetic"])
     p.add_argument("--epochs", type=int, default=4, help="epochs trained on validation")
     p.add_argument("--batch-size", type=int, default=8192)
     p.add_argument("--lr", type=float, default=1e-2)
@@ -93,6 +96,7 @@ def main() -> None:
     p.add_argument("--feature-rank", type=int, default=64)
     p.add_argument("--first-hop", action="store_true", help="attention on the first hop too")
     p.add_argument("--no-node-bias", action="store_true", help="learn the sharpness β only")
+    p.add_argument("--no-scale", action="store_true", help="train on the raw filter scores")
     p.add_argument("--hard-negatives", type=int, default=1, metavar="K",
                    help="each negative the highest-scored of K uniform draws")
     p.add_argument("--seed", type=int, default=0)

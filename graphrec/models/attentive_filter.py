@@ -85,6 +85,8 @@ class AttentiveFilter(ScoringModel):
             over its users.
         degree_power: :math:`\gamma` of the degree normalisation above; ``None`` (default)
             keeps GF-CF's (none on the linear part, :math:`\tfrac12` on the ideal part).
+        score_scale: learn the training-score scale :math:`e^\tau` (``False``: train on
+            the raw scores, :math:`\tau = 0`).
         svd_iters: iterations of the truncated SVD.
         seed: seed of the truncated SVD (and of the sample that sets the training scale).
     """
@@ -96,7 +98,7 @@ class AttentiveFilter(ScoringModel):
     def __init__(self, graph: RecGraph, rank: int = 256, ideal_weight: float = 0.3,
                  feature_rank: int = 64, attention_score: str = "self", node_bias: bool = True,
                  first_hop_attention: bool = False, degree_power: float | None = None,
-                 svd_iters: int = 6, seed: int = 0) -> None:
+                 score_scale: bool = True, svd_iters: int = 6, seed: int = 0) -> None:
         super().__init__(graph)
         if not 1 <= feature_rank <= rank <= min(graph.num_users, graph.num_items):
             raise ValueError(f"need 1 <= feature_rank ({feature_rank}) <= rank ({rank}) <= "
@@ -113,7 +115,8 @@ class AttentiveFilter(ScoringModel):
         self.item_bias = (nn.Parameter(torch.zeros(graph.num_items))
                           if node_bias and first_hop_attention else None)
         self.user_bias = nn.Parameter(torch.zeros(graph.num_users)) if node_bias else None
-        self.log_scale = nn.Parameter(torch.zeros(()))
+        self.score_scale = score_scale
+        self.log_scale = nn.Parameter(torch.zeros(()), requires_grad=score_scale)
         self.register_load_state_dict_pre_hook(_default_scale)
         self.register_buffer("singular_values", torch.zeros(rank))
         self.register_buffer("item_vectors", torch.zeros(graph.num_items, rank))
@@ -158,7 +161,8 @@ class AttentiveFilter(ScoringModel):
         self.user_features.copy_(users)
         self.item_features.copy_(v[:, :k] * root)
         self.fitted.fill_(True)
-        self.log_scale.data.fill_(-math.log(self._mean_training_score()))
+        if self.score_scale:
+            self.log_scale.data.fill_(-math.log(self._mean_training_score()))
 
     @torch.no_grad()
     def _mean_training_score(self, sample: int = 4096) -> float:

@@ -85,7 +85,7 @@ def test_training_scores_equal_the_dense_filter_without_the_batch_edges(first_ho
         lin_out, ide_out = (np.where(d > 0, d ** a, 0.0) for a in (lin, ide))
     ideal = ((x * ide_in) @ v @ v.T) * ide_out
     scores = (second @ first @ (x * lin_in).T).T * lin_out + model.ideal_weight * ideal
-    scores *= float(model.log_scale.exp())  # training scores carry the learned scale
+    scores *= float(model.log_scale.detach().exp())  # training scores carry the learned scale
     np.testing.assert_allclose(got_pos.detach().numpy(), scores[users, pos], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(got_neg.detach().numpy(), scores[users[:, None], neg], rtol=1e-4, atol=1e-6)
     got_pos.sum().backward()
@@ -165,3 +165,14 @@ def test_training_scale_starts_typical_positives_at_logit_one_and_old_weights_lo
     fresh.load_state_dict(state)
     assert float(fresh.log_scale) == 0.0
     torch.testing.assert_close(fresh.score_users(users), model.score_users(users))
+
+
+def test_raw_training_scores_without_the_scale():
+    g = graph(3)
+    model = AttentiveFilter(g, rank=12, feature_rank=6, score_scale=False).fit()
+    assert float(model.log_scale) == 0.0 and not model.log_scale.requires_grad
+    u, i = (torch.from_numpy(a[:5]) for a in g.edges())
+    scaled = AttentiveFilter(g, rank=12, feature_rank=6).fit()
+    raw_pos, _ = model.score_pairs(u, i, i[:, None])
+    pos, _ = scaled.score_pairs(u, i, i[:, None])
+    torch.testing.assert_close(pos, raw_pos * scaled.log_scale.exp())
