@@ -36,6 +36,10 @@ class DataConfig:
             ``gowalla`` or ``file``.
         root: directory of the real datasets (default: the ``GRAPHREC_DATA`` variable).
         path: the interaction file when ``dataset: file`` (CSV/TSV/Parquet).
+        train_path, valid_path, test_path: instead of ``path``, a split made beforehand
+            (``dataset: file``, ``split: given``): three files read like ``path`` with
+            one id map over all of them. ``valid_path`` is optional; without it
+            ``valid_ratio`` of each user's training rows become validation.
         user_col, item_col, rating_col, timestamp_col: column names for ``file``.
         timestamp_format: ``strftime`` format of date timestamps, e.g. ``'%d/%m/%Y'``
             (needed when the dates alone do not tell day-first from month-first).
@@ -44,7 +48,8 @@ class DataConfig:
         split: ``per_user``, ``random``, ``temporal``, ``per_user_temporal``,
             ``leave_one_out`` or ``given`` (datasets that come pre-split).
         ratios: train/valid/test fractions for ratio splits.
-        valid_ratio: for ``given`` splits, the share of training carved out for validation.
+        valid_ratio: for ``given`` splits without validation rows, the share of training
+            carved out for validation.
         synthetic_users, synthetic_items: sizes of the synthetic dataset.
         seed: seed of the synthetic data and of the split.
         social: user–user edges for the social models: ``none``, ``dataset`` (the
@@ -63,6 +68,9 @@ class DataConfig:
     dataset: str = "synthetic"
     root: str | None = None
     path: str | None = None
+    train_path: str | None = None
+    valid_path: str | None = None
+    test_path: str | None = None
     user_col: str = "user"
     item_col: str = "item"
     rating_col: str | None = None

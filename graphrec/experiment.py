@@ -43,6 +43,7 @@ from graphrec.data.interactions import ColumnMap, Interactions, load_interaction
 from graphrec.data.social import SocialColumns, SocialEdges, load_social
 from graphrec.data.splits import (
     Split,
+    given_split,
     holdout_valid,
     leave_one_out,
     per_user_split,
@@ -134,12 +135,12 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
         raise ConfigError(f"data.split: expected one of {list(SPLITS)}, got {cfg.split!r}")
     if cfg.social not in SOCIAL:
         raise ConfigError(f"data.social: expected one of {list(SOCIAL)}, got {cfg.social!r}")
-    if cfg.dataset == "file":
+    if cfg.dataset == "file" and cfg.train_path:
+        inter, given, own_social = None, _read_pre_split(cfg), None
+    elif cfg.dataset == "file":
         if not cfg.path:
             raise ConfigError("data.path: required when data.dataset is 'file'")
-        inter = load_interactions(cfg.path, ColumnMap(cfg.user_col, cfg.item_col, cfg.rating_col,
-                                                      cfg.timestamp_col),
-                                  date_format=cfg.timestamp_format)
+        inter = _read_file(cfg, cfg.path)
         given, own_social = None, None
     elif cfg.dataset == "synthetic":
         ds = datasets.synthetic(num_users=cfg.synthetic_users, num_items=cfg.synthetic_items, seed=cfg.seed)
@@ -153,11 +154,29 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
     return PreparedData(split, _social(cfg, split, own_social, own_map))
 
 
+def _read_file(cfg: DataConfig, path: str) -> Interactions:
+    """One interaction file of a ``dataset: file`` config, with the config's columns."""
+    return load_interactions(path, ColumnMap(cfg.user_col, cfg.item_col, cfg.rating_col,
+                                             cfg.timestamp_col),
+                             date_format=cfg.timestamp_format)
+
+
+def _read_pre_split(cfg: DataConfig) -> Split:
+    """The split of ``data.train_path``/``valid_path``/``test_path``, in one pair of id maps
+    (train's ids first); validation is empty when no ``valid_path`` is given."""
+    if not cfg.test_path:
+        raise ConfigError("data.test_path: required with data.train_path")
+    valid = _read_file(cfg, cfg.valid_path) if cfg.valid_path else None
+    return given_split(_read_file(cfg, cfg.train_path), _read_file(cfg, cfg.test_path), valid)
+
+
 def _split(cfg: DataConfig, inter: Interactions | None, given: Split | None) -> Split:
     if cfg.split == "given":
         if given is None:
             raise ConfigError(f"data.split: dataset {cfg.dataset!r} comes without a given split; "
                               f"choose one of {list(SPLITS[:-1])}")
+        if len(given.valid):  # the data bring their own validation part
+            return given
         return holdout_valid(given, ratio=cfg.valid_ratio, seed=cfg.seed)
     if inter is None:
         raise ConfigError(f"data.split: dataset {cfg.dataset!r} comes pre-split; use split: given")
@@ -452,7 +471,9 @@ def source_files(cfg: DataConfig) -> list[Path]:
     from graphrec.datasets import real
 
     if cfg.dataset == "file":
-        return [Path(p) for p in (cfg.path, cfg.social_path if cfg.social == "file" else None) if p]
+        files = (cfg.path, cfg.train_path, cfg.valid_path, cfg.test_path,
+                 cfg.social_path if cfg.social == "file" else None)
+        return [Path(p) for p in files if p]
     sources = {"movielens_small": "MOVIELENS_SMALL", "filmtrust": "FILMTRUST", "lastfm": "LASTFM",
                "gowalla": "GOWALLA"}
     if cfg.dataset not in sources:
