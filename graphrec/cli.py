@@ -101,6 +101,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _recommend(args: argparse.Namespace) -> int:
     from graphrec.experiment import load_run
+    from graphrec.run_folder import load_item_titles
     from graphrec.serving import parse_user_id, read_users_file, recommend_frame
 
     if args.k < 1:
@@ -115,6 +116,9 @@ def _recommend(args: argparse.Namespace) -> int:
         users = [parse_user_id(u, user_map) for u in args.users]
     frame = recommend_frame(model, users, args.k, exclude_seen=not args.include_seen,
                             unknown=args.unknown)
+    titles = load_item_titles(args.run)
+    if titles is not None:  # the dataset names its items (MovieLens titles)
+        frame.insert(frame.columns.get_loc("item") + 1, "title", frame["item"].map(titles))
     print(frame.to_csv(index=False) if args.csv else frame.to_string(index=False))
     return 0
 

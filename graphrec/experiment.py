@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import yaml
 
@@ -114,11 +115,13 @@ class PreparedData:
     """A run's data: the split (validation carved from training) and the social edges.
 
     ``social`` is over the same user indices as ``split`` (``None`` without a social
-    network).
+    network); ``item_titles`` maps raw item ids to display names when the dataset has
+    them (MovieLens), for ``graphrec recommend`` to show.
     """
 
     split: Split
     social: SocialEdges | None = None
+    item_titles: pd.Series | None = None
 
     def graph(self, interactions: Interactions | None = None) -> RecGraph:
         """The graph models train on: ``interactions`` (default: training) and the social edges."""
@@ -135,6 +138,7 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
         raise ConfigError(f"data.split: expected one of {list(SPLITS)}, got {cfg.split!r}")
     if cfg.social not in SOCIAL:
         raise ConfigError(f"data.social: expected one of {list(SOCIAL)}, got {cfg.social!r}")
+    titles = None  # only real datasets with item metadata have titles
     if cfg.dataset == "file" and cfg.train_path:
         inter, given, own_social = None, _read_pre_split(cfg), None
     elif cfg.dataset == "file":
@@ -148,10 +152,21 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
     else:
         ds = getattr(datasets, cfg.dataset)(root=cfg.root)
         inter, given, own_social = ds.interactions, ds.split, ds.social
+        titles = _item_titles(ds)
     # The dataset's network is over the dataset's user map; filtering may re-index users.
     own_map = (inter if inter is not None else given.train).user_map if own_social is not None else None
     split = _split(cfg, inter, given)
-    return PreparedData(split, _social(cfg, split, own_social, own_map))
+    return PreparedData(split, _social(cfg, split, own_social, own_map), titles)
+
+
+def _item_titles(ds: Any) -> pd.Series | None:
+    """Raw item id → title from a dataset's ``items`` frame (indexed by item index)."""
+    items = getattr(ds, "items", None)
+    if items is None or "title" not in items.columns or ds.interactions is None:
+        return None
+    item_map = ds.interactions.item_map
+    titles = items["title"].reindex(pd.RangeIndex(len(item_map))).to_numpy()
+    return pd.Series(titles, index=item_map.raw, name="title").dropna()
 
 
 def _read_file(cfg: DataConfig, path: str) -> Interactions:
@@ -403,7 +418,7 @@ def run(cfg: RunConfig, out_dir: str | Path | None = None, *, overwrite: bool = 
     with claim(out, resume=cfg.train.resume, overwrite=overwrite,
                sources=source_files(cfg.data)) as manifest:
         if not resumed:  # a resumed run goes on with the very split it started on
-            save_data(out, data.split, data.social)
+            save_data(out, data.split, data.social, item_titles=data.item_titles)
         manifest.split = {"method": data.split.report.method, "sizes": {
             p: len(getattr(data.split, p)) for p in ("train", "valid", "test")}}
         return _run(cfg, data, out)

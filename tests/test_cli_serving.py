@@ -114,3 +114,25 @@ def test_export_refuses_other_file_types(run_dir, tmp_path, capsys):
     assert main(["export", "--run", str(run_dir), "--what", "scores",
                  "--out", str(tmp_path / "x.csv")]) == 2
     assert "expected a .parquet file name" in capsys.readouterr().err
+
+
+def test_recommend_shows_titles_of_a_dataset_that_has_them(tmp_path, capsys):
+    # A tiny MovieLens-shaped folder: ratings.csv and movies.csv with titles.
+    folder = tmp_path / "data" / "movielens-small"
+    folder.mkdir(parents=True)
+    rng = __import__("numpy").random.default_rng(0)
+    ratings = {(int(u), int(m)) for u, m in zip(rng.integers(1, 21, 300), rng.integers(1, 16, 300))}
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "".join(
+        f"{u},{m},4.0,{1000 + n}\n" for n, (u, m) in enumerate(sorted(ratings))))
+    (folder / "movies.csv").write_text("movieId,title,genres\n" + "".join(
+        f'{m},"Movie {m}, The",Drama\n' for m in range(1, 16)))
+    out = tmp_path / "run"
+    assert main(["train", "--set", "data.dataset=movielens_small", "--set",
+                 f"data.root={tmp_path / 'data'}", "--set", "model.name=mf", "--set", "model.dim=4",
+                 "--set", "train.epochs=1", "--set", "train.progress=false",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["recommend", "--run", str(out), "--users", "3", "--k", "2", "--csv"]) == 0
+    frame = _csv(capsys)
+    assert list(frame.columns) == ["user", "rank", "item", "title", "score"]
+    assert (frame["title"] == [f"Movie {m}, The" for m in frame["item"]]).all()
