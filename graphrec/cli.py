@@ -111,7 +111,7 @@ def _recommend(args: argparse.Namespace) -> int:
     if args.all:
         users = user_map.raw.tolist()
     elif args.users_file is not None:
-        users = read_users_file(args.users_file, user_map)
+        users = read_users_file(args.users_file, user_map, unknown=args.unknown)
     else:
         users = [parse_user_id(u, user_map) for u in args.users]
     frame = recommend_frame(model, users, args.k, exclude_seen=not args.include_seen,

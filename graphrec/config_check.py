@@ -68,6 +68,11 @@ def _check_data(d: DataConfig) -> None:
         if d.split != "given":
             raise ConfigError(f"data.split: pre-split files (data.train_path …) need "
                               f"split: given, got {d.split!r}")
+        # A given split is used as it is: a filter would silently not apply.
+        for key in ("rating_threshold", "min_user_interactions", "min_item_interactions"):
+            if getattr(d, key):
+                raise ConfigError(f"data.{key}: not applied to pre-split files; filter the "
+                                  f"files beforehand or give one data.path to split")
     elif d.dataset == "file":
         _check_source("data.path", d.path, "data.dataset is 'file' (or give data.train_path "
                       "and data.test_path)")

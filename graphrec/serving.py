@@ -27,11 +27,16 @@ def parse_user_id(text: str, user_map: Any) -> object:
     return text
 
 
-def read_users_file(path: str | Path, user_map: Any) -> list[object]:
+def read_users_file(path: str | Path, user_map: Any, *, unknown: str = "error") -> list[object]:
     """Raw user ids from ``path``, one per line; blank lines are skipped.
 
+    Args:
+        unknown: ``"error"`` refuses an id the run does not know, naming its line;
+            ``"popular"`` keeps it (see :func:`recommend_frame`).
+
     Raises:
-        DataError: the file is not text, or a line holds more than one id.
+        DataError: naming the file and line: a line holding more than one id, or an
+            unknown id; or the file is not text or holds no ids.
     """
     users: list[object] = []
     try:
@@ -45,7 +50,12 @@ def read_users_file(path: str | Path, user_map: Any) -> list[object]:
             continue
         if len(value.split()) > 1 or "," in value:
             raise DataError(f"{path}, line {number}: expected one user id, got {value[:80]!r}")
-        users.append(parse_user_id(value, user_map))
+        user = parse_user_id(value, user_map)
+        if unknown == "error" and user_map.to_index([user], missing="mask")[0] < 0:
+            raise DataError(f"{path}, line {number}: unknown user id {value[:80]!r}; the run "
+                            f"knows {len(user_map)} users (use --unknown popular to give "
+                            f"unknown users the most popular items)")
+        users.append(user)
     if not users:
         raise DataError(f"{path}: no user ids in the file (expected one per line)")
     return users

@@ -52,6 +52,29 @@ def test_recommend_users_file_bad_line_names_file_and_line(run_dir, tmp_path, ca
     assert f"{users}, line 2: expected one user id" in err and "Traceback" not in err
 
 
+def test_recommend_users_file_unknown_id_names_the_line(run_dir, tmp_path, capsys):
+    users = tmp_path / "users.txt"
+    users.write_text("3\n\nghost\n")
+    assert main(["recommend", "--run", str(run_dir), "--users-file", str(users)]) == 2
+    assert f"{users}, line 3: unknown user id 'ghost'" in capsys.readouterr().err
+    assert main(["recommend", "--run", str(run_dir), "--users-file", str(users),
+                 "--unknown", "popular", "--k", "1", "--csv"]) == 0
+    assert _csv(capsys)["source"].tolist() == ["model", "popular"]
+
+
+def test_recommend_empty_users_file_is_an_error(run_dir, tmp_path, capsys):
+    users = tmp_path / "users.txt"
+    users.write_text("\n  \n")
+    assert main(["recommend", "--run", str(run_dir), "--users-file", str(users)]) == 2
+    assert "no user ids in the file" in capsys.readouterr().err
+
+
+def test_export_into_a_missing_folder_is_an_error(run_dir, tmp_path, capsys):
+    out = tmp_path / "nowhere" / "x.parquet"
+    assert main(["export", "--run", str(run_dir), "--what", "scores", "--out", str(out)]) == 2
+    assert f"{out.parent}: no such folder" in capsys.readouterr().err
+
+
 def test_recommend_users_and_all_are_exclusive(run_dir, capsys):
     assert main(["recommend", "--run", str(run_dir), "--all", "--users", "1"]) == 2
     assert "not allowed with argument" in capsys.readouterr().err

@@ -69,6 +69,7 @@ def test_a_pre_split_run_trains(files, tmp_path):
     (["data.path=x.csv"], "give either data.path"),
     (["data.split=per_user"], "need split: given"),
     (["data.dataset=synthetic"], "pre-split files need data.dataset: file"),
+    (["data.min_user_interactions=3"], "not applied to pre-split files"),
 ])
 def test_bad_pre_split_configs_are_refused(files, extra, message):
     train, valid, test, _ = files
