@@ -25,9 +25,13 @@ _UMASK = _current_umask()
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     """A unique temporary path next to ``path``; renamed onto ``path`` when the block ends
     without an error, removed when it raises.
+
+    With ``overwrite=False`` an existing ``path`` is never replaced: the file is linked
+    into place (which fails if ``path`` exists, even one created while writing) and
+    :class:`FileExistsError` is raised.
 
     Use it for writers that take a path (``DataFrame.to_parquet``, ``np.save``)::
 
@@ -42,7 +46,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         # mkstemp makes the file private (0600); give it the mode a plain open() would.
         os.chmod(tmp, 0o666 & ~_UMASK)
         yield tmp
-        os.replace(tmp, target)
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            os.link(tmp, target)
+            tmp.unlink()
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

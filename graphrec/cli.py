@@ -1,4 +1,4 @@
-"""The ``graphrec`` command: ``train``, ``evaluate`` and ``recommend``.
+"""The ``graphrec`` command: ``train``, ``evaluate``, ``recommend`` and ``export``.
 
     graphrec train --config run.yaml --out runs/lightgcn
     graphrec train --set model.name=mf --set train.epochs=20 --out runs/mf
@@ -6,6 +6,8 @@
     graphrec train --nproc 2 --config run.yaml --out runs/lightgcn   # 2 data-parallel ranks
     graphrec evaluate --run runs/lightgcn
     graphrec recommend --run runs/lightgcn --users 12 57 --k 10
+    graphrec recommend --run runs/lightgcn --users-file users.txt --unknown popular --csv
+    graphrec export --run runs/lightgcn --what scores --k 20 --out top20.parquet
     graphrec --version
 
 torch and the rest of graphrec are imported inside the subcommand handlers, so that
@@ -99,15 +101,44 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _recommend(args: argparse.Namespace) -> int:
     from graphrec.experiment import load_run
+    from graphrec.run_folder import load_item_titles
+    from graphrec.serving import parse_user_id, read_users_file, recommend_frame
 
     if args.k < 1:
         raise UsageError(f"--k: expected a number of items >= 1, got {args.k}")
     _, _, model = load_run(args.run)
-    users: list[object] = []
-    for u in args.users:
-        users.append(int(u) if u.lstrip("-").isdigit() else u)
-    frame = model.recommend(users, k=args.k, exclude_seen=not args.include_seen)
+    user_map = model.graph.user_map
+    if args.all:
+        users = user_map.raw.tolist()
+    elif args.users_file is not None:
+        users = read_users_file(args.users_file, user_map, unknown=args.unknown)
+    else:
+        users = [parse_user_id(u, user_map) for u in args.users]
+    frame = recommend_frame(model, users, args.k, exclude_seen=not args.include_seen,
+                            unknown=args.unknown)
+    titles = load_item_titles(args.run)
+    if titles is not None:  # the dataset names its items (MovieLens titles)
+        frame.insert(frame.columns.get_loc("item") + 1, "title", frame["item"].map(titles))
     print(frame.to_csv(index=False) if args.csv else frame.to_string(index=False))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from graphrec.experiment import load_run
+    from graphrec.serving import check_new_file, embedding_table, score_table, write_parquet
+
+    if args.k < 1:
+        raise UsageError(f"--k: expected a number of items >= 1, got {args.k}")
+    if not args.out.endswith(".parquet"):
+        raise UsageError(f"--out: expected a .parquet file name, got {args.out!r}")
+    check_new_file(args.out, args.overwrite)  # before loading the model: fail fast
+    _, _, model = load_run(args.run)
+    if args.what == "embeddings":
+        table = embedding_table(model)
+    else:
+        table = score_table(model, args.k, exclude_seen=not args.include_seen)
+    write_parquet(table, args.out, overwrite=args.overwrite)
+    print(f"wrote {len(table)} rows to {args.out}")
     return 0
 
 
@@ -142,11 +173,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("recommend", parents=[common], help="top-k items for users (raw ids in and out)")
     p.add_argument("--run", required=True, help="run directory written by 'graphrec train'")
-    p.add_argument("--users", nargs="+", required=True, help="raw user ids")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--users", nargs="+", help="raw user ids")
+    who.add_argument("--users-file", metavar="FILE", help="file of raw user ids, one per line")
+    who.add_argument("--all", action="store_true", help="every user the run knows")
+    p.add_argument("--unknown", choices=["error", "popular"], default="error",
+                   help="users the run does not know: an error (default), or the most popular "
+                        "training items, marked 'popular' in a 'source' column")
     p.add_argument("--k", type=int, default=10, help="items per user")
     p.add_argument("--include-seen", action="store_true", help="keep items seen in training")
     p.add_argument("--csv", action="store_true", help="print CSV instead of a table")
     p.set_defaults(func=_recommend)
+
+    p = sub.add_parser("export", parents=[common],
+                       help="write embeddings or every user's top-k items to a Parquet file")
+    p.add_argument("--run", required=True, help="run directory written by 'graphrec train'")
+    p.add_argument("--what", required=True, choices=["embeddings", "scores"],
+                   help="embeddings: one row per user and item (kind, id, e0..); "
+                        "scores: top-k items per user (user, rank, item, score)")
+    p.add_argument("--out", required=True, help="Parquet file to write")
+    p.add_argument("--k", type=int, default=10, help="items per user for --what scores")
+    p.add_argument("--include-seen", action="store_true", help="keep items seen in training")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.set_defaults(func=_export)
     return parser
 
 

@@ -10,6 +10,7 @@ complete, commented default.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import reprlib
 import types
 import typing
@@ -35,6 +36,10 @@ class DataConfig:
             ``gowalla`` or ``file``.
         root: directory of the real datasets (default: the ``GRAPHREC_DATA`` variable).
         path: the interaction file when ``dataset: file`` (CSV/TSV/Parquet).
+        train_path, valid_path, test_path: instead of ``path``, a split made beforehand
+            (``dataset: file``, ``split: given``): three files read like ``path`` with
+            one id map over all of them. ``valid_path`` is optional; without it
+            ``valid_ratio`` of each user's training rows become validation.
         user_col, item_col, rating_col, timestamp_col: column names for ``file``.
         timestamp_format: ``strftime`` format of date timestamps, e.g. ``'%d/%m/%Y'``
             (needed when the dates alone do not tell day-first from month-first).
@@ -43,7 +48,8 @@ class DataConfig:
         split: ``per_user``, ``random``, ``temporal``, ``per_user_temporal``,
             ``leave_one_out`` or ``given`` (datasets that come pre-split).
         ratios: train/valid/test fractions for ratio splits.
-        valid_ratio: for ``given`` splits, the share of training carved out for validation.
+        valid_ratio: for ``given`` splits without validation rows, the share of training
+            carved out for validation.
         synthetic_users, synthetic_items: sizes of the synthetic dataset.
         seed: seed of the synthetic data and of the split.
         social: user–user edges for the social models: ``none``, ``dataset`` (the
@@ -62,6 +68,9 @@ class DataConfig:
     dataset: str = "synthetic"
     root: str | None = None
     path: str | None = None
+    train_path: str | None = None
+    valid_path: str | None = None
+    test_path: str | None = None
     user_col: str = "user"
     item_col: str = "item"
     rating_col: str | None = None
@@ -295,14 +304,30 @@ def snippet(value: Any, limit: int = 80) -> str:
 _snippet = snippet
 
 
-def section_from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
-    """Build one section's dataclass, rejecting unknown keys and wrong types."""
+def did_you_mean(unknown: list[str], known: list[str], prefix: str = "") -> str:
+    """`` did you mean 'model.name'?`` for the known names closest to the ``unknown``
+    ones (an empty string when none is close), to end an error message with."""
+    matches = [m for name in unknown
+               for m in difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)]
+    if not matches:
+        return ""
+    return " did you mean " + " or ".join(f"'{prefix}{m}'" for m in dict.fromkeys(matches)) + "?"
+
+
+def section_from_dict(cls: type, values: dict[str, Any], where: str,
+                      section: str | None = None) -> Any:
+    """Build one section's dataclass, rejecting unknown keys and wrong types.
+
+    ``section`` (e.g. ``"model"``) names the section in the "did you mean" hint for a
+    misspelt key."""
     if not isinstance(values, dict):
         raise ConfigError(f"{where}: expected a mapping of keys, got {snippet(values)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed keys: {sorted(fields)}")
+        hint = did_you_mean(unknown, sorted(fields), f"{section}." if section else "")
+        raise ConfigError(f"{where}: unknown key(s) {unknown};{hint} allowed keys: "
+                          f"{sorted(fields)}")
     hints = typing.get_type_hints(cls)
     kwargs = {k: _check_type(v, hints[k], f"{where}.{k}") for k, v in values.items()}
     try:
@@ -319,8 +344,10 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> RunConfig:
         raise ConfigError(f"{source}: expected a mapping with sections {sorted(SECTIONS)}")
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
-        raise ConfigError(f"{source}: unknown section(s) {unknown}; allowed sections: {sorted(SECTIONS)}")
-    parts = {name: section_from_dict(cls, raw.get(name) or {}, f"{source}: {name}")
+        hint = did_you_mean(unknown, sorted(SECTIONS))
+        raise ConfigError(f"{source}: unknown section(s) {unknown};{hint} allowed sections: "
+                          f"{sorted(SECTIONS)}")
+    parts = {name: section_from_dict(cls, raw.get(name) or {}, f"{source}: {name}", name)
              for name, cls in SECTIONS.items()}
     return RunConfig(**parts)
 

@@ -51,8 +51,31 @@ def _check_data(d: DataConfig) -> None:
     _one_of("data.dataset", d.dataset, DATASETS)
     _one_of("data.split", d.split, SPLITS)
     _one_of("data.social", d.social, SOCIAL)
-    if d.dataset == "file":
-        _check_source("data.path", d.path, "data.dataset is 'file'")
+    pre_split = {k: getattr(d, k) for k in ("train_path", "valid_path", "test_path")
+                 if getattr(d, k)}
+    if pre_split and d.dataset != "file":
+        raise ConfigError(f"data.{next(iter(pre_split))}: pre-split files need "
+                          f"data.dataset: file, got {d.dataset!r}")
+    if d.dataset == "file" and pre_split:
+        if d.path:
+            raise ConfigError("data.path: give either data.path (one file, split by graphrec) "
+                              "or data.train_path and data.test_path (a split made beforehand), "
+                              "not both")
+        _check_source("data.train_path", d.train_path, "pre-split files are given")
+        _check_source("data.test_path", d.test_path, "pre-split files are given")
+        if d.valid_path:
+            _check_source("data.valid_path", d.valid_path, "pre-split files are given")
+        if d.split != "given":
+            raise ConfigError(f"data.split: pre-split files (data.train_path …) need "
+                              f"split: given, got {d.split!r}")
+        # A given split is used as it is: a filter would silently not apply.
+        for key in ("rating_threshold", "min_user_interactions", "min_item_interactions"):
+            if getattr(d, key):
+                raise ConfigError(f"data.{key}: not applied to pre-split files; filter the "
+                                  f"files beforehand or give one data.path to split")
+    elif d.dataset == "file":
+        _check_source("data.path", d.path, "data.dataset is 'file' (or give data.train_path "
+                      "and data.test_path)")
     if d.social == "file":
         _check_source("data.social_path", d.social_path, "data.social is 'file'")
     if len(d.ratios) not in (2, 3) or not all(math.isfinite(r) and r >= 0 for r in d.ratios) \

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import yaml
 
@@ -43,6 +44,7 @@ from graphrec.data.interactions import ColumnMap, Interactions, load_interaction
 from graphrec.data.social import SocialColumns, SocialEdges, load_social
 from graphrec.data.splits import (
     Split,
+    given_split,
     holdout_valid,
     leave_one_out,
     per_user_split,
@@ -113,11 +115,13 @@ class PreparedData:
     """A run's data: the split (validation carved from training) and the social edges.
 
     ``social`` is over the same user indices as ``split`` (``None`` without a social
-    network).
+    network); ``item_titles`` maps raw item ids to display names when the dataset has
+    them (MovieLens), for ``graphrec recommend`` to show.
     """
 
     split: Split
     social: SocialEdges | None = None
+    item_titles: pd.Series | None = None
 
     def graph(self, interactions: Interactions | None = None) -> RecGraph:
         """The graph models train on: ``interactions`` (default: training) and the social edges."""
@@ -134,12 +138,13 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
         raise ConfigError(f"data.split: expected one of {list(SPLITS)}, got {cfg.split!r}")
     if cfg.social not in SOCIAL:
         raise ConfigError(f"data.social: expected one of {list(SOCIAL)}, got {cfg.social!r}")
-    if cfg.dataset == "file":
+    titles = None  # only real datasets with item metadata have titles
+    if cfg.dataset == "file" and cfg.train_path:
+        inter, given, own_social = None, _read_pre_split(cfg), None
+    elif cfg.dataset == "file":
         if not cfg.path:
             raise ConfigError("data.path: required when data.dataset is 'file'")
-        inter = load_interactions(cfg.path, ColumnMap(cfg.user_col, cfg.item_col, cfg.rating_col,
-                                                      cfg.timestamp_col),
-                                  date_format=cfg.timestamp_format)
+        inter = _read_file(cfg, cfg.path)
         given, own_social = None, None
     elif cfg.dataset == "synthetic":
         ds = datasets.synthetic(num_users=cfg.synthetic_users, num_items=cfg.synthetic_items, seed=cfg.seed)
@@ -147,10 +152,37 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
     else:
         ds = getattr(datasets, cfg.dataset)(root=cfg.root)
         inter, given, own_social = ds.interactions, ds.split, ds.social
+        titles = _item_titles(ds)
     # The dataset's network is over the dataset's user map; filtering may re-index users.
     own_map = (inter if inter is not None else given.train).user_map if own_social is not None else None
     split = _split(cfg, inter, given)
-    return PreparedData(split, _social(cfg, split, own_social, own_map))
+    return PreparedData(split, _social(cfg, split, own_social, own_map), titles)
+
+
+def _item_titles(ds: Any) -> pd.Series | None:
+    """Raw item id → title from a dataset's ``items`` frame (indexed by item index)."""
+    items = getattr(ds, "items", None)
+    if items is None or "title" not in items.columns or ds.interactions is None:
+        return None
+    item_map = ds.interactions.item_map
+    titles = items["title"].reindex(pd.RangeIndex(len(item_map))).to_numpy()
+    return pd.Series(titles, index=item_map.raw, name="title").dropna()
+
+
+def _read_file(cfg: DataConfig, path: str) -> Interactions:
+    """One interaction file of a ``dataset: file`` config, with the config's columns."""
+    return load_interactions(path, ColumnMap(cfg.user_col, cfg.item_col, cfg.rating_col,
+                                             cfg.timestamp_col),
+                             date_format=cfg.timestamp_format)
+
+
+def _read_pre_split(cfg: DataConfig) -> Split:
+    """The split of ``data.train_path``/``valid_path``/``test_path``, in one pair of id maps
+    (train's ids first); validation is empty when no ``valid_path`` is given."""
+    if not cfg.test_path:
+        raise ConfigError("data.test_path: required with data.train_path")
+    valid = _read_file(cfg, cfg.valid_path) if cfg.valid_path else None
+    return given_split(_read_file(cfg, cfg.train_path), _read_file(cfg, cfg.test_path), valid)
 
 
 def _split(cfg: DataConfig, inter: Interactions | None, given: Split | None) -> Split:
@@ -158,6 +190,8 @@ def _split(cfg: DataConfig, inter: Interactions | None, given: Split | None) -> 
         if given is None:
             raise ConfigError(f"data.split: dataset {cfg.dataset!r} comes without a given split; "
                               f"choose one of {list(SPLITS[:-1])}")
+        if len(given.valid):  # the data bring their own validation part
+            return given
         return holdout_valid(given, ratio=cfg.valid_ratio, seed=cfg.seed)
     if inter is None:
         raise ConfigError(f"data.split: dataset {cfg.dataset!r} comes pre-split; use split: given")
@@ -384,7 +418,7 @@ def run(cfg: RunConfig, out_dir: str | Path | None = None, *, overwrite: bool = 
     with claim(out, resume=cfg.train.resume, overwrite=overwrite,
                sources=source_files(cfg.data)) as manifest:
         if not resumed:  # a resumed run goes on with the very split it started on
-            save_data(out, data.split, data.social)
+            save_data(out, data.split, data.social, item_titles=data.item_titles)
         manifest.split = {"method": data.split.report.method, "sizes": {
             p: len(getattr(data.split, p)) for p in ("train", "valid", "test")}}
         return _run(cfg, data, out)
@@ -452,7 +486,9 @@ def source_files(cfg: DataConfig) -> list[Path]:
     from graphrec.datasets import real
 
     if cfg.dataset == "file":
-        return [Path(p) for p in (cfg.path, cfg.social_path if cfg.social == "file" else None) if p]
+        files = (cfg.path, cfg.train_path, cfg.valid_path, cfg.test_path,
+                 cfg.social_path if cfg.social == "file" else None)
+        return [Path(p) for p in files if p]
     sources = {"movielens_small": "MOVIELENS_SMALL", "filmtrust": "FILMTRUST", "lastfm": "LASTFM",
                "gowalla": "GOWALLA"}
     if cfg.dataset not in sources:

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 MANIFEST = "run.json"
 LOCK = ".lock"
 DATA = "data"
+TITLES = "item_titles.parquet"  # raw item id -> title, when the dataset has titles
 FORMAT = 1
 # Files and folders a run writes; ``overwrite`` removes these and nothing else.
 RUN_ENTRIES = ("run.json", "config.yaml", "best.pt", "last.pt", "final.pt", "results.json",
@@ -301,8 +302,12 @@ def _remove_run_files(folder: Path) -> None:
 
 
 # ---------------------------------------------------------------------- stored data
-def save_data(folder: Path, split: Any, social: Any | None) -> None:
-    """Store a split (and its social edges) under ``folder/data``."""
+def save_data(folder: Path, split: Any, social: Any | None, *,
+              item_titles: Any | None = None) -> None:
+    """Store a split (and its social edges and item titles) under ``folder/data``.
+
+    ``item_titles`` is a Series raw item id → title, kept so that recommendations can
+    show titles without the dataset's files."""
     import pandas as pd
 
     data = folder / DATA
@@ -314,6 +319,25 @@ def save_data(folder: Path, split: Any, social: Any | None) -> None:
             frame["weight"] = social.weight
         with atomic_path(data / "social.parquet") as tmp:
             frame.to_parquet(tmp, index=False)
+    if item_titles is not None and len(item_titles):
+        titles = pd.DataFrame({"item": item_titles.index.to_numpy(),
+                               "title": item_titles.to_numpy().astype(str)})
+        with atomic_path(data / TITLES) as tmp:
+            titles.to_parquet(tmp, index=False)
+
+
+def load_item_titles(folder: str | Path) -> Any | None:
+    """The run's raw item id → title Series, or ``None`` when its dataset has no titles."""
+    import pandas as pd
+
+    path = Path(folder) / DATA / TITLES
+    if not path.exists():
+        return None
+    try:
+        frame = pd.read_parquet(path)
+        return pd.Series(frame["title"].to_numpy(), index=pd.Index(frame["item"]), name="title")
+    except (OSError, ValueError, KeyError) as exc:
+        raise RunError(f"{path}: cannot read the run's item titles ({_first_line(exc)})") from exc
 
 
 def has_data(folder: Path) -> bool:

@@ -46,3 +46,25 @@ def test_printed_default_config_documents_and_round_trips_every_key(tmp_path):
     for key in ("dataset:", "epochs:", "mask_batch_edges:", "memory_budget_mb:"):
         line = next(ln for ln in text.splitlines() if ln.strip().startswith(key))
         assert "#" in line, f"{key} is undocumented"
+
+
+def test_unknown_key_suggests_the_closest_one():
+    from graphrec.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['nme'\]; did you mean 'model.name'\?"):
+        load_config(None, ["model.nme=mf"])
+
+
+def test_unknown_section_suggests_the_closest_one():
+    from graphrec.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"unknown section\(s\) \['trian'\]; did you mean 'train'\?"):
+        load_config(None, ["trian.epochs=3"])
+
+
+def test_no_suggestion_for_a_key_like_no_other():
+    from graphrec.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, ["model.zzzzzz=1"])
+    assert "did you mean" not in str(exc.value) and "allowed keys" in str(exc.value)

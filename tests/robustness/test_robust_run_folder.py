@@ -227,3 +227,17 @@ def test_changed_sources_are_reported_and_absent_ones_are_not(tmp_path):
     assert len(notes) == 1 and "log.csv changed" in notes[0] and "stored data" in notes[0]
     src.unlink()
     assert changed_sources(recorded) == []
+
+
+def test_atomic_path_without_overwrite_keeps_a_file_created_meanwhile(tmp_path):
+    target = tmp_path / "out.parquet"
+    with pytest.raises(FileExistsError):
+        with atomic_path(target, overwrite=False) as tmp:
+            tmp.write_text("new")
+            target.write_text("someone else's")  # appears while we write
+    assert target.read_text() == "someone else's"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.parquet"]
+    fresh = tmp_path / "fresh.txt"
+    with atomic_path(fresh, overwrite=False) as tmp:
+        tmp.write_text("new")
+    assert fresh.read_text() == "new"
