@@ -58,7 +58,7 @@ def build(graph: RecGraph, args: argparse.Namespace, ideal_weight: float,
                             feature_rank=min(args.feature_rank, rank),
                             first_hop_attention=args.first_hop,
                             node_bias=not args.no_node_bias, degree_power=degree_power,
-                            score_scale=not args.no_scale)
+                            score_scale=args.scale)
     if fitted is None:
         return model.fit()
     model.load_state_dict(fitted.state_dict())
@@ -96,7 +96,7 @@ def main() -> None:
     p.add_argument("--feature-rank", type=int, default=64)
     p.add_argument("--first-hop", action="store_true", help="attention on the first hop too")
     p.add_argument("--no-node-bias", action="store_true", help="learn the sharpness β only")
-    p.add_argument("--no-scale", action="store_true", help="train on the raw filter scores")
+    p.add_argument("--scale", action="store_true", help="learn a training-score scale")
     p.add_argument("--hard-negatives", type=int, default=1, metavar="K",
                    help="each negative the highest-scored of K uniform draws")
     p.add_argument("--seed", type=int, default=0)

@@ -60,14 +60,14 @@ class AttentiveFilter(ScoringModel):
 
     Training (:class:`~graphrec.training.ranking.Trainer`, BPR) scores a batch's users through the
     filter with the batch's positive edges removed from both the users' histories and the
-    graph, so a positive is never predicted from itself. Training scores are multiplied
-    by a learned scale :math:`e^\tau`, which leaves every ranking unchanged but matters
-    to BPR: a filter's scores are small (about :math:`10^{-2}` on Gowalla), where
-    :math:`-\log\sigma(s^+ - s^-)` is nearly linear and weighs every pair alike, so
-    learning would only raise the mean margin. :meth:`fit` starts :math:`\tau` at
-    :math:`-\log` of the mean score of a sample of training pairs (a typical training
-    pair then has logit 1), and :math:`\tau` grows as pairs get ordered, so that the loss
-    concentrates on the misordered ones.
+    graph, so a positive is never predicted from itself. Optionally (``score_scale``)
+    training scores are multiplied by a learned scale :math:`e^\tau`, which leaves every
+    ranking unchanged but not BPR: a filter's scores are small (about :math:`10^{-2}` on
+    Gowalla), where :math:`-\log\sigma(s^+ - s^-)` is nearly linear and weighs every pair
+    alike. :meth:`fit` then starts :math:`\tau` at :math:`-\log` of the mean score of a
+    sample of training pairs (a typical training pair has logit 1). Measured on the
+    synthetic data, Last.fm and FilmTrust it did not help (``benchmarks/README.md``), so
+    it is off by default.
 
     Args:
         graph: the training graph.
@@ -85,8 +85,8 @@ class AttentiveFilter(ScoringModel):
             over its users.
         degree_power: :math:`\gamma` of the degree normalisation above; ``None`` (default)
             keeps GF-CF's (none on the linear part, :math:`\tfrac12` on the ideal part).
-        score_scale: learn the training-score scale :math:`e^\tau` (``False``: train on
-            the raw scores, :math:`\tau = 0`).
+        score_scale: learn the training-score scale :math:`e^\tau` (default ``False``:
+            train on the raw scores, :math:`\tau = 0`).
         svd_iters: iterations of the truncated SVD.
         seed: seed of the truncated SVD (and of the sample that sets the training scale).
     """
@@ -98,7 +98,7 @@ class AttentiveFilter(ScoringModel):
     def __init__(self, graph: RecGraph, rank: int = 256, ideal_weight: float = 0.3,
                  feature_rank: int = 64, attention_score: str = "self", node_bias: bool = True,
                  first_hop_attention: bool = False, degree_power: float | None = None,
-                 score_scale: bool = True, svd_iters: int = 6, seed: int = 0) -> None:
+                 score_scale: bool = False, svd_iters: int = 6, seed: int = 0) -> None:
         super().__init__(graph)
         if not 1 <= feature_rank <= rank <= min(graph.num_users, graph.num_items):
             raise ValueError(f"need 1 <= feature_rank ({feature_rank}) <= rank ({rank}) <= "

@@ -154,14 +154,14 @@ def test_scores_follow_every_optimiser_step():
 
 def test_training_scale_starts_typical_positives_at_logit_one_and_old_weights_load():
     g = graph(3)
-    model = AttentiveFilter(g, rank=12, feature_rank=6).fit()
+    model = AttentiveFilter(g, rank=12, feature_rank=6, score_scale=True).fit()
     u, i = (torch.from_numpy(a) for a in g.edges())
     users = torch.arange(g.num_users)
     # The sample covers every edge of this small graph.
     mean = float(model.score_users(users)[u, i].mean())
     assert mean * float(model.log_scale.exp()) == pytest.approx(1.0, rel=1e-4)
     state = {k: v for k, v in model.state_dict().items() if k != "log_scale"}
-    fresh = AttentiveFilter(g, rank=12, feature_rank=6)
+    fresh = AttentiveFilter(g, rank=12, feature_rank=6, score_scale=True)
     fresh.load_state_dict(state)
     assert float(fresh.log_scale) == 0.0
     torch.testing.assert_close(fresh.score_users(users), model.score_users(users))
@@ -169,10 +169,10 @@ def test_training_scale_starts_typical_positives_at_logit_one_and_old_weights_lo
 
 def test_raw_training_scores_without_the_scale():
     g = graph(3)
-    model = AttentiveFilter(g, rank=12, feature_rank=6, score_scale=False).fit()
+    model = AttentiveFilter(g, rank=12, feature_rank=6).fit()
     assert float(model.log_scale) == 0.0 and not model.log_scale.requires_grad
     u, i = (torch.from_numpy(a[:5]) for a in g.edges())
-    scaled = AttentiveFilter(g, rank=12, feature_rank=6).fit()
+    scaled = AttentiveFilter(g, rank=12, feature_rank=6, score_scale=True).fit()
     raw_pos, _ = model.score_pairs(u, i, i[:, None])
     pos, _ = scaled.score_pairs(u, i, i[:, None])
     torch.testing.assert_close(pos, raw_pos * scaled.log_scale.exp())
