@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from graphrec.data.interactions import Interactions
 from graphrec.distributed import Ranks
-from graphrec.run_folder import load_checkpoint
+from graphrec.run_folder import RunError, load_checkpoint
 from graphrec.training.checkpoints import save_checkpoint, write_metrics
 
 
@@ -200,6 +200,17 @@ class EpochLoop:
             ckpt = self.ranks.broadcast(ckpt)
         return ckpt
 
+    def _refuse_earlier_run(self) -> None:
+        """Never write over an earlier run's checkpoints: without ``resume``, a
+        ``run_dir`` that already holds them is an error (``graphrec train`` and
+        :func:`~graphrec.experiment.run` also refuse or clear the folder before this)."""
+        if self.run_dir is None or self.config.resume or not self.is_main:
+            return
+        found = [name for name in ("last.pt", "best.pt") if (self.run_dir / name).exists()]
+        if found:
+            raise RunError(f"{self.run_dir}: holds an earlier run ({', '.join(found)}); set "
+                           f"resume=True to continue it, or give another run_dir")
+
     def _validated(self) -> dict[str, float]:
         """:meth:`_validate`, with rank 0's metrics on every rank, so that early stopping and
         the choice of the best epoch are rank 0's decisions everywhere."""
@@ -216,6 +227,7 @@ class EpochLoop:
         best: dict[str, Any] = {"epoch": 0, "metrics": {}, "value": -sign * math.inf, "state": None, "bad": 0}
         history: list[dict[str, float]] = []
         start_epoch, train_seconds = 1, 0.0
+        self._refuse_earlier_run()
         ckpt = self._resume_checkpoint() if cfg.resume else None
         if ckpt is not None:
             self.model.load_state_dict(ckpt["model"])

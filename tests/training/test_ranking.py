@@ -348,3 +348,15 @@ def test_validate_start_keeps_a_warm_start_that_no_epoch_beats(split):
     off = Trainer(AttentiveFilter(RecGraph(split.train), rank=8, feature_rank=4).fit(), split.valid,
                   config(epochs=1, validate_start=False)).fit()
     assert [row["epoch"] for row in off.history] == [1]
+
+
+def test_an_earlier_run_is_never_trained_over(split, tmp_path):
+    from graphrec.run_folder import RunError
+
+    model = MF(RecGraph(split.train), dim=8)
+    Trainer(model, split.valid, config(epochs=1, run_dir=str(tmp_path))).fit()
+    before = (tmp_path / "last.pt").read_bytes()
+    with pytest.raises(RunError, match="earlier run"):
+        Trainer(MF(RecGraph(split.train), dim=8), split.valid,
+                config(epochs=1, run_dir=str(tmp_path))).fit()
+    assert (tmp_path / "last.pt").read_bytes() == before
