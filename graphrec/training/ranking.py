@@ -77,6 +77,12 @@ class Trainer(EpochLoop):
         self._user_start, self._user_degree = indptr[active], degree[active]
         self.evaluator = Evaluator(exclude=[model.graph.ui, *(exclude_valid or [])], ks=self.config.ks,
                                    ranks=self.ranks)
+        if self.valid is not None:
+            # Checked now, not after the first epoch's validation.
+            known = [f"{m}@{k}" for m in self.evaluator.metrics for k in self.evaluator.ks]
+            if self.config.monitor not in known:
+                raise ValueError(f"monitor {self.config.monitor!r} is not a validation metric; "
+                                 f"choose among {known}")
         # Groups carry an lr_scale (e.g. the GAT recommender's attention sharpness learns
         # faster than the embeddings), which fit()'s per-epoch schedule multiplies in.
         self.optimizer = adam(model.param_groups(), self.config.lr, self.config.weight_decay,

@@ -360,3 +360,9 @@ def test_an_earlier_run_is_never_trained_over(split, tmp_path):
         Trainer(MF(RecGraph(split.train), dim=8), split.valid,
                 config(epochs=1, run_dir=str(tmp_path))).fit()
     assert (tmp_path / "last.pt").read_bytes() == before
+
+
+def test_a_bad_monitor_is_refused_before_any_epoch(split):
+    with pytest.raises(ValueError, match="not a validation metric"):
+        Trainer(MF(RecGraph(split.train), dim=8), split.valid,
+                TrainConfig(epochs=1, ks=(10,), monitor="recall@7", progress=False))
