@@ -210,23 +210,24 @@ class UsageError(Exception):
     """The command line itself is wrong (unknown option, missing argument)."""
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    """What a user can get wrong: each ends as one line on stderr and exit code 2.
-    Anything else is a bug in graphrec and keeps its traceback. (Imported here, not at
-    the top, so that ``--help`` does not load torch.)"""
+def _graphrec_errors() -> tuple[type[Exception], ...]:
+    """graphrec's own user-error types (imported here, not at the top, so that ``--help``
+    does not load torch)."""
     from graphrec.config import ConfigError
     from graphrec.data.errors import DataError
     from graphrec.run_folder import RunError
 
-    return (UsageError, ConfigError, DataError, RunError, FloatingPointError, OSError)
+    return (ConfigError, DataError, RunError)
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """What a user can get wrong: each ends as one line on stderr and exit code 2.
+    Anything else is a bug in graphrec and keeps its traceback."""
+    return (UsageError, *_graphrec_errors(), FloatingPointError, OSError)
 
 
 def _message(exc: BaseException) -> str:
-    from graphrec.config import ConfigError
-    from graphrec.data.errors import DataError
-    from graphrec.run_folder import RunError
-
-    if isinstance(exc, OSError) and not isinstance(exc, (ConfigError, DataError, RunError)):
+    if isinstance(exc, OSError) and not isinstance(exc, _graphrec_errors()):
         where = f"{exc.filename}: " if exc.filename else ""
         return f"{where}{exc.strerror or exc}"
     text = " ".join(str(exc).split())  # one line, whatever the message holds

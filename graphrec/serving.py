@@ -18,6 +18,9 @@ from graphrec.data.errors import DataError
 BATCH_USERS = 1024
 
 
+UNKNOWN_HINT = "(use --unknown popular to give unknown users the most popular items)"
+
+
 def parse_user_id(text: str, user_map: Any) -> object:
     """A raw user id typed on the command line, in the type the run's ids have
     (``"12"`` is the integer 12 when the run's user ids are integers)."""
@@ -53,8 +56,7 @@ def read_users_file(path: str | Path, user_map: Any, *, unknown: str = "error") 
         user = parse_user_id(value, user_map)
         if unknown == "error" and user_map.to_index([user], missing="mask")[0] < 0:
             raise DataError(f"{path}, line {number}: unknown user id {value[:80]!r}; the run "
-                            f"knows {len(user_map)} users (use --unknown popular to give "
-                            f"unknown users the most popular items)")
+                            f"knows {len(user_map)} users {UNKNOWN_HINT}")
         users.append(user)
     if not users:
         raise DataError(f"{path}: no user ids in the file (expected one per line)")
@@ -64,7 +66,7 @@ def read_users_file(path: str | Path, user_map: Any, *, unknown: str = "error") 
 def popular_items(graph: Any) -> tuple[np.ndarray, np.ndarray]:
     """Item indices by number of training interactions, most popular first (ties: lower
     index first), and every item's number of training interactions."""
-    counts = np.bincount(graph.ui.indices, minlength=graph.num_items)
+    counts = graph.item_degree()
     return np.argsort(-counts, kind="stable"), counts
 
 
@@ -89,11 +91,9 @@ def recommend_frame(model: Any, users: Sequence[object], k: int, *, exclude_seen
     if unknown == "error" and (idx < 0).any():
         missing = [u for u, i in zip(users, idx) if i < 0]
         raise DataError(f"unknown user id(s) {missing[:5]} ({len(missing)} in all); the run "
-                        f"knows {graph.num_users} users (use --unknown popular to give "
-                        f"unknown users the most popular items)")
+                        f"knows {graph.num_users} users {UNKNOWN_HINT}")
     known = [u for u, i in zip(users, idx) if i >= 0]
-    frames = [model.recommend(known[s:s + BATCH_USERS], k=k, exclude_seen=exclude_seen)
-              for s in range(0, len(known), BATCH_USERS)]
+    frames = [model.recommend(b, k=k, exclude_seen=exclude_seen) for b in _batches(known)]
     frame = (pd.concat(frames, ignore_index=True) if frames
              else pd.DataFrame({"user": [], "rank": [], "item": [], "score": []}))
     if unknown == "error":
@@ -155,9 +155,10 @@ def embedding_table(model: Any) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[["kind", "id", *cols]]
 
 
-def _batches(users: pd.Index) -> Iterator[list[object]]:
+def _batches(users: Sequence[object] | pd.Index) -> Iterator[list[object]]:
+    """``users`` in lists of at most ``BATCH_USERS`` (bounds the scores held at once)."""
     for s in range(0, len(users), BATCH_USERS):
-        yield users[s:s + BATCH_USERS].tolist()
+        yield list(users[s:s + BATCH_USERS])
 
 
 def score_table(model: Any, k: int, exclude_seen: bool = True) -> pd.DataFrame:
