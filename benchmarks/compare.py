@@ -18,8 +18,10 @@ Models (``--models``):
 * ``gat``: the attention recommender (light attention layers, cosine score with a
   degree prior; β learned at 10× the learning rate; each batch's edges hidden).
 * ``gat_pp``: ``gat`` with the learned normalisation of ``lightgcn_pp``.
-* ``attentive_filter``: GF-CF (rank 256, or the graph's size if smaller) with attention
-  on its second hop, trained from the filter's closed form.
+* ``attentive_filter``: a graph filter (rank 256, or the graph's size if smaller) with
+  attention on its second hop, trained from the filter's closed form; the filter's
+  ideal weight α ∈ {0.1, 0.3} and degree normalisation γ ∈ {GF-CF's, 0.25, 0.4} are
+  chosen on validation first (``model.grid``).
 
 Usage::
 
@@ -59,8 +61,10 @@ MODELS = {
     "gat": ["model.name=gat", "model.attention_lr_scale=10", "train.mask_batch_edges=true"],
     "gat_pp": ["model.name=gat", "model.attention_lr_scale=10", "model.learn_norm=true",
                "train.mask_batch_edges=true"],
-    # GF-CF fitted in closed form, then attention on its edges (batch edges always hidden).
-    "attentive_filter": ["model.name=attentive_filter", "model.rank=256"],
+    # A graph filter in closed form, its point (α, γ) chosen on validation, then attention
+    # on its edges (batch edges always hidden).
+    "attentive_filter": ["model.name=attentive_filter", "model.rank=256",
+                         "model.grid={ideal_weight: [0.1, 0.3], degree_power: [null, 0.25, 0.4]}"],
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,9 @@ def is_closed_form(cfg: ModelConfig) -> bool:
 # Closed-form keys that a trained model reads: the filter it starts from.
 TRAINED_MODEL_KEYS: dict[str, tuple[str, ...]] = {
     "attentive_filter": ("rank", "ideal_weight", "svd_iters", "degree_power")}
+# The keys a trained model's start may be chosen over on validation (``model.grid``):
+# those that one fitted SVD serves, so the grid costs one fit and one ranking per point.
+START_GRID_KEYS: dict[str, tuple[str, ...]] = {"attentive_filter": ("ideal_weight", "degree_power")}
 
 
 def check_model_config(cfg: ModelConfig) -> None:
@@ -79,21 +82,28 @@ def check_model_config(cfg: ModelConfig) -> None:
     one, and grid keys the model does not read are errors naming the key.
     """
     if not is_closed_form(cfg):
-        reads = TRAINED_MODEL_KEYS.get(cfg.name, ())
+        reads = (*TRAINED_MODEL_KEYS.get(cfg.name, ()), *(("grid",) if cfg.name in START_GRID_KEYS else ()))
         for key in (*_MODEL_KEYS, "grid"):
             if key not in reads and getattr(cfg, key) not in (None, {}):
                 raise ConfigError(f"model.{key}: only closed-form models ({', '.join(CLOSED_FORM_MODELS)}) "
-                                  f"read it, not {cfg.name!r}")
+                                  f"{'and the attentive filter ' if key != 'grid' else ''}read it, "
+                                  f"not {cfg.name!r}")
+        _check_grid(cfg, START_GRID_KEYS.get(cfg.name, ()))
         return
     reads = set(MODEL_KEYS[cfg.name])
     for key in _MODEL_KEYS:
         if getattr(cfg, key) is not None and key not in reads:
             raise ConfigError(f"model.{key}: {cfg.name!r} does not read it (it reads "
                               f"{sorted(reads - {'seed'}) or 'no keys'})")
+    _check_grid(cfg, sorted(reads - {"seed"}))
+
+
+def _check_grid(cfg: ModelConfig, keys: Sequence[str]) -> None:
+    """Refuse grid keys outside ``keys`` and grids that are not lists of values."""
     for key, values in cfg.grid.items():
-        if key not in reads or key == "seed":
-            raise ConfigError(f"model.grid.{key}: {cfg.name!r} has no such setting (it reads "
-                              f"{sorted(reads - {'seed'}) or 'no keys'})")
+        if key not in keys:
+            raise ConfigError(f"model.grid.{key}: {cfg.name!r} cannot choose it on validation "
+                              f"(its grid may hold {sorted(keys) or 'no keys'})")
         if not isinstance(values, list) or not values:
             raise ConfigError(f"model.grid.{key}: expected a non-empty list of values")
 

@@ -162,7 +162,9 @@ class ModelConfig:
         grid: closed-form models: hyper-parameters to choose on validation, as
             ``{key: [values]}`` over this section's keys, e.g. ``{rank: [128, 256],
             ideal_weight: [0.1, 0.3]}``; the best point by ``train.monitor`` is tested
-            (refit on training + validation with ``train.refit``).
+            (refit on training + validation with ``train.refit``). ``attentive_filter``:
+            the start's ``ideal_weight`` and ``degree_power`` chosen on validation (one
+            SVD serves every point) before training; the run saves the chosen point.
     """
 
     name: str = "lightgcn"

@@ -78,6 +78,7 @@ from graphrec.run_folder import (
     warn_changed_sources,
 )
 from graphrec.scoring import make_scorer
+from graphrec.selection import GridPoint, choose_on_validation
 from graphrec.training.checkpoints import save_checkpoint
 from graphrec.training.config import RatingTrainConfig, TrainConfig
 from graphrec.training.loop import TrainResult
@@ -308,15 +309,7 @@ def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None 
         return LightGCN(graph, dim=cfg.dim, num_layers=cfg.layers, scorer=scorer,
                         fan_out=cfg.fan_out)
     if cfg.name == "attentive_filter":
-        rank = min(256 if cfg.rank is None else cfg.rank, graph.num_users, graph.num_items)
-        if cfg.dim > rank:
-            raise ConfigError(f"model.dim: the attentive filter's attention features are its top "
-                              f"singular vectors, at most model.rank = {rank}; got {cfg.dim}")
-        return AttentiveFilter(graph, rank=rank, feature_rank=cfg.dim,
-                               ideal_weight=0.3 if cfg.ideal_weight is None else cfg.ideal_weight,
-                               attention_score=cfg.attention_score,
-                               degree_power=cfg.degree_power,
-                               svd_iters=6 if cfg.svd_iters is None else cfg.svd_iters).fit()
+        return _attentive_filter(cfg, graph).fit()
     light = dict(dim=cfg.dim, num_layers=cfg.layers, scorer=scorer, dst_power=cfg.dst_power,
                  src_power=cfg.src_power, learn_powers=cfg.learn_norm, learn_pool=cfg.learn_norm,
                  normalize=cfg.normalize, pool_weight=cfg.pool_weight,
@@ -328,6 +321,48 @@ def build_model(cfg: ModelConfig, graph: RecGraph, ratings: Interactions | None 
         return GATRecommender(graph, attention_score=cfg.attention_score,
                               attention_lr_scale=cfg.attention_lr_scale, **attention)
     return SocialGATRecommender(graph, use_social=social, **attention)
+
+
+def _attentive_filter(cfg: ModelConfig, graph: RecGraph) -> AttentiveFilter:
+    """The configured attentive filter, not fitted yet."""
+    rank = min(256 if cfg.rank is None else cfg.rank, graph.num_users, graph.num_items)
+    if cfg.dim > rank:
+        raise ConfigError(f"model.dim: the attentive filter's attention features are its top "
+                          f"singular vectors, at most model.rank = {rank}; got {cfg.dim}")
+    return AttentiveFilter(graph, rank=rank, feature_rank=cfg.dim,
+                           ideal_weight=0.3 if cfg.ideal_weight is None else cfg.ideal_weight,
+                           attention_score=cfg.attention_score, degree_power=cfg.degree_power,
+                           svd_iters=6 if cfg.svd_iters is None else cfg.svd_iters)
+
+
+def choose_start(cfg: RunConfig, graph: RecGraph, valid: Interactions) -> tuple[RunConfig, list[GridPoint]]:
+    """A trained model's closed-form start chosen on validation over ``model.grid``.
+
+    The attentive filter's start is a graph filter whose point (ideal-filter weight α,
+    degree normalisation γ) moves accuracy more than training does, so, like the
+    closed-form models, it is chosen on validation: one SVD is fitted on ``graph`` and
+    every grid point is ranked on ``valid`` with it. Returns the config with the chosen
+    point filled in and the grid removed (what training, the refit and the saved run
+    use), and every evaluated point. A config without a grid is returned as it is.
+    """
+    if not cfg.model.grid:
+        return cfg, []
+    first: AttentiveFilter | None = None
+
+    def build(g: RecGraph, params: dict[str, Any]) -> AttentiveFilter:
+        nonlocal first
+        model = _attentive_filter(selected_config(cfg.model, params), g)
+        if first is None:
+            first = model.fit()
+        else:  # the SVD does not depend on α or γ: lend it
+            model.load_state_dict(first.state_dict())
+        return model
+
+    ks = sorted({*cfg.eval.ks, *cfg.train.ks})
+    best, points, _ = choose_on_validation(build, cfg.model.grid, graph, valid, monitor=cfg.train.monitor,
+                                           ks=ks, memory_budget_mb=cfg.eval.memory_budget_mb)
+    chosen = selected_config(cfg.model, points[best].params)
+    return dataclasses.replace(cfg, model=chosen), points
 
 
 def _epoch_start(cfg: ModelConfig) -> Callable[[Any, int], None] | None:
@@ -363,7 +398,9 @@ class RunResult:
 
     With ``train.refit``, ``model`` is the refitted model (trained on training +
     validation for ``fit.best_epoch`` epochs) and ``test`` its metrics; ``selected_test``
-    holds the test metrics of the model chosen on validation.
+    holds the test metrics of the model chosen on validation. ``selected`` is the point
+    of ``model.grid`` chosen on validation (closed-form models, and the attentive
+    filter's start), else ``None``.
     """
 
     model: Model
@@ -371,6 +408,7 @@ class RunResult:
     fit: TrainResult
     test: dict[str, float]
     selected_test: dict[str, float] | None = None
+    selected: dict[str, Any] | None = None
 
 
 def evaluate_test(model: Model, split: Split, cfg: RunConfig) -> dict[str, float]:
@@ -435,6 +473,10 @@ def _check_resumable(cfg: RunConfig, out: Path) -> None:
         return
     saved = config_to_dict(load_config(saved_path))
     now = config_to_dict(cfg)
+    if now["model"]["grid"] and not saved["model"]["grid"]:
+        # The run saved the start it chose on validation in place of its grid.
+        now["model"] = {**now["model"], "grid": {},
+                        **{key: saved["model"].get(key) for key in now["model"]["grid"]}}
     changed = [f"{section}.{key}" for section in ("data", "model")
                for key in now[section] if now[section][key] != saved[section].get(key)]
     if changed:
@@ -450,9 +492,27 @@ def _run(cfg: RunConfig, data: PreparedData, out_dir: Path | None) -> RunResult:
     split = data.split
     if is_closed_form(cfg.model):
         return _run_closed_form(cfg, data, out_dir)
-    model = build_model(cfg.model, data.graph(), split.train)
     # Data-parallel ranks (graphrec.distributed) all train and evaluate; rank 0 writes.
     main = is_main_process()
+    selected: dict[str, Any] | None = None
+    if cfg.model.grid:
+        saved = Path(out_dir, "config.yaml") if out_dir is not None else None
+        if cfg.train.resume and saved is not None and saved.exists():
+            # A resumed run keeps the start it chose (and trained from) before.
+            chosen = load_config(saved).model
+            selected = {key: getattr(chosen, key) for key in cfg.model.grid}
+            cfg = dataclasses.replace(cfg, model=chosen)
+        else:
+            if split.valid is None or len(split.valid) == 0:
+                raise ConfigError("model.grid: choosing the start on validation needs a "
+                                  "validation part (data.valid_ratio > 0)")
+            cfg, points = choose_start(cfg, data.graph(), split.valid)
+            selected = {key: getattr(cfg.model, key) for key in points[0].params}
+            if out_dir is not None and main:
+                table = {"monitor": cfg.train.monitor, "selected": selected,
+                         "grid": [{"params": q.params, "valid": q.valid} for q in points]}
+                atomic_write_bytes(Path(out_dir) / "start_grid.json", json.dumps(table, indent=1).encode())
+    model = build_model(cfg.model, data.graph(), split.train)
     if out_dir is not None:
         out = Path(out_dir)
         cfg.train.run_dir = str(out)
@@ -477,8 +537,10 @@ def _run(cfg: RunConfig, data: PreparedData, out_dir: Path | None) -> RunResult:
                    "test": test, "seconds": time.perf_counter() - start}
         if selected_test is not None:
             summary["selected_test"] = selected_test
+        if selected is not None:
+            summary["selected"] = selected
         atomic_write_bytes(Path(out_dir) / "results.json", json.dumps(summary, indent=1).encode())
-    return RunResult(model, split, fit, test, selected_test)
+    return RunResult(model, split, fit, test, selected_test, selected)
 
 
 def source_files(cfg: DataConfig) -> list[Path]:
@@ -521,7 +583,7 @@ def _run_closed_form(cfg: RunConfig, data: PreparedData, out_dir: str | Path | N
                       history=[{**p.params, **p.valid} for p in search.points],
                       train_seconds=sum(p.fit_seconds for p in search.points),
                       stopped="closed form")
-    return RunResult(search.model, data.split, fit, search.test)
+    return RunResult(search.model, data.split, fit, search.test, selected=search.best or None)
 
 
 def refit(cfg: RunConfig, data: PreparedData, epochs: int,

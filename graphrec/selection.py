@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from graphrec.data.graph import RecGraph
+from graphrec.data.interactions import Interactions
 from graphrec.data.social import SocialEdges
 from graphrec.data.splits import Split
 from graphrec.evaluate import Evaluator
@@ -80,6 +81,63 @@ class SearchResult:
                              for p in self.points])
 
 
+def _cutoffs(monitor: str, ks: Sequence[int]) -> tuple[int, ...]:
+    """``ks`` with the monitored metric's cut-off added, sorted."""
+    k = monitor.partition("@")[2]
+    if not k.isdigit():
+        raise ValueError(f"monitor: expected a metric like 'recall@20', got {monitor!r}")
+    return tuple(sorted({*map(int, ks), int(k)}))
+
+
+def choose_on_validation(
+    build: Builder,
+    grid: Mapping[str, Sequence[Any]],
+    graph: RecGraph,
+    valid: Interactions,
+    monitor: str = "recall@20",
+    ks: Sequence[int] = (20,),
+    memory_budget_mb: float = 512.0,
+    log: Callable[[str], None] | None = None,
+) -> tuple[int, list[GridPoint], ScoringModel]:
+    """Score every grid point on ``valid``; nothing else is looked at.
+
+    Args:
+        build: ``build(graph, params) -> model``, **fitted**, for one grid point.
+        grid: ``{name: [values, ...]}``; see :func:`grid_points`.
+        graph: the training graph; its interactions are masked when ranking.
+        valid: the validation interactions.
+        monitor: the metric to maximise, e.g. ``recall@20``.
+        ks: cut-offs of the reported metrics (the monitor's cut-off is added).
+        memory_budget_mb: the Evaluator's budget.
+        log: called with one line per evaluated point.
+
+    Returns:
+        The index of the best point (the first on ties, in grid order), every evaluated
+        point, and the best point's model.
+    """
+    ks = _cutoffs(monitor, ks)
+    evaluator = Evaluator(exclude=[graph], ks=ks, memory_budget_mb=memory_budget_mb)
+    evaluated: list[GridPoint] = []
+    best_i, best_model = -1, None
+    for i, params in enumerate(grid_points(grid)):
+        t = time.perf_counter()
+        model = build(graph, dict(params))
+        fit_s = time.perf_counter() - t
+        scores = evaluator.evaluate(model, valid)
+        assert isinstance(scores, dict)
+        if monitor not in scores:
+            raise ValueError(f"monitor {monitor!r} is not among the metrics {sorted(scores)}")
+        evaluated.append(GridPoint(dict(params), scores, fit_s, scores["eval_seconds"]))
+        if log is not None:
+            log(f"{params}: valid {monitor} {scores[monitor]:.4f} (fit {fit_s:.1f} s, "
+                f"eval {scores['eval_seconds']:.1f} s)")
+        if best_i < 0 or scores[monitor] > evaluated[best_i].valid[monitor]:
+            best_i, best_model = i, model
+        del model
+    assert best_model is not None
+    return best_i, evaluated, best_model
+
+
 def grid_search(
     build: Builder,
     grid: Mapping[str, Sequence[Any]],
@@ -110,31 +168,12 @@ def grid_search(
     """
     if getattr(split, "valid", None) is None or len(split.valid) == 0:
         raise ValueError("grid_search needs a validation part; carve one with holdout_valid")
-    metric, _, k = monitor.partition("@")
-    if not k.isdigit():
-        raise ValueError(f"monitor: expected a metric like 'recall@20', got {monitor!r}")
-    ks = tuple(sorted({*map(int, ks), int(k)}))
+    ks = _cutoffs(monitor, ks)
     points = grid_points(grid)
     start = time.perf_counter()
-    graph = RecGraph(split.train, social)
-    valid_eval = Evaluator(exclude=[split.train], ks=ks, memory_budget_mb=memory_budget_mb)
-    evaluated: list[GridPoint] = []
-    best_i, best_model = -1, None
-    for i, params in enumerate(points):
-        t = time.perf_counter()
-        model = build(graph, dict(params)).fit()
-        fit_s = time.perf_counter() - t
-        valid = valid_eval.evaluate(model, split.valid)
-        assert isinstance(valid, dict)
-        if monitor not in valid:
-            raise ValueError(f"monitor {monitor!r} is not among the metrics {sorted(valid)}")
-        evaluated.append(GridPoint(dict(params), valid, fit_s, valid["eval_seconds"]))
-        if log is not None:
-            log(f"{params}: valid {monitor} {valid[monitor]:.4f} (fit {fit_s:.1f} s, "
-                f"eval {valid['eval_seconds']:.1f} s)")
-        if best_i < 0 or valid[monitor] > evaluated[best_i].valid[monitor]:
-            best_i, best_model = i, model
-        del model
+    best_i, evaluated, best_model = choose_on_validation(
+        lambda g, p: build(g, p).fit(), grid, RecGraph(split.train, social), split.valid,
+        monitor=monitor, ks=ks, memory_budget_mb=memory_budget_mb, log=log)
     best = dict(points[best_i])
     if refit:
         best_model = None  # free it before the refit

@@ -150,6 +150,48 @@ def test_attentive_filter_trains_refits_and_reopens(tmp_path):
             run(load_config(None, [*TINY, *overrides]))
 
 
+def test_attentive_filter_start_is_chosen_on_validation_and_kept_on_resume(tmp_path):
+    import json
+
+    from graphrec.evaluate import Evaluator
+    from graphrec.models import AttentiveFilter
+
+    grid = "model.grid={ideal_weight: [0.0, 0.6], degree_power: [null, 0.4]}"
+    cfg = load_config(None, [*TINY, "model.name=attentive_filter", "model.rank=24", "train.epochs=1",
+                             "model.dim=8", grid])
+    data = prepare_data(cfg.data)
+    # The reference: every point fitted on its own (no shared SVD), ranked on validation.
+    evaluator = Evaluator(exclude=[data.split.train], ks=(20,))
+    valid = {}
+    for alpha in (0.0, 0.6):
+        for gamma in (None, 0.4):
+            torch.manual_seed(0)
+            model = AttentiveFilter(data.graph(), rank=24, feature_rank=8, ideal_weight=alpha,
+                                    degree_power=gamma).fit()
+            valid[alpha, gamma] = evaluator.evaluate(model, data.split.valid)["recall@20"]
+    best = max(valid, key=valid.get)  # first on ties, in grid order
+    result = run(cfg, tmp_path / "run")
+    assert result.selected == {"ideal_weight": best[0], "degree_power": best[1]}
+    assert (result.model.ideal_weight, result.model.degree_power) == best
+    table = json.loads((tmp_path / "run" / "start_grid.json").read_text())
+    for point in table["grid"]:
+        key = (point["params"]["ideal_weight"], point["params"]["degree_power"])
+        assert point["valid"]["recall@20"] == pytest.approx(valid[key], abs=1e-9)
+    saved = load_config(tmp_path / "run" / "config.yaml").model
+    assert (saved.ideal_weight, saved.degree_power, saved.grid) == (*best, {})
+    # Resuming with the same config (grid included) continues from the chosen start.
+    more = load_config(None, [*TINY, "model.name=attentive_filter", "model.rank=24", "train.epochs=2",
+                              "model.dim=8", grid, "train.resume=true"])
+    again = run(more, tmp_path / "run")
+    assert again.selected == result.selected and again.fit.history[-1]["epoch"] == 2
+    _, _, loaded = load_run(tmp_path / "run")
+    assert (loaded.ideal_weight, loaded.degree_power) == best
+    with pytest.raises(ConfigError, match="model.grid.rank: 'attentive_filter' cannot choose it"):
+        run(load_config(None, [*TINY, "model.name=attentive_filter", "model.grid={rank: [8, 16]}"]))
+    with pytest.raises(ConfigError, match="model.grid: only closed-form"):
+        run(load_config(None, [*TINY, "model.name=lightgcn", "model.grid={rank: [8]}"]))
+
+
 def test_attention_score_and_lr_scale_reach_the_gat_model_and_are_checked():
     from graphrec.experiment import build_model
 

@@ -69,7 +69,7 @@ def test_config_keys_checked_against_the_model():
         is_rating_model(ModelConfig(name="lightgcn", rank=8))
     with pytest.raises(ConfigError, match="model.neighbours: 'gfcf' does not read it"):
         is_rating_model(ModelConfig(name="gfcf", neighbours=8))
-    with pytest.raises(ConfigError, match="model.grid.order: 'gfcf' has no such setting"):
+    with pytest.raises(ConfigError, match="model.grid.order: 'gfcf' cannot choose it"):
         is_rating_model(ModelConfig(name="gfcf", grid={"order": [2]}))
     with pytest.raises(ConfigError, match="model.name"):
         is_rating_model(ModelConfig(name="gfcff"))
