@@ -15,16 +15,20 @@ Usage::
     python benchmarks/attentive_filter.py --dataset lastfm --epochs 10
     python benchmarks/attentive_filter.py --ideal-weight 0.1 0.2 0.3 --degree-power none 0.2 0.3 0.4
 
-Prints the validation curve, then, last, one JSON line with ``{"dataset", "model",
-"recall@20", "ndcg@20", "valid_recall@20", "train_minutes", "refit", "epochs",
-"gfcf_valid_recall@20", "ideal_weight", "degree_power", "fit_seconds", "eval_seconds",
-"threads"}`` (``gfcf_valid_recall@20``: the chosen closed form's, before training).
+Prints the validation curve and one JSON line per training seed with ``{"dataset",
+"model", "seed", "recall@20", "ndcg@20", "valid_recall@20", "train_minutes", "refit",
+"epochs", "gfcf_valid_recall@20", "ideal_weight", "degree_power", "fit_seconds",
+"eval_seconds", "threads"}`` (``gfcf_valid_recall@20``: the chosen closed form's, before
+training; ``fit_seconds``: the refit's fit and training). With several ``--seeds`` the
+last line holds the means over seeds, ``"seeds"`` and the standard deviations
+``"recall@20_std"``, ``"ndcg@20_std"``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
@@ -99,17 +103,17 @@ def main() -> None:
     p.add_argument("--scale", action="store_true", help="learn a training-score scale")
     p.add_argument("--hard-negatives", type=int, default=1, metavar="K",
                    help="each negative the highest-scored of K uniform draws")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="training seeds (initialisation, batches, negatives); the closed "
+                        "form's point is chosen once")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     split = load(args.dataset, args.root)
 
-    torch.manual_seed(args.seed)
-    t = time.perf_counter()
+    args.seed = args.seeds[0]
     graph = RecGraph(split.train)
     fitted = build(graph, args, args.ideal_weight[0], args.degree_power[0])
-    fit_s = time.perf_counter() - t
     evaluator = Evaluator(exclude=[split.train], ks=(20,), metrics=("recall", "ndcg"))
     start, point = -1.0, None
     for alpha in args.ideal_weight:
@@ -121,32 +125,52 @@ def main() -> None:
             if recall > start:
                 start, point, model = recall, (alpha, gamma), candidate
     args.ideal_weight, args.degree_power = point
-    curve = [{"epoch": 0, "valid_recall@20": start, "train_minutes": 0.0}]
+    lines = [one_seed(model, split, start, point, seed, args) for seed in args.seeds]
+    if len(lines) > 1:
+        summary = dict(lines[0], seeds=len(lines))
+        for key in ("recall@20", "ndcg@20", "valid_recall@20", "train_minutes", "epochs"):
+            values = [line[key] for line in lines]
+            summary[key] = round(statistics.mean(values), 5)
+            if key in ("recall@20", "ndcg@20"):
+                summary[f"{key}_std"] = round(statistics.stdev(values), 5)
+        del summary["seed"]
+        print(json.dumps(summary))
+
+
+def one_seed(start_model: AttentiveFilter, split, start: float, point: tuple, seed: int,
+             args: argparse.Namespace) -> dict:
+    """Train from the chosen closed form with one seed, choose the epoch on validation,
+    refit on the whole training part, test once; prints the curve and a JSON line."""
+    args.seed = seed
+    model = build(start_model.graph, args, *point, start_model)
+    torch.manual_seed(seed)
+    curve = [{"seed": seed, "epoch": 0, "valid_recall@20": start, "train_minutes": 0.0}]
     print(json.dumps(curve[-1]), flush=True)
     result = train(model, split.valid, args.epochs, args)
     if result is not None:
         for row in result.history:
-            curve.append({"epoch": row["epoch"], "valid_recall@20": row["valid_recall@20"],
+            curve.append({"seed": seed, "epoch": row["epoch"], "valid_recall@20": row["valid_recall@20"],
                           "train_minutes": row["train_seconds"] / 60})
             print(json.dumps(curve[-1]), flush=True)
     best = max(curve, key=lambda r: r["valid_recall@20"])
 
     full = split.train.concat(split.valid)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed)
     t = time.perf_counter()
     final = build(RecGraph(full), args, *point)
     refit = train(final, None, best["epoch"], args)
     refit_s = time.perf_counter() - t
     test = Evaluator(exclude=[full], ks=(20,), metrics=("recall", "ndcg")).evaluate(final, split.test)
-    print(json.dumps({"dataset": args.dataset, "model": "attentive_filter",
-                      "recall@20": round(test["recall@20"], 5), "ndcg@20": round(test["ndcg@20"], 5),
-                      "valid_recall@20": round(best["valid_recall@20"], 5),
-                      "train_minutes": round(0.0 if refit is None else refit.train_seconds / 60, 2),
-                      "refit": True, "epochs": best["epoch"],
-                      "gfcf_valid_recall@20": round(start, 5), "ideal_weight": point[0],
-                      "degree_power": point[1], "fit_seconds": round(refit_s, 1),
-                      "first_fit_seconds": round(fit_s, 1),
-                      "eval_seconds": round(test["eval_seconds"], 1), "threads": args.threads}))
+    line = {"dataset": args.dataset, "model": "attentive_filter", "seed": seed,
+            "recall@20": round(test["recall@20"], 5), "ndcg@20": round(test["ndcg@20"], 5),
+            "valid_recall@20": round(best["valid_recall@20"], 5),
+            "train_minutes": round(0.0 if refit is None else refit.train_seconds / 60, 2),
+            "refit": True, "epochs": best["epoch"],
+            "gfcf_valid_recall@20": round(start, 5), "ideal_weight": point[0],
+            "degree_power": point[1], "fit_seconds": round(refit_s, 1),
+            "eval_seconds": round(test["eval_seconds"], 1), "threads": args.threads}
+    print(json.dumps(line), flush=True)
+    return line
 
 
 if __name__ == "__main__":
