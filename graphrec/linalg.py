@@ -75,6 +75,57 @@ def row_split_matmul(m: sp.csr_matrix, y: np.ndarray | sp.spmatrix | sp.sparray,
     return out
 
 
+def sparse_product_at(a: sp.csr_matrix, b: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray,
+                      threads: int = 1, budget_bytes: int = 64 << 20) -> np.ndarray:
+    r"""Entries ``(a @ b)[rows[k], cols[k]]`` of a sparse product, without the product.
+
+    Only a few entries of :math:`AB` are wanted (a training batch's paths), but :math:`AB`
+    can be far denser than :math:`A` and :math:`B`. Blocks of :math:`A`'s rows are
+    multiplied and scattered into a reused dense buffer of at most ``budget_bytes`` per
+    thread and the wanted entries read off: memory is bounded by the budget, not by the
+    product, and no fresh memory is paged in per block (on a Gowalla batch that costs
+    twice the product itself).
+
+    Args:
+        a: ``[n, m]`` CSR; b: ``[m, p]`` CSR (same float dtype).
+        rows, cols: int arrays of equal length, the wanted entries.
+        threads: blocks are shared among this many threads (scipy's kernels release the GIL).
+        budget_bytes: the dense buffer of one thread.
+    """
+    rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+    if rows.shape != cols.shape:
+        raise ValueError(f"rows and cols differ in shape: {rows.shape} vs {cols.shape}")
+    dtype = np.result_type(a.dtype, b.dtype)
+    out = np.zeros(rows.shape, dtype=dtype)
+    n, width = a.shape[0], b.shape[1]
+    if rows.size == 0 or n == 0:
+        return out
+    block = max(1, min(n, budget_bytes // max(1, width * dtype.itemsize)))
+    order = np.argsort(rows, kind="stable")
+    starts = np.arange(0, n, block)
+    # The wanted entries of each block of rows, as a slice of ``order``.
+    bounds = np.searchsorted(rows[order], np.append(starts, n))
+    parts = np.array_split(np.arange(len(starts)), max(1, min(threads, len(starts))))
+
+    def work(blocks: np.ndarray) -> None:
+        buf = np.empty((block, width), dtype=dtype)
+        for i in blocks:
+            s, e = starts[i], min(starts[i] + block, n)
+            want = order[bounds[i]:bounds[i + 1]]
+            if want.size == 0:
+                continue
+            view = buf[:e - s]
+            (a[s:e] @ b).astype(dtype, copy=False).toarray(out=view)  # zeroes, then fills
+            out[want] = view[rows[want] - s, cols[want]]
+
+    if len(parts) == 1:
+        work(parts[0])
+    else:
+        with ThreadPoolExecutor(len(parts)) as pool:
+            list(pool.map(work, parts))
+    return out
+
+
 # Matrices up to this many entries (80 MB in float32), with a side this short, get an
 # exact dense solution.
 DENSE_SVD_ENTRIES = 20_000_000

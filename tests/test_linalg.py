@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from graphrec.linalg import degree_scale, normalized_interactions, truncated_svd
+from graphrec.linalg import degree_scale, normalized_interactions, sparse_product_at, truncated_svd
 
 
 def random_binary(rows=60, cols=45, density=0.15, seed=0):
@@ -48,3 +48,19 @@ def test_truncated_svd_rejects_bad_rank():
         truncated_svd(random_binary(), 0)
     with pytest.raises(ValueError, match="rank"):
         truncated_svd(random_binary(), 46)
+
+
+@pytest.mark.parametrize("threads,budget", [(1, 1 << 20), (2, 64), (3, 200)])
+def test_sparse_product_at_reads_the_products_entries(threads, budget):
+    rng = np.random.default_rng(0)
+    a = sp.random(37, 23, density=0.2, format="csr", dtype=np.float32, random_state=1)
+    b = sp.random(23, 41, density=0.3, format="csr", dtype=np.float32, random_state=2)
+    rows = rng.integers(0, 37, 500)
+    cols = rng.integers(0, 41, 500)
+    dense = a.toarray() @ b.toarray()
+    # budget 64 bytes: one row per block; repeated and unsorted queries included
+    got = sparse_product_at(a, b, rows, cols, threads=threads, budget_bytes=budget)
+    np.testing.assert_allclose(got, dense[rows, cols], rtol=1e-6, atol=1e-7)
+    assert sparse_product_at(a, b, rows[:0], cols[:0]).shape == (0,)
+    with pytest.raises(ValueError, match="differ in shape"):
+        sparse_product_at(a, b, rows, cols[:3])

@@ -18,7 +18,13 @@ from torch import Tensor, nn
 
 from graphrec.data.csr import row_positions
 from graphrec.data.graph import RecGraph, TorchGraph
-from graphrec.linalg import degree_scale, normalized_interactions, row_split_matmul, truncated_svd
+from graphrec.linalg import (
+    degree_scale,
+    normalized_interactions,
+    row_split_matmul,
+    sparse_product_at,
+    truncated_svd,
+)
 from graphrec.models.masked_graph import MaskedGraph, mask_tensor
 from graphrec.models.scoring_model import NotFittedError, ScoringModel
 from graphrec.nn import LightAttentionConv
@@ -330,20 +336,29 @@ class AttentiveFilter(ScoringModel):
             users_e, items_e = (t.cpu().numpy() for t in tg.edge_index)
             first = sp.csr_matrix((w1.cpu().numpy(), (items_e, users_e)),
                                   shape=(self.num_items, self.num_users))
-            hidden = torch.from_numpy(row_split_matmul(history, first, torch.get_num_threads()))
-            hidden = hidden.to(self.device)
+            hidden = None
         # Second hop for the asked items only.
         ptr2, at2 = row_positions(to_item.rowptr, items)
         pair = torch.repeat_interleave(torch.arange(items.numel(), device=self.device), ptr2.diff())
-        contrib = hidden[row[pair], to_item.col[at2]] * w2[to_item.edge_id[at2]]
+        if hidden is None:  # only the entries of h the asked pairs' paths read
+            path_h = torch.from_numpy(sparse_product_at(
+                history, first, row[pair].cpu().numpy(), to_item.col[at2].cpu().numpy(),
+                torch.get_num_threads())).to(self.device)
+        else:
+            path_h = hidden[row[pair], to_item.col[at2]]
+        contrib = path_h * w2[to_item.edge_id[at2]]
         scores = torch.zeros(items.numel(), device=self.device).index_add(0, pair, contrib)
         if self._linear_out is not None:
             scores = scores * self._linear_out.to(self.device)[items]
         if self.ideal_weight:
             v = self.item_vectors
-            scaled = v * self._item_scale.to(self.device)[:, None]
-            left = torch.zeros(distinct.numel(), self.rank, device=self.device).index_add_(
-                0, owner, scaled[hist])
+            # The kept histories times the scaled singular vectors: a sparse × dense product
+            # (scipy), not a [history entries × rank] gather.
+            kept = sp.csr_matrix((np.ones(hist.numel(), dtype=np.float32),
+                                  (owner.cpu().numpy(), hist.cpu().numpy())),
+                                 shape=(distinct.numel(), self.num_items))
+            scaled = (v.cpu() * self._item_scale[:, None]).numpy()
+            left = torch.from_numpy(row_split_matmul(kept, scaled, torch.get_num_threads())).to(self.device)
             right = v[items] * self._item_unscale.to(self.device)[items, None]
             scores = scores + self.ideal_weight * (left[row] * right).sum(-1)
         return scores

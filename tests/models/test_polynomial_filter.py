@@ -253,3 +253,4 @@ def test_evaluator_scores_the_model_like_given_scores():
     ref = ev.evaluate_embeddings(scores, torch.eye(graph.num_items), target)
     for key in ("recall@5", "ndcg@10", "precision@10", "mrr@10", "coverage@5"):
         assert got[key] == pytest.approx(ref[key], abs=1e-12)
+
