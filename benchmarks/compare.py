@@ -18,15 +18,16 @@ Models (``--models``):
 * ``gat``: the attention recommender (light attention layers, cosine score with a
   degree prior; β learned at 10× the learning rate; each batch's edges hidden).
 * ``gat_pp``: ``gat`` with the learned normalisation of ``lightgcn_pp``.
-* ``attentive_filter``: a graph filter (rank 256, or the graph's size if smaller) with
-  attention on its second hop, trained from the filter's closed form; the filter's
-  ideal weight α ∈ {0.1, 0.3} and degree normalisation γ ∈ {GF-CF's, 0.25, 0.4} are
-  chosen on validation first (``model.grid``).
+* ``attentive_filter``: a graph filter with attention on its second hop, trained from
+  the filter's closed form; the ideal filter's rank k ∈ {16, 64, 256} and weight
+  α ∈ {0.1, 0.3, 1} and the degree normalisation γ ∈ {GF-CF's, 0.25, 0.4} are chosen on
+  validation first (``model.grid``, one SVD for all 27 points).
 
 Usage::
 
     python benchmarks/compare.py --root ../shared/datasets
     python benchmarks/compare.py --datasets lastfm movielens --seeds 0 1 2
+    python benchmarks/compare.py --log runs.jsonl ...   # resumable: finished runs are kept
 
 Prints a table (per seed, then mean ± standard deviation), then, last, one JSON line per
 (dataset, model) with ``{"dataset", "model", "recall@20", "ndcg@20", "valid_recall@20",
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from pathlib import Path
 
 import torch
 
@@ -64,7 +66,8 @@ MODELS = {
     # A graph filter in closed form, its point (α, γ) chosen on validation, then attention
     # on its edges (batch edges always hidden).
     "attentive_filter": ["model.name=attentive_filter", "model.rank=256",
-                         "model.grid={ideal_weight: [0.1, 0.3], degree_power: [null, 0.25, 0.4]}"],
+                         "model.grid={rank: [16, 64, 256], ideal_weight: [0.1, 0.3, 1.0], "
+                         "degree_power: [null, 0.25, 0.4]}"],
 }
 
 
@@ -95,17 +98,26 @@ def main() -> None:
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--log", type=Path, default=None,
+                   help="append every (dataset, model, seed) result to this JSON lines file; "
+                        "results already in it are read back instead of run again")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
+    done = ([json.loads(line) for line in args.log.read_text().splitlines() if line.strip()]
+            if args.log is not None and args.log.exists() else [])
     rows = []
     print(f"{'dataset':<11}{'model':<13}{'seed':>5}{'R@20':>9}{'N@20':>9}{'valid R@20':>12}"
           f"{'epochs':>8}{'minutes':>9}", flush=True)
     for dataset in args.datasets:
         for model in args.models:
             for seed in args.seeds:
-                r = one_run(dataset, model, seed, args)
+                earlier = [r for r in done if (r["dataset"], r["model"], r["seed"]) == (dataset, model, seed)]
+                r = earlier[-1] if earlier else one_run(dataset, model, seed, args)
                 rows.append(r)
+                if args.log is not None and not earlier:
+                    with args.log.open("a") as f:
+                        f.write(json.dumps(r) + "\n")
                 print(f"{dataset:<11}{model:<13}{seed:>5}{r['recall@20']:>9.4f}{r['ndcg@20']:>9.4f}"
                       f"{r['valid_recall@20']:>12.4f}{r['best_epoch']:>8}{r['train_minutes']:>9.2f}",
                       flush=True)

@@ -71,8 +71,9 @@ def is_closed_form(cfg: ModelConfig) -> bool:
 TRAINED_MODEL_KEYS: dict[str, tuple[str, ...]] = {
     "attentive_filter": ("rank", "ideal_weight", "svd_iters", "degree_power")}
 # The keys a trained model's start may be chosen over on validation (``model.grid``):
-# those that one fitted SVD serves, so the grid costs one fit and one ranking per point.
-START_GRID_KEYS: dict[str, tuple[str, ...]] = {"attentive_filter": ("ideal_weight", "degree_power")}
+# those that one fitted SVD serves (a smaller rank takes its top singular pairs), so the
+# grid costs one fit and one ranking per point.
+START_GRID_KEYS: dict[str, tuple[str, ...]] = {"attentive_filter": ("rank", "ideal_weight", "degree_power")}
 
 
 def check_model_config(cfg: ModelConfig) -> None:

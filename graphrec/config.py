@@ -163,8 +163,9 @@ class ModelConfig:
             ``{key: [values]}`` over this section's keys, e.g. ``{rank: [128, 256],
             ideal_weight: [0.1, 0.3]}``; the best point by ``train.monitor`` is tested
             (refit on training + validation with ``train.refit``). ``attentive_filter``:
-            the start's ``ideal_weight`` and ``degree_power`` chosen on validation (one
-            SVD serves every point) before training; the run saves the chosen point.
+            the start's ``rank``, ``ideal_weight`` and ``degree_power`` chosen on
+            validation (one SVD serves every point; a rank below ``dim`` uses its rank
+            as ``dim``) before training; the run saves the chosen point.
     """
 
     name: str = "lightgcn"

@@ -338,31 +338,35 @@ def _attentive_filter(cfg: ModelConfig, graph: RecGraph) -> AttentiveFilter:
 def choose_start(cfg: RunConfig, graph: RecGraph, valid: Interactions) -> tuple[RunConfig, list[GridPoint]]:
     """A trained model's closed-form start chosen on validation over ``model.grid``.
 
-    The attentive filter's start is a graph filter whose point (ideal-filter weight α,
-    degree normalisation γ) moves accuracy more than training does, so, like the
-    closed-form models, it is chosen on validation: one SVD is fitted on ``graph`` and
-    every grid point is ranked on ``valid`` with it. Returns the config with the chosen
-    point filled in and the grid removed (what training, the refit and the saved run
-    use), and every evaluated point. A config without a grid is returned as it is.
+    The attentive filter's start is a graph filter whose settings (the ideal filter's
+    rank and weight α, the degree normalisation γ) move accuracy more than training
+    does, so, like the closed-form models, they are chosen on validation: one SVD at the
+    grid's largest rank is fitted on ``graph``, each point takes its top singular pairs
+    (:meth:`~graphrec.models.AttentiveFilter.fit_from`) and is ranked on ``valid``. A
+    point whose rank is below ``model.dim`` uses all its singular vectors as attention
+    features (``model.dim`` becomes its rank). Returns the config with the chosen point
+    filled in and the grid removed (what training, the refit and the saved run use), and
+    every evaluated point. A config without a grid is returned as it is.
     """
     if not cfg.model.grid:
         return cfg, []
-    first: AttentiveFilter | None = None
+
+    def point_config(params: dict[str, Any]) -> ModelConfig:
+        chosen = selected_config(cfg.model, params)
+        rank = min(256 if chosen.rank is None else chosen.rank, graph.num_users, graph.num_items)
+        return dataclasses.replace(chosen, dim=min(chosen.dim, rank)) if "rank" in params else chosen
+
+    ranks = cfg.model.grid.get("rank", [cfg.model.rank])
+    largest = max(256 if r is None else r for r in ranks)
+    first = _attentive_filter(point_config({"rank": largest}), graph).fit()
 
     def build(g: RecGraph, params: dict[str, Any]) -> AttentiveFilter:
-        nonlocal first
-        model = _attentive_filter(selected_config(cfg.model, params), g)
-        if first is None:
-            first = model.fit()
-        else:  # the SVD does not depend on α or γ: lend it
-            model.load_state_dict(first.state_dict())
-        return model
+        return _attentive_filter(point_config(params), g).fit_from(first)
 
     ks = sorted({*cfg.eval.ks, *cfg.train.ks})
     best, points, _ = choose_on_validation(build, cfg.model.grid, graph, valid, monitor=cfg.train.monitor,
                                            ks=ks, memory_budget_mb=cfg.eval.memory_budget_mb)
-    chosen = selected_config(cfg.model, points[best].params)
-    return dataclasses.replace(cfg, model=chosen), points
+    return dataclasses.replace(cfg, model=point_config(points[best].params)), points
 
 
 def _epoch_start(cfg: ModelConfig) -> Callable[[Any, int], None] | None:
@@ -475,8 +479,8 @@ def _check_resumable(cfg: RunConfig, out: Path) -> None:
     now = config_to_dict(cfg)
     if now["model"]["grid"] and not saved["model"]["grid"]:
         # The run saved the start it chose on validation in place of its grid.
-        now["model"] = {**now["model"], "grid": {},
-                        **{key: saved["model"].get(key) for key in now["model"]["grid"]}}
+        chosen = [*now["model"]["grid"], *(["dim"] if "rank" in now["model"]["grid"] else [])]
+        now["model"] = {**now["model"], "grid": {}, **{key: saved["model"].get(key) for key in chosen}}
     changed = [f"{section}.{key}" for section in ("data", "model")
                for key in now[section] if now[section][key] != saved[section].get(key)]
     if changed:

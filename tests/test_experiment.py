@@ -156,40 +156,60 @@ def test_attentive_filter_start_is_chosen_on_validation_and_kept_on_resume(tmp_p
     from graphrec.evaluate import Evaluator
     from graphrec.models import AttentiveFilter
 
-    grid = "model.grid={ideal_weight: [0.0, 0.6], degree_power: [null, 0.4]}"
-    cfg = load_config(None, [*TINY, "model.name=attentive_filter", "model.rank=24", "train.epochs=1",
-                             "model.dim=8", grid])
+    grid = "model.grid={rank: [6, 24], ideal_weight: [0.0, 0.6], degree_power: [null, 0.4]}"
+    base = [*TINY, "model.name=attentive_filter", "model.dim=8", grid]
+    cfg = load_config(None, [*base, "train.epochs=1"])
     data = prepare_data(cfg.data)
-    # The reference: every point fitted on its own (no shared SVD), ranked on validation.
+    # The reference: every point fitted on its own (its own SVD), ranked on validation.
     evaluator = Evaluator(exclude=[data.split.train], ks=(20,))
     valid = {}
-    for alpha in (0.0, 0.6):
-        for gamma in (None, 0.4):
-            torch.manual_seed(0)
-            model = AttentiveFilter(data.graph(), rank=24, feature_rank=8, ideal_weight=alpha,
-                                    degree_power=gamma).fit()
-            valid[alpha, gamma] = evaluator.evaluate(model, data.split.valid)["recall@20"]
+    for rank in (6, 24):
+        for alpha in (0.0, 0.6):
+            for gamma in (None, 0.4):
+                model = AttentiveFilter(data.graph(), rank=rank, feature_rank=min(8, rank),
+                                        ideal_weight=alpha, degree_power=gamma).fit()
+                valid[rank, alpha, gamma] = evaluator.evaluate(model, data.split.valid)["recall@20"]
     best = max(valid, key=valid.get)  # first on ties, in grid order
     result = run(cfg, tmp_path / "run")
-    assert result.selected == {"ideal_weight": best[0], "degree_power": best[1]}
-    assert (result.model.ideal_weight, result.model.degree_power) == best
+    assert result.selected == dict(zip(("rank", "ideal_weight", "degree_power"), best))
+    model = result.model
+    assert (model.rank, model.ideal_weight, model.degree_power) == best
+    assert model.feature_rank == min(8, best[0])
     table = json.loads((tmp_path / "run" / "start_grid.json").read_text())
+    assert len(table["grid"]) == 8
     for point in table["grid"]:
-        key = (point["params"]["ideal_weight"], point["params"]["degree_power"])
-        assert point["valid"]["recall@20"] == pytest.approx(valid[key], abs=1e-9)
+        key = tuple(point["params"][k] for k in ("rank", "ideal_weight", "degree_power"))
+        assert point["valid"]["recall@20"] == pytest.approx(valid[key], abs=1e-6)
     saved = load_config(tmp_path / "run" / "config.yaml").model
-    assert (saved.ideal_weight, saved.degree_power, saved.grid) == (*best, {})
+    assert (saved.rank, saved.ideal_weight, saved.degree_power, saved.grid) == (*best, {})
     # Resuming with the same config (grid included) continues from the chosen start.
-    more = load_config(None, [*TINY, "model.name=attentive_filter", "model.rank=24", "train.epochs=2",
-                              "model.dim=8", grid, "train.resume=true"])
-    again = run(more, tmp_path / "run")
+    again = run(load_config(None, [*base, "train.epochs=2", "train.resume=true"]), tmp_path / "run")
     assert again.selected == result.selected and again.fit.history[-1]["epoch"] == 2
     _, _, loaded = load_run(tmp_path / "run")
-    assert (loaded.ideal_weight, loaded.degree_power) == best
-    with pytest.raises(ConfigError, match="model.grid.rank: 'attentive_filter' cannot choose it"):
-        run(load_config(None, [*TINY, "model.name=attentive_filter", "model.grid={rank: [8, 16]}"]))
+    assert (loaded.rank, loaded.ideal_weight, loaded.degree_power) == best
+    with pytest.raises(ConfigError, match="model.grid.svd_iters: 'attentive_filter' cannot choose it"):
+        run(load_config(None, [*TINY, "model.name=attentive_filter", "model.grid={svd_iters: [2, 4]}"]))
     with pytest.raises(ConfigError, match="model.grid: only closed-form"):
         run(load_config(None, [*TINY, "model.name=lightgcn", "model.grid={rank: [8]}"]))
+
+
+def test_attentive_filter_fit_from_a_larger_svd_equals_its_own_fit():
+    from graphrec.models import AttentiveFilter
+    from graphrec.models.scoring_model import NotFittedError
+
+    graph = prepare_data(load_config(None, TINY).data).graph()
+    big = AttentiveFilter(graph, rank=30, feature_rank=8, ideal_weight=0.5, degree_power=0.3)
+    with pytest.raises(NotFittedError):
+        AttentiveFilter(graph, rank=10, feature_rank=4).fit_from(big)
+    big.fit()
+    small = AttentiveFilter(graph, rank=10, feature_rank=4, ideal_weight=0.5, degree_power=0.3)
+    own = AttentiveFilter(graph, rank=10, feature_rank=4, ideal_weight=0.5, degree_power=0.3).fit()
+    users = torch.arange(graph.num_users)
+    # The tiny graph gets an exact SVD: the top 10 of 30 are the rank-10 pairs.
+    torch.testing.assert_close(small.fit_from(big).score_users(users), own.score_users(users),
+                               rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="rank >= 40"):
+        AttentiveFilter(graph, rank=40, feature_rank=4).fit_from(big)
 
 
 def test_attention_score_and_lr_scale_reach_the_gat_model_and_are_checked():

@@ -158,6 +158,27 @@ class AttentiveFilter(ScoringModel):
     def _fit(self) -> None:
         rn = normalized_interactions(self._ui)
         s, v = truncated_svd(rn, self.rank, iters=self.svd_iters, seed=self.seed)
+        self._set_spectrum(rn, s, v)
+
+    @torch.no_grad()
+    def fit_from(self, other: AttentiveFilter) -> AttentiveFilter:
+        """Fit from the SVD of ``other``, a fitted filter on the same graph whose rank is
+        at least this one's: its top ``rank`` singular pairs are this filter's (what a
+        validation grid over ``rank``, ``ideal_weight`` and ``degree_power`` shares, so
+        it costs one SVD). The attention parameters start at their defaults; returns
+        ``self``."""
+        if not bool(other.fitted):
+            raise NotFittedError(f"{type(other).__name__}: fit() it before lending its SVD")
+        if other.rank < self.rank or other.graph is not self.graph:
+            raise ValueError(f"fit_from needs a fitted filter on the same graph with rank >= "
+                             f"{self.rank}, got rank {other.rank}"
+                             f"{'' if other.graph is self.graph else ' on another graph'}")
+        self._set_spectrum(normalized_interactions(self._ui), other.singular_values[:self.rank].cpu(),
+                           other.item_vectors[:, :self.rank].cpu())
+        return self
+
+    def _set_spectrum(self, rn: sp.csr_matrix, s: Tensor, v: Tensor) -> None:
+        """The filter's buffers from the top singular pairs ``s``, ``v`` of ``rn``."""
         self.singular_values.copy_(s)
         self.item_vectors.copy_(v)
         k = self.feature_rank
