@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import time
 from dataclasses import replace
@@ -339,7 +340,8 @@ def main(argv: list[str] | None = None) -> None:
                         "checkpoint trained on that carve's training part")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="auto")
-    p.add_argument("--progress", action="store_true", help="show tqdm bars")
+    p.add_argument("--progress", action="store_true",
+                   help="log one line per epoch on stderr (and a tqdm bar on a terminal)")
     p.add_argument("--init", type=Path, default=None,
                    help="start from these weights (a state dict saved with --save; a LightGCN "
                         "run's fits the GAT recommender, whose β then starts at 0)")
@@ -349,6 +351,8 @@ def main(argv: list[str] | None = None) -> None:
                         "do not select epochs with them)")
     p.add_argument("--log", type=Path, default=None, help="append the JSON line to this file")
     args = p.parse_args(argv)
+    if args.progress:  # the trainer logs its epoch lines; show them
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.model == "pyg-lightgcn" and not args.minutes:
         p.error("--model pyg-lightgcn needs --minutes")
     if args.refit_epochs is not None:

@@ -23,6 +23,7 @@ Everything here is user code on top of graphrec's public API; no library file ch
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 from pathlib import Path
@@ -237,8 +238,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--patience", type=int, default=5, help="early-stopping patience")
     parser.add_argument("--seed", type=int, default=0, help="seed for data, split and training")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help="no epoch lines or progress bars")
     args = parser.parse_args(argv)
+    if not args.quiet:  # the trainers log one line per epoch
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 
 import numpy as np
@@ -53,8 +54,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser.add_argument("--device", default="auto",
                         help="'auto' (CUDA when present), 'cpu', 'cuda'")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help="no epoch lines or progress bars")
     args = parser.parse_args(argv)
+    if not args.quiet:  # the trainers log one line per epoch
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
 
     data = filmtrust(root=args.root)

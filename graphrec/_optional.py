@@ -1,8 +1,8 @@
 """Import optional libraries on first use, with an error that names the extra to install.
 
-torch-geometric, networkx and matplotlib serve only some features (converters, plots),
-so they are extras of the package rather than requirements; the core never imports them
-at module level.
+torch-geometric, networkx, matplotlib and tensorboard serve only some features
+(converters, plots, TensorBoard logs), so they are extras of the package rather than
+requirements; the core never imports them at module level.
 """
 
 from __future__ import annotations

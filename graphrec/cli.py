@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import warnings
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from graphrec import __version__
 
@@ -55,15 +59,17 @@ def _train(args: argparse.Namespace) -> int:
     from graphrec.distributed import init_from_env
 
     ranks = init_from_env()
+    out = args.out or cfg.train.run_dir
     try:
-        result = run(cfg, args.out or cfg.train.run_dir, overwrite=args.overwrite)
+        with log_to_stderr():
+            result = run(cfg, out, overwrite=args.overwrite)
     finally:
         if ranks is not None:
             import torch
 
             torch.distributed.destroy_process_group()
     if ranks is None or ranks.is_main:
-        _print_summary(result)
+        _print_summary(result, out)
     return 0
 
 
@@ -76,19 +82,63 @@ def _train_rank(cfg: RunConfig, out: str, threads: int | None, overwrite: bool) 
 
     if threads:
         torch.set_num_threads(threads)
-    result = run(cfg, out, overwrite=overwrite)
+    with log_to_stderr():
+        result = run(cfg, out, overwrite=overwrite)
     ranks = current_ranks()
     if ranks is None or ranks.is_main:
-        _print_summary(result)
+        _print_summary(result, out)
 
 
-def _print_summary(result: RunResult) -> None:
-    """The run's best epoch and metrics as JSON on stdout."""
+@contextmanager
+def log_to_stderr(level: int = logging.INFO) -> Iterator[None]:
+    """Show graphrec's log records (one line per training epoch) on stderr, as plain
+    messages, while the block runs.
+
+    The records stop at the ``graphrec`` logger, so a logging set-up of the caller's
+    does not print them twice; the handler is removed afterwards.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("graphrec")
+    saved = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.level, log.propagate = saved
+
+
+#: Files of a run folder named in the closing line, when the run wrote them.
+_RUN_FILES = ("results.json", "metrics.jsonl", "best.pt", "final.pt")
+
+
+def rounded(value: Any, digits: int = 4) -> Any:
+    """``value`` with every float rounded to ``digits`` significant digits (in nested
+    dicts and lists too), for output people read; files keep full precision."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
+def _print_summary(result: RunResult, out: str | None = None) -> None:
+    """The run's best epoch and metrics as JSON on stdout (4 significant digits; the run
+    folder's ``results.json`` has them in full), then a line on stderr naming the folder."""
     summary = {"best_epoch": result.fit.best_epoch, "valid": result.fit.best_metrics,
                "test": result.test}
     if result.selected_test is not None:
         summary["selected_test"] = result.selected_test
-    print(json.dumps(summary, indent=1))
+    print(json.dumps(rounded(summary), indent=1), flush=True)
+    if out is not None:
+        files = [name for name in _RUN_FILES if (Path(out) / name).exists()]
+        listed = f" ({', '.join(files)})" if files else ""
+        print(f"graphrec: run saved to {out}{listed}", file=sys.stderr)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -101,7 +151,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _recommend(args: argparse.Namespace) -> int:
     from graphrec.experiment import load_run
-    from graphrec.run_folder import load_item_titles
     from graphrec.serving import parse_user_id, read_users_file, recommend_frame
 
     if args.k < 1:
@@ -116,11 +165,20 @@ def _recommend(args: argparse.Namespace) -> int:
         users = [parse_user_id(u, user_map) for u in args.users]
     frame = recommend_frame(model, users, args.k, exclude_seen=not args.include_seen,
                             unknown=args.unknown)
-    titles = load_item_titles(args.run)
-    if titles is not None:  # the dataset names its items (MovieLens titles)
-        frame.insert(frame.columns.get_loc("item") + 1, "title", frame["item"].map(titles))
+    frame = _with_titles(frame, args.run)
     print(frame.to_csv(index=False) if args.csv else frame.to_string(index=False))
     return 0
+
+
+def _with_titles(frame: Any, run: str) -> Any:
+    """``frame`` with a ``title`` column after ``item`` when the run's dataset names its
+    items (MovieLens titles); unchanged otherwise."""
+    from graphrec.run_folder import load_item_titles
+
+    titles = load_item_titles(run)
+    if titles is not None:
+        frame.insert(frame.columns.get_loc("item") + 1, "title", frame["item"].map(titles))
+    return frame
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -136,7 +194,8 @@ def _export(args: argparse.Namespace) -> int:
     if args.what == "embeddings":
         table = embedding_table(model)
     else:
-        table = score_table(model, args.k, exclude_seen=not args.include_seen)
+        table = _with_titles(score_table(model, args.k, exclude_seen=not args.include_seen),
+                             args.run)
     write_parquet(table, args.out, overwrite=args.overwrite)
     print(f"wrote {len(table)} rows to {args.out}")
     return 0
@@ -190,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="run directory written by 'graphrec train'")
     p.add_argument("--what", required=True, choices=["embeddings", "scores"],
                    help="embeddings: one row per user and item (kind, id, e0..); "
-                        "scores: top-k items per user (user, rank, item, score)")
+                        "scores: top-k items per user (user, rank, item, score; "
+                        "a title after item when the dataset has titles)")
     p.add_argument("--out", required=True, help="Parquet file to write")
     p.add_argument("--k", type=int, default=10, help="items per user for --what scores")
     p.add_argument("--include-seen", action="store_true", help="keep items seen in training")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import reprlib
+import textwrap
 import types
 import typing
 from dataclasses import dataclass, field
@@ -475,19 +477,44 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     return config_from_dict(raw, source)
 
 
+#: Width of ``graphrec train --print-config`` output, comments included.
+CONFIG_WIDTH = 88
+
+# reST roles (:class:`~a.B`, :func:`f`) and literals (``x``, `x`) of the docstrings.
+_ROLE = re.compile(r":[a-z]+:`(~?)([^`]+)`")
+_LITERAL = re.compile(r"``([^`]+)``|`([^`]+)`")
+
+
+def plain_text(doc: str) -> str:
+    """A docstring fragment without reST markup: ``:class:`~a.B``` → ``B``,
+    ``:func:`f``` → ``f``, double or single backquotes dropped."""
+    doc = _ROLE.sub(lambda m: m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2), doc)
+    return _LITERAL.sub(lambda m: m.group(1) or m.group(2), doc)
+
+
 def default_config_yaml() -> str:
-    """The default configuration as commented YAML (every key with its documentation)."""
+    """The default configuration as commented YAML: every key with its default, below
+    its documentation as plain-text comments, no line longer than :data:`CONFIG_WIDTH`.
+
+    Keys documented together (``user_col``, ``item_col`` ...) share one comment.
+    """
     lines = ["# graphrec run configuration; every key is optional."]
     for name, cls in SECTIONS.items():
         lines.append(f"{name}:")
         docs = _attribute_docs(cls)
+        previous = None
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             if isinstance(default, tuple):
                 default = list(default)
-            text = yaml.safe_dump({f.name: default}, default_flow_style=True).strip()[1:-1]
-            doc = docs.get(f.name, "")
-            lines.append(f"  {text}" + (f"  # {doc}" if doc else ""))
+            text = yaml.safe_dump({f.name: default}, default_flow_style=True,
+                                  width=CONFIG_WIDTH).strip()[1:-1]
+            doc = plain_text(docs.get(f.name, ""))
+            if doc and doc != previous:
+                lines += textwrap.wrap(doc, CONFIG_WIDTH, initial_indent="  # ",
+                                       subsequent_indent="  # ", break_on_hyphens=False)
+            previous = doc
+            lines.append(f"  {text}")
     return "\n".join(lines) + "\n"
 
 

@@ -144,6 +144,21 @@ def _check_train(t: TrainConfig, m: ModelConfig, rating: bool) -> None:
             raise ConfigError(f"train.monitor: {t.monitor!r} needs {k} among train.ks "
                               f"(now {list(t.ks)}); add it, e.g. --set train.ks=[{k}]")
     check_device(t.device)
+    _check_tensorboard(t.tensorboard)
+
+
+def _check_tensorboard(setting: bool | str) -> None:
+    """TensorBoard logging needs a folder name (when one is given) and the package."""
+    if setting is False:
+        return
+    if isinstance(setting, str) and not setting.strip():
+        _fail("train.tensorboard", "true, false or a folder", setting)
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise ConfigError('train.tensorboard: needs tensorboard, which is not installed: '
+                          'pip install "graphrec[tensorboard]" (or set train.tensorboard: '
+                          'false)') from None
 
 
 def check_device(device: str) -> None:

@@ -441,6 +441,9 @@ def run(cfg: RunConfig, out_dir: str | Path | None = None, *, overwrite: bool = 
         RunError: the run folder is in use or holds an earlier run.
     """
     validate_config(cfg)
+    if out_dir is None and cfg.train.tensorboard is True and cfg.train.run_dir is None:
+        raise ConfigError("train.tensorboard: true writes into the run folder's tensorboard/; "
+                          "give a run folder, or a folder as train.tensorboard")
     if out_dir is None:
         data = prepare_data(cfg.data)
         check_split_not_empty(data.split, cfg.data)
@@ -603,7 +606,9 @@ def refit(cfg: RunConfig, data: PreparedData, epochs: int,
     full = split.train.concat(split.valid)
     model = build_model(cfg.model, data.graph(full))
     if epochs > 0:  # 0: a warm-started model whose start was best is used as built
-        train_cfg = dataclasses.replace(cfg.train, epochs=epochs, patience=0, run_dir=None, resume=False)
+        # The refit is no run of its own: no folder, no second TensorBoard log.
+        train_cfg = dataclasses.replace(cfg.train, epochs=epochs, patience=0, run_dir=None, resume=False,
+                                        tensorboard=False)
         Trainer(model, None, train_cfg, on_epoch_start=_epoch_start(cfg.model)).fit()
     evaluator = Evaluator(exclude=[full], ks=tuple(cfg.eval.ks), memory_budget_mb=cfg.eval.memory_budget_mb)
     test = evaluator.evaluate(model, split.test)

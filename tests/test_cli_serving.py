@@ -159,3 +159,9 @@ def test_recommend_shows_titles_of_a_dataset_that_has_them(tmp_path, capsys):
     frame = _csv(capsys)
     assert list(frame.columns) == ["user", "rank", "item", "title", "score"]
     assert (frame["title"] == [f"Movie {m}, The" for m in frame["item"]]).all()
+    exported = tmp_path / "top2.parquet"
+    assert main(["export", "--run", str(out), "--what", "scores", "--k", "2",
+                 "--out", str(exported)]) == 0
+    table = pd.read_parquet(exported)
+    assert list(table.columns) == ["user", "rank", "item", "title", "score"]
+    assert (table["title"] == [f"Movie {m}, The" for m in table["item"]]).all()

@@ -43,9 +43,28 @@ def test_printed_default_config_documents_and_round_trips_every_key(tmp_path):
     path = tmp_path / "default.yaml"
     path.write_text(text)
     assert load_config(path) == load_config(None)
+    lines = text.splitlines()
     for key in ("dataset:", "epochs:", "mask_batch_edges:", "memory_budget_mb:"):
-        line = next(ln for ln in text.splitlines() if ln.strip().startswith(key))
-        assert "#" in line, f"{key} is undocumented"
+        at = next(i for i, ln in enumerate(lines) if ln.strip().startswith(key))
+        assert lines[at - 1].strip().startswith("#"), f"{key} is undocumented"
+
+
+def test_printed_default_config_is_plain_text_of_limited_width():
+    text = default_config_yaml()
+    for line in text.splitlines():
+        assert len(line) <= 88, line
+        for markup in ("``", ":class:", ":func:", ":meth:", ":mod:", ":attr:", "`"):
+            assert markup not in line, line
+    # Keys documented together share one comment.
+    assert text.count("# column names for file.") == 1
+
+
+def test_plain_text_strips_rest_markup():
+    from graphrec.config import plain_text
+
+    assert plain_text("a :class:`~graphrec.training.Trainer` and :func:`graphrec.experiment.run`"
+                      ) == "a Trainer and graphrec.experiment.run"
+    assert plain_text("``dataset: file`` or `x`, :meth:`~A.fit`") == "dataset: file or x, fit"
 
 
 def test_unknown_key_suggests_the_closest_one():

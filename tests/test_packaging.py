@@ -74,7 +74,8 @@ def test_pyproject_declares_extras_and_ships_py_typed():
     for lib in ("torch-geometric", "networkx", "matplotlib"):
         assert lib not in deps
     extras = meta["project"]["optional-dependencies"]
-    assert {"pyg", "graph", "plots"} <= set(extras)
-    assert "graphrec[pyg,graph,plots]" in extras["dev"]
+    assert {"pyg", "graph", "plots", "tensorboard"} <= set(extras)
+    assert "graphrec[pyg,graph,plots,tensorboard]" in extras["dev"]
+    assert "graphrec[pyg,graph,plots,tensorboard]" in extras["all"]
     assert "py.typed" in meta["tool"]["setuptools"]["package-data"]["graphrec"]
     assert (ROOT / "graphrec" / "py.typed").is_file() and (ROOT / "LICENSE").is_file()

@@ -5,6 +5,7 @@ Modules, from the bottom of the import graph up:
 * :mod:`graphrec.training.config` — :class:`TrainConfig` and :class:`RatingTrainConfig`
   (plain dataclasses; importing them loads no training code);
 * :mod:`graphrec.training.checkpoints` — atomic writes of checkpoints and metrics;
+* :mod:`graphrec.training.reporting` — epoch log lines, progress bars, TensorBoard;
 * :mod:`graphrec.training.loop` — :class:`EpochLoop`, the loop both trainers share;
 * :mod:`graphrec.training.ranking` — :class:`Trainer` for ranking models;
 * :mod:`graphrec.training.rating` — :class:`RatingTrainer` for rating models.
@@ -24,6 +25,7 @@ _EXPORTS = {
     "write_metrics": "checkpoints",
     "EpochLoop": "loop", "TrainResult": "loop", "adam": "loop", "epoch_rng": "loop",
     "resolve_device": "loop",
+    "TensorBoardLogger": "reporting",
     "Trainer": "ranking",
     "RatingTrainer": "rating", "RatingTrainResult": "rating",
 }

@@ -14,8 +14,16 @@ from graphrec.atomic import atomic_write_bytes
 
 
 def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
-    """Per-epoch rows to ``run_dir/metrics.json`` and ``metrics.csv`` (atomically)."""
+    """Per-epoch rows to ``run_dir/metrics.json``, ``metrics.jsonl`` and ``metrics.csv``.
+
+    ``metrics.jsonl`` holds one JSON object per epoch and line, at full precision, for
+    tools that read a log line by line (``tail -f``, ``jq``). Each file is rewritten
+    whole and atomically, so a crash leaves the previous epoch's complete file, never
+    a half-written line.
+    """
     atomic_write_bytes(run_dir / "metrics.json", json.dumps(history, indent=1).encode())
+    atomic_write_bytes(run_dir / "metrics.jsonl",
+                       "".join(json.dumps(row) + "\n" for row in history).encode())
     keys: list[str] = []
     for row in history:
         keys += [k for k in row if k not in keys]

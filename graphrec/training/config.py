@@ -73,7 +73,13 @@ class TrainConfig:
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ...
         run_dir: where checkpoints and per-epoch metrics go (``None`` = nowhere).
         resume: continue from ``run_dir/last.pt`` when it exists.
-        progress: show a tqdm progress bar.
+        progress: report progress: one line per epoch (loss, monitored metric, time) on
+            the logger ``graphrec.training`` at level INFO, and on a terminal a tqdm bar
+            per epoch. ``graphrec train`` prints the lines on stderr; in a script or
+            notebook call ``logging.basicConfig(level=logging.INFO)`` to see them.
+        tensorboard: also write every epoch's loss and metrics for TensorBoard: ``True``
+            into ``run_dir/tensorboard``, a string into that folder (needs the
+            ``tensorboard`` extra: ``pip install "graphrec[tensorboard]"``).
         refit: after the epoch is chosen on validation, train a fresh model on training
             + validation for that many epochs and report its test metrics (read by
             :func:`graphrec.experiment.run` and the ``graphrec`` command; a
@@ -105,6 +111,7 @@ class TrainConfig:
     run_dir: str | None = None
     resume: bool = False
     progress: bool = True
+    tensorboard: bool | str = False
     refit: bool = False
 
     def __post_init__(self) -> None:
@@ -153,7 +160,11 @@ class RatingTrainConfig:
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ...
         run_dir: where checkpoints and per-epoch metrics go (``None`` = nowhere).
         resume: continue from ``run_dir/last.pt`` when it exists.
-        progress: show a tqdm progress bar.
+        progress: report progress: one line per epoch on the logger
+            ``graphrec.training`` (level INFO), and on a terminal a tqdm bar per epoch
+            (see :class:`TrainConfig`).
+        tensorboard: also write every epoch's loss and metrics for TensorBoard: ``True``
+            into ``run_dir/tensorboard``, a string into that folder.
     """
 
     epochs: int = 100
@@ -173,6 +184,7 @@ class RatingTrainConfig:
     run_dir: str | None = None
     resume: bool = False
     progress: bool = True
+    tensorboard: bool | str = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_every"):

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from graphrec.data.interactions import Interactions
 from graphrec.distributed import Ranks
 from graphrec.run_folder import RunError, load_checkpoint
 from graphrec.training.checkpoints import save_checkpoint, write_metrics
+from graphrec.training.reporting import TensorBoardLogger, epoch_line, logger, tensorboard_dir
 
 
 def resolve_device(device: str) -> torch.device:
@@ -73,16 +73,22 @@ class EpochLoop:
     :attr:`min_delta`) and its weights are restored at the end. Training stops after
     ``patience`` validations without improvement, or once ``max_minutes`` of training
     time have passed. With a run directory, ``last.pt`` (everything needed to resume
-    exactly), ``best.pt`` and ``metrics.csv``/``metrics.json`` are written after every
-    epoch, atomically; every epoch draws its randomness from ``(seed, epoch)``, so a run
-    killed and resumed ends with the same weights as an uninterrupted one.
+    exactly), ``best.pt`` and ``metrics.csv``/``metrics.json``/``metrics.jsonl`` are
+    written after every epoch, atomically; every epoch draws its randomness from
+    ``(seed, epoch)``, so a run killed and resumed ends with the same weights as an
+    uninterrupted one.
+
+    With ``progress`` each epoch is one line on the logger ``graphrec.training``
+    (:mod:`graphrec.training.reporting`); with ``tensorboard`` each epoch's row is also
+    written as TensorBoard scalars, by a :class:`~graphrec.training.reporting.TensorBoardLogger`
+    called after ``on_epoch_end``.
 
     With :attr:`ranks` (data-parallel training, see :mod:`graphrec.distributed`) every
     rank runs this loop on its share of each batch, and the gradients are summed before
     each step, so all ranks hold the same weights. Rank 0 decides: it reads the
     checkpoint to resume from and its validation metrics (identical on every rank, the
     evaluation being sharded and combined) are the ones every rank acts on; only rank 0
-    prints and writes files. Hooks run on every rank.
+    logs and writes files. Hooks run on every rank.
 
     Subclasses set ``config``, ``model``, ``optimizer``, ``device``, ``valid``,
     ``run_dir``, ``ranks`` and ``on_epoch_end`` and implement :meth:`_train_epoch` and
@@ -122,7 +128,7 @@ class EpochLoop:
 
     @property
     def is_main(self) -> bool:
-        """Whether this process prints and writes files (rank 0, or the only process)."""
+        """Whether this process logs and writes files (rank 0, or the only process)."""
         return self.ranks is None or self.ranks.is_main
 
     def _start_ranks(self) -> None:
@@ -222,6 +228,22 @@ class EpochLoop:
 
         Without validation data the last epoch's weights are kept.
         """
+        board = None
+        folder = tensorboard_dir(getattr(self.config, "tensorboard", False), self.run_dir)
+        if folder is not None and self.is_main:
+            board = TensorBoardLogger(folder)
+        try:
+            return self._fit(board)
+        finally:
+            if board is not None:
+                board.close()
+
+    def _log_epoch(self, row: dict[str, float], best: bool) -> None:
+        """The epoch's line on the ``graphrec.training`` logger (rank 0, with ``progress``)."""
+        if self.config.progress and self.is_main:
+            logger.info(epoch_line(row, self.loss_key, self.monitor, best))
+
+    def _fit(self, board: TensorBoardLogger | None) -> TrainResult:
         cfg = self.config
         sign = 1.0 if self.higher_is_better else -1.0
         best: dict[str, Any] = {"epoch": 0, "metrics": {}, "value": -sign * math.inf, "state": None, "bad": 0}
@@ -245,6 +267,7 @@ class EpochLoop:
                     "state": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
                     "bad": 0}
             history.append({"epoch": 0, "train_seconds": 0.0, **{f"valid_{k}": v for k, v in metrics.items()}})
+            self._log_epoch(history[-1], best=True)
             if self.run_dir and self.is_main:
                 save_checkpoint({"epoch": 0, "model": best["state"], "metrics": metrics},
                                 self.run_dir / "best.pt")
@@ -281,9 +304,9 @@ class EpochLoop:
             history.append(row)
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self, row)
-            if cfg.progress and self.is_main:
-                shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
-                tqdm.write(str(shown))
+            if board is not None:
+                board(self, row)
+            self._log_epoch(row, best=best["epoch"] == epoch)
             if self.run_dir and self.is_main:
                 write_metrics(self.run_dir, history)
                 save_checkpoint(self._state(epoch, best, history, train_seconds), self.run_dir / "last.pt")

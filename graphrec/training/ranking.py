@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from graphrec.data.interactions import Interactions
 from graphrec.data.sampling import NegativeSampler
@@ -21,6 +20,7 @@ from graphrec.models.masked_graph import MaskedGraph
 from graphrec.scoring import LOSSES
 from graphrec.training.config import TrainConfig
 from graphrec.training.loop import EpochLoop, adam, resolve_device
+from graphrec.training.reporting import progress_bar
 
 
 class Trainer(EpochLoop):
@@ -105,8 +105,7 @@ class Trainer(EpochLoop):
         batches = math.ceil(num_edges / cfg.batch_size)
         total, seen, timed_out = 0.0, 0, False
         ranks = self.ranks
-        bar = tqdm(range(batches), desc=f"epoch {epoch}", disable=not (cfg.progress and self.is_main),
-                   leave=False)
+        bar = progress_bar(range(batches), f"epoch {epoch}", cfg.progress and self.is_main)
         start = time.perf_counter()
         for b in bar:
             # The whole batch and its negatives, drawn alike on every rank.
@@ -133,7 +132,8 @@ class Trainer(EpochLoop):
                 total += loss * my_eids.numel()
                 seen += my_eids.numel()
             bar.set_postfix(loss=f"{total / max(seen, 1):.4f}",
-                            edges_per_s=f"{seen / (time.perf_counter() - start):.0f}")
+                            edges_per_s=f"{seen / (time.perf_counter() - start):.0f}",
+                            refresh=False)
             if self._deadline_passed(deadline):
                 timed_out = True
                 break

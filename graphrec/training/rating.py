@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from graphrec.data.interactions import Interactions
 from graphrec.distributed import Ranks, current_ranks
@@ -18,6 +17,7 @@ from graphrec.models.rating import RatingModel
 from graphrec.scoring import mse_loss
 from graphrec.training.config import RatingTrainConfig
 from graphrec.training.loop import EpochLoop, TrainResult, adam, resolve_device
+from graphrec.training.reporting import progress_bar
 
 #: What :meth:`RatingTrainer.fit` returns (the shared result of the epoch loop).
 RatingTrainResult = TrainResult
@@ -100,8 +100,7 @@ class RatingTrainer(EpochLoop):
         batches = math.ceil(num_edges / cfg.batch_size)
         ratings = model.edge_rating
         total, seen, timed_out = 0.0, 0, False
-        bar = tqdm(range(batches), desc=f"epoch {epoch}", disable=not (cfg.progress and self.is_main),
-                   leave=False)
+        bar = progress_bar(range(batches), f"epoch {epoch}", cfg.progress and self.is_main)
         start = time.perf_counter()
         for b in bar:
             # The whole batch (the same on every rank) is hidden; each rank rates its share.
@@ -121,7 +120,8 @@ class RatingTrainer(EpochLoop):
                 total += mse * users.numel()
                 seen += users.numel()
             bar.set_postfix(mse=f"{total / max(seen, 1):.4f}",
-                            ratings_per_s=f"{seen / (time.perf_counter() - start):.0f}")
+                            ratings_per_s=f"{seen / (time.perf_counter() - start):.0f}",
+                            refresh=False)
             if self._deadline_passed(deadline):
                 timed_out = True
                 break

@@ -161,7 +161,7 @@ def test_a_seeded_two_rank_run_is_reproducible_and_resumes_exactly_after_a_kill(
     metrics = pd.read_csv(tmp_path / "a" / "metrics.csv")
     assert metrics["epoch"].tolist() == [1, 2, 3]
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
-        "best.pt", "last.pt", "metrics.csv", "metrics.json"]
+        "best.pt", "last.pt", "metrics.csv", "metrics.json", "metrics.jsonl"]
 
 
 def evaluation_inputs():
