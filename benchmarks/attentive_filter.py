@@ -17,7 +17,7 @@ Usage::
 
 Prints the validation curve and one JSON line per training seed with ``{"dataset",
 "model", "seed", "recall@20", "ndcg@20", "valid_recall@20", "train_minutes", "refit",
-"epochs", "gfcf_valid_recall@20", "ideal_weight", "degree_power", "fit_seconds",
+"epochs", "gfcf_valid_recall@20", "rank", "ideal_weight", "degree_power", "fit_seconds",
 "eval_seconds", "threads"}`` (``gfcf_valid_recall@20``: the chosen closed form's, before
 training; ``fit_seconds``: the refit's fit and training). With several ``--seeds`` the
 last line holds the means over seeds, ``"seeds"`` and the standard deviations
@@ -53,20 +53,17 @@ def load(name: str, root: str | None):
     return per_user_split(loader(root=root).interactions, ratios=(0.8, 0.1, 0.1), seed=0)
 
 
-def build(graph: RecGraph, args: argparse.Namespace, ideal_weight: float,
+def build(graph: RecGraph, args: argparse.Namespace, rank: int, ideal_weight: float,
           degree_power: float | None, fitted: AttentiveFilter | None = None) -> AttentiveFilter:
-    """The closed form at one point; ``fitted`` (same graph) lends its SVD, which does not
-    depend on the point."""
-    rank = min(args.rank, graph.num_users - 1, graph.num_items - 1)
+    """The closed form at one point; ``fitted`` (same graph, rank at least ``rank``) lends
+    its SVD, which does not depend on the point."""
+    rank = min(rank, graph.num_users - 1, graph.num_items - 1)
     model = AttentiveFilter(graph, rank=rank, ideal_weight=ideal_weight,
                             feature_rank=min(args.feature_rank, rank),
                             first_hop_attention=args.first_hop,
                             node_bias=not args.no_node_bias, degree_power=degree_power,
                             score_scale=args.scale)
-    if fitted is None:
-        return model.fit()
-    model.load_state_dict(fitted.state_dict())
-    return model
+    return model.fit() if fitted is None else model.fit_from(fitted)
 
 
 def power(text: str) -> float | None:
@@ -91,7 +88,8 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8192)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--l2", type=float, default=1e-4)
-    p.add_argument("--rank", type=int, default=256)
+    p.add_argument("--rank", type=int, nargs="+", default=[256],
+                   help="ranks k of the ideal filter (one SVD at the largest serves all)")
     p.add_argument("--ideal-weight", type=float, nargs="+", default=[0.3],
                    help="α values; with several (or several degree powers) the closed form's "
                         "point is chosen on validation")
@@ -113,18 +111,18 @@ def main() -> None:
 
     args.seed = args.seeds[0]
     graph = RecGraph(split.train)
-    fitted = build(graph, args, args.ideal_weight[0], args.degree_power[0])
+    fitted = build(graph, args, max(args.rank), args.ideal_weight[0], args.degree_power[0])
     evaluator = Evaluator(exclude=[split.train], ks=(20,), metrics=("recall", "ndcg"))
     start, point = -1.0, None
-    for alpha in args.ideal_weight:
-        for gamma in args.degree_power:
-            candidate = build(graph, args, alpha, gamma, fitted)
-            recall = evaluator.evaluate(candidate, split.valid)["recall@20"]
-            print(json.dumps({"ideal_weight": alpha, "degree_power": gamma,
-                              "valid_recall@20": round(recall, 5)}), flush=True)
-            if recall > start:
-                start, point, model = recall, (alpha, gamma), candidate
-    args.ideal_weight, args.degree_power = point
+    for rank in args.rank:
+        for alpha in args.ideal_weight:
+            for gamma in args.degree_power:
+                candidate = build(graph, args, rank, alpha, gamma, fitted)
+                recall = evaluator.evaluate(candidate, split.valid)["recall@20"]
+                print(json.dumps({"rank": rank, "ideal_weight": alpha, "degree_power": gamma,
+                                  "valid_recall@20": round(recall, 5)}), flush=True)
+                if recall > start:
+                    start, point, model = recall, (rank, alpha, gamma), candidate
     lines = [one_seed(model, split, start, point, seed, args) for seed in args.seeds]
     if len(lines) > 1:
         summary = dict(lines[0], seeds=len(lines))
@@ -166,8 +164,8 @@ def one_seed(start_model: AttentiveFilter, split, start: float, point: tuple, se
             "valid_recall@20": round(best["valid_recall@20"], 5),
             "train_minutes": round(0.0 if refit is None else refit.train_seconds / 60, 2),
             "refit": True, "epochs": best["epoch"],
-            "gfcf_valid_recall@20": round(start, 5), "ideal_weight": point[0],
-            "degree_power": point[1], "fit_seconds": round(refit_s, 1),
+            "gfcf_valid_recall@20": round(start, 5), "rank": point[0], "ideal_weight": point[1],
+            "degree_power": point[2], "fit_seconds": round(refit_s, 1),
             "eval_seconds": round(test["eval_seconds"], 1), "threads": args.threads}
     print(json.dumps(line), flush=True)
     return line
