@@ -104,6 +104,9 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="training seeds (initialisation, batches, negatives); the closed "
                         "form's point is chosen once")
+    p.add_argument("--refit-epochs", type=int, default=None, metavar="N",
+                   help="skip training on validation: refit N epochs, a count an earlier run "
+                        "chose on validation")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -144,13 +147,16 @@ def one_seed(start_model: AttentiveFilter, split, start: float, point: tuple, se
     torch.manual_seed(seed)
     curve = [{"seed": seed, "epoch": 0, "valid_recall@20": start, "train_minutes": 0.0}]
     print(json.dumps(curve[-1]), flush=True)
-    result = train(model, split.valid, args.epochs, args)
+    # With --refit-epochs the epoch count was chosen on validation by an earlier run.
+    result = None if args.refit_epochs is not None else train(model, split.valid, args.epochs, args)
     if result is not None:
         for row in result.history:
             curve.append({"seed": seed, "epoch": row["epoch"], "valid_recall@20": row["valid_recall@20"],
                           "train_minutes": row["train_seconds"] / 60})
             print(json.dumps(curve[-1]), flush=True)
     best = max(curve, key=lambda r: r["valid_recall@20"])
+    if args.refit_epochs is not None:
+        best = {"epoch": args.refit_epochs, "valid_recall@20": float("nan")}
 
     full = split.train.concat(split.valid)
     torch.manual_seed(seed)
