@@ -131,6 +131,8 @@ def main() -> None:
         summary = dict(lines[0], seeds=len(lines))
         for key in ("recall@20", "ndcg@20", "valid_recall@20", "train_minutes", "epochs"):
             values = [line[key] for line in lines]
+            if None in values:
+                continue
             summary[key] = round(statistics.mean(values), 5)
             if key in ("recall@20", "ndcg@20"):
                 summary[f"{key}_std"] = round(statistics.stdev(values), 5)
@@ -156,7 +158,7 @@ def one_seed(start_model: AttentiveFilter, split, start: float, point: tuple, se
             print(json.dumps(curve[-1]), flush=True)
     best = max(curve, key=lambda r: r["valid_recall@20"])
     if args.refit_epochs is not None:
-        best = {"epoch": args.refit_epochs, "valid_recall@20": float("nan")}
+        best = {"epoch": args.refit_epochs, "valid_recall@20": None}  # not measured here
 
     full = split.train.concat(split.valid)
     torch.manual_seed(seed)
@@ -167,7 +169,7 @@ def one_seed(start_model: AttentiveFilter, split, start: float, point: tuple, se
     test = Evaluator(exclude=[full], ks=(20,), metrics=("recall", "ndcg")).evaluate(final, split.test)
     line = {"dataset": args.dataset, "model": "attentive_filter", "seed": seed,
             "recall@20": round(test["recall@20"], 5), "ndcg@20": round(test["ndcg@20"], 5),
-            "valid_recall@20": round(best["valid_recall@20"], 5),
+            "valid_recall@20": None if best["valid_recall@20"] is None else round(best["valid_recall@20"], 5),
             "train_minutes": round(0.0 if refit is None else refit.train_seconds / 60, 2),
             "refit": True, "epochs": best["epoch"],
             "gfcf_valid_recall@20": round(start, 5), "rank": point[0], "ideal_weight": point[1],
