@@ -83,7 +83,8 @@ def one_run(dataset: str, model: str, seed: int, args: argparse.Namespace) -> di
     return {"dataset": dataset, "model": model, "seed": seed,
             "recall@20": result.test["recall@20"], "ndcg@20": result.test["ndcg@20"],
             "valid_recall@20": result.fit.best_metrics.get("recall@20", float("nan")),
-            "train_minutes": result.fit.train_seconds / 60, "best_epoch": result.fit.best_epoch}
+            "train_minutes": result.fit.train_seconds / 60, "best_epoch": result.fit.best_epoch,
+            "selected": result.selected}
 
 
 def main() -> None:
