@@ -176,4 +176,7 @@ def sampled_layer_mean(blocks: list[Block], features: Callable[[Tensor], Tensor]
 def _rows(h: Tensor, ids: Tensor, wanted: Tensor) -> Tensor:
     """The rows of ``h`` (values of the sorted node ids ``ids``) for ``wanted`` (sorted,
     all present in ``ids``)."""
+    if ids.numel() == wanted.numel():
+        # A sorted subset as large as the set is the set: no gather (nor its backward).
+        return h
     return h[torch.searchsorted(ids, wanted)]
