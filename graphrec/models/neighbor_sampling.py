@@ -22,6 +22,8 @@ from torch import Tensor
 
 from graphrec.data.csr import csr_matmul, csr_tensor
 
+_INT32_MAX = 2**31 - 1
+
 
 @dataclass
 class Block:
@@ -29,7 +31,8 @@ class Block:
     ``dst`` (sorted node ids, ``dst`` a subset of ``src``).
 
     ``row``, ``col`` and ``weight`` are the kept entries, ordered by ``row``: destination
-    ``dst[row[k]]`` receives ``weight[k]`` times the value of source ``src[col[k]]``.
+    ``dst[row[k]]`` receives ``weight[k]`` times the value of source ``src[col[k]]``
+    (``row`` and ``col`` are int32 unless the graph has more than 2^31 - 1 nodes).
     """
 
     dst: Tensor
@@ -76,7 +79,8 @@ class _BlockProduct(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:  # type: ignore[override]
-        return None, csr_matmul(ctx.block.matrix(grad.dtype, transposed=True), grad.contiguous())
+        block, ctx.block = ctx.block, None  # its entries are not needed after this
+        return None, csr_matmul(block.matrix(grad.dtype, transposed=True), grad.contiguous())
 
 
 def sample_blocks(adj: Tensor, nodes: Tensor, fan_out: Sequence[int],
@@ -130,8 +134,13 @@ def sample_blocks(adj: Tensor, nodes: Tensor, fan_out: Sequence[int],
         src = torch.nonzero(seen).flatten()
         position = torch.cumsum(seen, 0) - 1
         seen[src] = False
-        blocks.append(Block(dst=dst, src=src, row=row, col=position[neighbours],
-                            weight=val_all[entry] * scale[row]))
+        weight = val_all[entry] * scale[row]
+        col = position[neighbours]
+        if adj.size(0) <= _INT32_MAX:
+            # A saturated step holds tens of millions of entries per hop until its backward
+            # pass: 32-bit positions halve what they take.
+            row, col = row.to(torch.int32), col.to(torch.int32)
+        blocks.append(Block(dst=dst, src=src, row=row, col=col, weight=weight))
         dst = src
     return blocks
 
@@ -155,22 +164,27 @@ def _floyd(n: Tensor, k: int, generator: torch.Generator | None) -> Tensor:
 
 
 def sampled_layer_mean(blocks: list[Block], features: Callable[[Tensor], Tensor],
-                       nodes: Tensor) -> Tensor:
+                       nodes: Tensor | Sequence[Tensor]) -> Tensor | tuple[Tensor, ...]:
     """Rows ``nodes`` of the mean of ``x, A x, ..., A^L x`` estimated on ``blocks``
     (:func:`sample_blocks` for ``nodes``); ``features(ids)`` gives the rows of ``x`` for
     sorted node ids, so only the receptive field's rows are read.
 
     Every node set contains the batch's nodes, so each layer's value at them is read off
-    that layer's set.
+    that layer's set. ``nodes`` may be a sequence of id tensors (the blocks sampled for
+    all of them together), and then the rows of each come back separately: one gather
+    per part, where slicing one gathered tensor would make the backward pass fill a
+    zero gradient of the whole batch's rows per slice.
     """
-    targets = blocks[0].dst if blocks else torch.unique(nodes)
+    parts = [nodes] if isinstance(nodes, Tensor) else list(nodes)
+    targets = blocks[0].dst if blocks else torch.unique(torch.cat(parts))
     h = features(blocks[-1].src if blocks else targets)
     total = _rows(h, blocks[-1].src, targets) if blocks else h
     for block in reversed(blocks):
         h = block.propagate(h)
         total = total + _rows(h, block.dst, targets)
     mean = total / (len(blocks) + 1)
-    return mean[torch.searchsorted(targets, nodes)]
+    rows = tuple(mean[torch.searchsorted(targets, part)] for part in parts)
+    return rows[0] if isinstance(nodes, Tensor) else rows
 
 
 def _rows(h: Tensor, ids: Tensor, wanted: Tensor) -> Tensor:

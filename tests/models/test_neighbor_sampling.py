@@ -146,3 +146,14 @@ def test_block_propagation_and_its_gradient_match_a_dense_product():
     # the CSR matrix and its transpose hold the same entries
     torch.testing.assert_close(block.matrix(torch.float64).to_dense(), dense)
     torch.testing.assert_close(block.matrix(torch.float64, transposed=True).to_dense(), dense.T)
+
+
+def test_rows_of_several_node_sets_are_those_of_their_concatenation():
+    graph = random_graph(4)
+    adj = graph.to_torch().norm_adj
+    x = torch.randn(graph.num_nodes, 3)
+    a, b = torch.tensor([5, 1, 5]), torch.tensor([60, 2])
+    blocks = sample_blocks(adj, torch.cat([a, b]), [2, 2], generator=torch.Generator().manual_seed(0))
+    whole = sampled_layer_mean(blocks, lambda ids: x[ids], torch.cat([a, b]))
+    got_a, got_b = sampled_layer_mean(blocks, lambda ids: x[ids], (a, b))
+    torch.testing.assert_close(torch.cat([got_a, got_b]), whole)
