@@ -63,6 +63,8 @@ def run_case(interactions: int, nproc: int, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker",
            "--interactions", str(interactions), "--nproc", str(nproc), "--seed", str(args.seed),
            "--batch-size", str(args.batch_size), "--lr", str(args.lr)]
+    if args.max_minutes:
+        cmd += ["--max-minutes", str(args.max_minutes)]
     if args.fan_out:
         cmd += ["--fan-out", *map(str, args.fan_out)]
     if args.eval_users:
@@ -78,7 +80,8 @@ def worker(interactions: int, nproc: int, args: argparse.Namespace) -> None:
     """Build the data, train one epoch on ``nproc`` ranks, print the case's JSON line."""
     from graphrec.distributed import spawn
 
-    params = (interactions, nproc, args.seed, args.fan_out, args.batch_size, args.lr, args.eval_users)
+    params = (interactions, nproc, args.seed, args.fan_out, args.batch_size, args.lr, args.eval_users,
+              args.max_minutes)
     if nproc == 1:
         _rank(*params)
     else:
@@ -86,7 +89,7 @@ def worker(interactions: int, nproc: int, args: argparse.Namespace) -> None:
 
 
 def _rank(interactions: int, nproc: int, seed: int, fan_out: list[int] | None, batch_size: int,
-          lr: float, eval_users: int | None) -> None:
+          lr: float, eval_users: int | None, max_minutes: float | None) -> None:
     import torch
 
     from graphrec import datasets
@@ -111,9 +114,20 @@ def _rank(interactions: int, nproc: int, seed: int, fan_out: list[int] | None, b
     torch.manual_seed(seed)
     model = LightGCN(graph, dim=64, num_layers=3, fan_out=fan_out)
     cfg = TrainConfig(epochs=1, batch_size=batch_size, lr=lr, patience=0, progress=False,
-                      device="cpu", seed=seed, ks=(20,), eval_users=eval_users)
+                      device="cpu", seed=seed, ks=(20,), eval_users=eval_users,
+                      max_minutes=max_minutes)
     t1 = time.perf_counter()
-    fit = Trainer(model, valid, cfg).fit()
+    trainer = Trainer(model, valid, cfg)
+    # Counts the steps taken, which a time limit can make fewer than the epoch's.
+    steps = [0]
+    train_batch = trainer.train_batch
+
+    def counted(*a, **kw):
+        steps[0] += 1
+        return train_batch(*a, **kw)
+
+    trainer.train_batch = counted
+    fit = trainer.fit()
     wall = time.perf_counter() - t1
     # ru_maxrss is in KiB on Linux.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -129,10 +143,10 @@ def _rank(interactions: int, nproc: int, seed: int, fan_out: list[int] | None, b
             "peak_rss_mb": round(sum(peaks), 1),
             "recall@20": round(row["valid_recall@20"], 5),
         }), flush=True)
-        valid = fit.history[-1]
+        total = -(-num_train // batch_size)
         print(f"# {interactions:,}: data {t_data - t0:.1f}s, split and graph {t1 - t_data:.1f}s, "
-              f"fit {wall:.1f}s (validation on {valid['valid_users']:.0f} users "
-              f"{valid['valid_eval_seconds']:.1f}s)", file=sys.stderr)
+              f"fit {wall:.1f}s, {steps[0]} of {total} steps (validation on "
+              f"{row['valid_users']:.0f} users {row['valid_eval_seconds']:.1f}s)", file=sys.stderr)
 
 
 def _size(n: int) -> str:
@@ -164,6 +178,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--eval-users", type=int, default=None,
                         help="Recall@20 on a seeded sample of this many validation users (default: all)")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="end the epoch after this much training time (the steps taken are "
+                             "reported on standard error)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
