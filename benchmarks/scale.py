@@ -33,15 +33,17 @@ Usage::
     python benchmarks/scale.py --interactions 5000000 --nproc 1 2 4
     python benchmarks/scale.py --interactions 5000000 --nproc 1 --fan-out 10 10 10
     python benchmarks/scale.py --interactions 5000000 20000000 50000000 --nproc 1 \
-        --fan-out 10 10 10 --batch-size 524288 --lr 1e-2 --eval-users 20000
+        --fan-out 10 10 10 --batch-size 524288 --lr 1e-2 --eval-users 20000 --max-minutes 4
 
-The last is the large-log case: with 3 hops of 10 neighbours a batch's receptive field
+The last is the large-log case. With 3 hops of 10 neighbours a batch's receptive field
 covers most of the graph, so a step's propagation costs about as much at any batch size
 (only the per-row work grows with the batch) and the number of steps sets the epoch's
-cost; a batch of 2^19 edges keeps 50M
-interactions to about 80 steps on 2 cores, and the higher learning rate makes up for
-the fewer steps. A line on standard error gives each case's data, split, fit and
-validation times.
+cost: a batch of 2^19 edges makes 8 steps of 5M interactions and 76 of 50M, and the
+higher learning rate makes up for the fewer steps. On 2 cores a saturated step over a
+50M-interaction graph still takes tens of seconds, so ``--max-minutes`` ends the epoch
+after that much training time: ``epoch_seconds`` is then the time of the steps taken,
+and a line on standard error says how many of the epoch's steps that was (with each
+case's data, split, fit and validation times).
 """
 
 from __future__ import annotations
