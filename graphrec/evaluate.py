@@ -124,6 +124,13 @@ class Evaluator:
             process group, :func:`graphrec.distributed.current_ranks`). Each rank scores
             its share of the users' batches and every rank gets the metrics, equal to one
             process's; every rank must then call the same evaluation.
+        user_sample: count only a random sample of this many of the target's users (all
+            of them when there are no more, or with ``None``, the default): full ranking
+            costs users × items, which at millions of each is hours on a few cores. The
+            metrics are then those of the sampled users exactly, an estimate of the
+            full mean; ``users`` in the result says how many were counted.
+        sample_seed: seeds the sample; the same seed and target give the same users (on
+            every rank, and in every call, so that epochs are compared on equal terms).
 
     Target items that are also excluded stay in :math:`|T_u|` (they can never be hit);
     with disjoint splits this does not arise.
@@ -137,8 +144,14 @@ class Evaluator:
         memory_budget_mb: float = 128,
         item_popularity: np.ndarray | None = None,
         ranks: Ranks | None = None,
+        user_sample: int | None = None,
+        sample_seed: int = 0,
     ) -> None:
         self.ranks = ranks if ranks is not None else current_ranks()
+        if user_sample is not None and user_sample < 1:
+            raise ValueError(f"user_sample must be >= 1 or None, got {user_sample}")
+        self.user_sample = user_sample
+        self.sample_seed = sample_seed
         if not isinstance(exclude, (list, tuple)):
             exclude = [exclude]
         self.ks = sorted({int(k) for k in ks})
@@ -266,6 +279,16 @@ class Evaluator:
                    + kmax * _BYTES_PER_TOPK_SLOT)     # metric bookkeeping
         return max(1, int(self.memory_budget_mb * 2**20 // per_row))
 
+    def counted_users(self, target: Interactions | sp.spmatrix | sp.sparray) -> np.ndarray:
+        """The users an evaluation on ``target`` counts, ascending: those with a target
+        item, or the seeded ``user_sample`` of them."""
+        tgt = target if isinstance(target, sp.csr_matrix) else interaction_matrix(target)
+        users = np.flatnonzero(np.diff(tgt.indptr) > 0)
+        if self.user_sample is not None and len(users) > self.user_sample:
+            rng = np.random.default_rng(self.sample_seed)
+            users = np.sort(rng.choice(users, self.user_sample, replace=False))
+        return users
+
     # ------------------------------------------------------------------ implementation
     def _run(
         self,
@@ -325,7 +348,7 @@ class Evaluator:
                                  f"{num_items} items")
             pop = torch.as_tensor(self.item_popularity, dtype=torch.float64)
 
-        users = np.flatnonzero(np.diff(tgt.indptr) > 0)
+        users = self.counted_users(tgt)
         tgt = tgt[users]
         # Flat keys row * I + item over the counted users (row = position in ``users``):
         # a batch of rows [s, e) owns a contiguous, sorted slice of these arrays.

@@ -348,6 +348,39 @@ def test_batch_size_independence():
     assert_close(a, {k: v for k, v in b.items() if k != "eval_seconds"})
 
 
+def test_a_user_sample_gives_the_full_metrics_of_those_users():
+    rng = np.random.default_rng(11)
+    num_users, num_items = 120, 200
+    train = random_csr(rng, num_users, num_items, 0.1)
+    target = random_csr(rng, num_users, num_items, 0.05)
+    user_emb = torch.randn(num_users, 8, generator=torch.Generator().manual_seed(1))
+    item_emb = torch.randn(num_items, 8, generator=torch.Generator().manual_seed(2))
+    full, frame = Evaluator([train], ks=(10,), metrics=METRICS).evaluate_embeddings(
+        user_emb, item_emb, target, per_user=True)
+    sampler = Evaluator([train], ks=(10,), metrics=METRICS, user_sample=30, sample_seed=5)
+    users = sampler.counted_users(target)
+    assert len(users) == 30 and set(users) <= set(frame["user"]) and np.all(np.diff(users) > 0)
+    got = sampler.evaluate_embeddings(user_emb, item_emb, target)
+    assert got["users"] == 30
+    # A full evaluation restricted to the sampled users' targets is the reference.
+    only = sp.csr_matrix(target.multiply(np.isin(np.arange(num_users), users)[:, None]))
+    want = Evaluator([train], ks=(10,), metrics=METRICS).evaluate_embeddings(user_emb, item_emb, only)
+    assert_close(got, {k: v for k, v in want.items() if k != "eval_seconds"})
+    rows = frame.set_index("user").loc[users]
+    for m in METRICS:
+        assert got[f"{m}@10"] == pytest.approx(rows[f"{m}@10"].mean())
+    assert got["recall@10"] != pytest.approx(full["recall@10"])  # a real sample, not all users
+    # The same seed draws the same users; another seed others; a sample as large as the
+    # users counts them all.
+    assert np.array_equal(Evaluator([train], user_sample=30, sample_seed=5).counted_users(target), users)
+    assert not np.array_equal(Evaluator([train], user_sample=30, sample_seed=6).counted_users(target), users)
+    everyone = Evaluator([train], ks=(10,), metrics=METRICS, user_sample=num_users)
+    assert_close(everyone.evaluate_embeddings(user_emb, item_emb, target),
+                 {k: v for k, v in full.items() if k != "eval_seconds"})
+    with pytest.raises(ValueError, match="user_sample"):
+        Evaluator([train], user_sample=0)
+
+
 def test_batch_size_follows_budget():
     ev = Evaluator(ks=(20,), metrics=METRICS, memory_budget_mb=128)
     b = ev.batch_size(40981)

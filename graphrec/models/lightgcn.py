@@ -69,7 +69,6 @@ class LightGCN(EmbeddingRecommender):
             graph = self.torch_graph()
             nodes = torch.cat([users, items + self.num_users])
             blocks = sample_blocks(graph.norm_adj, nodes, self.fan_out)
-            out = sampled_layer_mean(blocks, self._ego_rows, nodes)
-            return out[:users.numel()], out[users.numel():]
+            return sampled_layer_mean(blocks, self._ego_rows, (users, items + self.num_users))
         return lightgcn_rows(self.torch_graph(), self.user_emb.weight, self.item_emb.weight,
                              self.num_layers, users, items, edge_mask)

@@ -68,6 +68,9 @@ class TrainConfig:
         patience: stop after this many validations without improvement (0 = never).
         monitor: validation metric for early stopping and best-checkpoint selection.
         ks: cut-offs evaluated on validation.
+        eval_users: validate on a seeded random sample of this many validation users
+            (drawn from ``seed``, the same users every epoch) instead of all of them,
+            when full ranking for every user costs more than the epoch (``None`` = all).
         max_minutes: stop after this much training time (``None`` = no limit).
         seed: seeds batching, negatives and dropout; the same seed gives the same run.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ...
@@ -105,6 +108,7 @@ class TrainConfig:
     patience: int = 10
     monitor: str = "recall@20"
     ks: tuple[int, ...] = (20,)
+    eval_users: int | None = None
     max_minutes: float | None = None
     seed: int = 0
     device: str = "auto"
@@ -124,6 +128,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "num_negatives", "hard_negatives", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.eval_users is not None and self.eval_users < 1:
+            raise ValueError(f"eval_users must be >= 1 or None, got {self.eval_users}")
         if self.hard_negatives > 1 and self.shared_negatives:
             raise ValueError("hard_negatives picks negatives per positive; shared_negatives shares "
                              "them across the batch: use one or the other")

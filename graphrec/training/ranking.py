@@ -76,7 +76,8 @@ class Trainer(EpochLoop):
         active = torch.nonzero(degree).flatten()
         self._user_start, self._user_degree = indptr[active], degree[active]
         self.evaluator = Evaluator(exclude=[model.graph.ui, *(exclude_valid or [])], ks=self.config.ks,
-                                   ranks=self.ranks)
+                                   ranks=self.ranks, user_sample=self.config.eval_users,
+                                   sample_seed=self.config.seed)
         if self.valid is not None:
             # Checked now, not after the first epoch's validation.
             known = [f"{m}@{k}" for m in self.evaluator.metrics for k in self.evaluator.ks]

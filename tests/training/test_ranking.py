@@ -114,6 +114,24 @@ def test_bad_config_is_rejected():
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="batch_sampling must be 'edges' or 'users'"):
         TrainConfig(batch_sampling="items")
+    with pytest.raises(ValueError, match="eval_users must be >= 1"):
+        TrainConfig(eval_users=0)
+
+
+def test_validation_on_a_user_sample_counts_those_users_every_epoch(split):
+    model = LightGCN(RecGraph(split.train), dim=8, num_layers=2)
+    fit = Trainer(model, split.valid, config(epochs=2, eval_users=25)).fit()
+    assert [row["valid_users"] for row in fit.history] == [25.0, 25.0]
+    # The metric is the full evaluation's on the same seeded users (of the restored best
+    # epoch's weights).
+    sample = Evaluator(exclude=[model.graph.ui], ks=(10,), user_sample=25, sample_seed=3)
+    users = sample.counted_users(split.valid)
+    keep = np.isin(split.valid.user, users)
+    only = Interactions(split.valid.user[keep], split.valid.item[keep], split.valid.user_map,
+                        split.valid.item_map)
+    want = Evaluator(exclude=[model.graph.ui], ks=(10,)).evaluate(model, only)
+    assert want["users"] == 25
+    assert fit.best_metrics["recall@10"] == pytest.approx(want["recall@10"])
 
 
 def test_time_budget_counts_training_time_only(split, monkeypatch):
