@@ -281,6 +281,11 @@ class AttentiveFilter(ScoringModel):
             self._gram = (version, (first.T.tocsr() @ second).tocsr())
         return self._gram[1]
 
+    def _scaled_item_vectors(self) -> np.ndarray:
+        r""":math:`D_I^{-\gamma} V_k` (GF-CF: :math:`D_I^{-1/2} V_k`) on the CPU, the ideal
+        part's left factor: a history row times it is the row's ideal-filter features."""
+        return (self.item_vectors.cpu() * self._item_scale[:, None]).numpy()
+
     def workspace_bytes_per_user(self) -> int:
         # As GF-CF: the sparse product's output and its dense copy.
         return 12 * self.num_items
@@ -295,7 +300,7 @@ class AttentiveFilter(ScoringModel):
             scores.mul_(self._linear_out.to(self.device))
         if self.ideal_weight:
             v = self.item_vectors
-            left = torch.from_numpy(rows @ (v.cpu() * self._item_scale[:, None]).numpy()).to(self.device)
+            left = torch.from_numpy(rows @ self._scaled_item_vectors()).to(self.device)
             right = (v * self._item_unscale.to(self.device)[:, None]).T
             scores.addmm_(left, right, alpha=self.ideal_weight)
         return scores
@@ -378,8 +383,8 @@ class AttentiveFilter(ScoringModel):
             kept = sp.csr_matrix((np.ones(hist.numel(), dtype=np.float32),
                                   (owner.cpu().numpy(), hist.cpu().numpy())),
                                  shape=(distinct.numel(), self.num_items))
-            scaled = (v.cpu() * self._item_scale[:, None]).numpy()
-            left = torch.from_numpy(row_split_matmul(kept, scaled, torch.get_num_threads())).to(self.device)
+            left = torch.from_numpy(row_split_matmul(kept, self._scaled_item_vectors(),
+                                                     torch.get_num_threads())).to(self.device)
             right = v[items] * self._item_unscale.to(self.device)[items, None]
             scores = scores + self.ideal_weight * (left[row] * right).sum(-1)
         return scores
