@@ -129,7 +129,8 @@ def run_closed_form(cfg: RunConfig, split: Split, social: Any = None,
 
     The run directory receives ``final.pt`` (the refitted model) or ``best.pt`` (the
     model fitted on training), and ``results.json`` with the chosen settings
-    (``selected``), every grid point's validation metrics and the test metrics.
+    (``selected``), every grid point's validation metrics, the ranges whose end was
+    chosen (``grid_edges``) and the test metrics.
     """
     check_model_config(cfg.model)
     monitor = cfg.train.monitor
@@ -146,7 +147,7 @@ def run_closed_form(cfg: RunConfig, split: Split, social: Any = None,
         summary = {"selected": result.best, "monitor": monitor, "valid": result.best_valid,
                    "grid": [{"params": p.params, "valid": p.valid, "fit_seconds": p.fit_seconds}
                             for p in result.points],
-                   "test": result.test, "refit": result.refit,
+                   "grid_edges": result.grid_edges, "test": result.test, "refit": result.refit,
                    "seconds": time.perf_counter() - start}
         atomic_write_bytes(out / "results.json", json.dumps(summary, indent=1).encode())
     return result

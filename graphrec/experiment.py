@@ -78,7 +78,7 @@ from graphrec.run_folder import (
     warn_changed_sources,
 )
 from graphrec.scoring import make_scorer
-from graphrec.selection import GridPoint, choose_on_validation
+from graphrec.selection import GridPoint, choose_on_validation, grid_edges
 from graphrec.training.checkpoints import save_checkpoint
 from graphrec.training.config import RatingTrainConfig, TrainConfig
 from graphrec.training.loop import TrainResult
@@ -513,10 +513,12 @@ def _run(cfg: RunConfig, data: PreparedData, out_dir: Path | None) -> RunResult:
             if split.valid is None or len(split.valid) == 0:
                 raise ConfigError("model.grid: choosing the start on validation needs a "
                                   "validation part (data.valid_ratio > 0)")
+            cfg_grid = cfg.model.grid
             cfg, points = choose_start(cfg, data.graph(), split.valid)
             selected = {key: getattr(cfg.model, key) for key in points[0].params}
             if out_dir is not None and main:
                 table = {"monitor": cfg.train.monitor, "selected": selected,
+                         "grid_edges": grid_edges(cfg_grid, selected),
                          "grid": [{"params": q.params, "valid": q.valid} for q in points]}
                 atomic_write_bytes(Path(out_dir) / "start_grid.json", json.dumps(table, indent=1).encode())
     model = build_model(cfg.model, data.graph(), split.train)

@@ -10,6 +10,7 @@ takes part in the choice.
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from graphrec.models.scoring_model import ScoringModel
 
 Builder = Callable[[RecGraph, dict[str, Any]], ScoringModel]
 
+logger = logging.getLogger(__name__)
+
 
 def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """Every combination of the grid's values, the last key varying fastest.
@@ -37,6 +40,30 @@ def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
             raise ValueError(f"grid[{key!r}]: expected a non-empty list of values, got {values!r}")
     keys = list(grid)
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def grid_edges(grid: Mapping[str, Sequence[Any]], chosen: Mapping[str, Any]) -> list[str]:
+    """The grid's ranges at whose end validation chose, one phrase per axis.
+
+    An axis is a range when it holds three or more distinct numbers (``None``, strings and
+    booleans are options, not ranges); choosing its smallest or largest number says the
+    best value may lie beyond the grid, which then wants extending in that direction.
+
+    Returns:
+        e.g. ``["rank = 16, the smallest of [16, 64, 256]"]``; empty when every chosen
+        number lies inside its range.
+    """
+    notes = []
+    for key, values in grid.items():
+        numbers = sorted({v for v in values
+                          if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        value = chosen.get(key)
+        if len(numbers) < 3 or value is None or isinstance(value, bool) or value not in numbers:
+            continue
+        side = "smallest" if value == numbers[0] else "largest" if value == numbers[-1] else None
+        if side is not None:
+            notes.append(f"{key} = {value}, the {side} of {numbers}")
+    return notes
 
 
 @dataclass
@@ -56,6 +83,7 @@ class SearchResult:
     ``model`` is the chosen model: refitted on training + validation when ``refit``,
     else the one fitted on training. ``test`` holds its test metrics;
     ``fit_seconds``/``eval_seconds`` are those of that model's fit and test evaluation.
+    ``grid_edges`` names the ranges the choice lies at the end of (:func:`grid_edges`).
     """
 
     best: dict[str, Any]
@@ -68,6 +96,7 @@ class SearchResult:
     eval_seconds: float
     search_seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    grid_edges: list[str] = field(default_factory=list)
 
     @property
     def best_valid(self) -> dict[str, float]:
@@ -113,7 +142,8 @@ def choose_on_validation(
 
     Returns:
         The index of the best point (the first on ties, in grid order), every evaluated
-        point, and the best point's model.
+        point, and the best point's model. A choice at the end of a range of the grid is
+        logged as a warning (:func:`grid_edges`).
     """
     ks = _cutoffs(monitor, ks)
     evaluator = Evaluator(exclude=[graph], ks=ks, memory_budget_mb=memory_budget_mb)
@@ -135,6 +165,10 @@ def choose_on_validation(
             best_i, best_model = i, model
         del model
     assert best_model is not None
+    edges = grid_edges(grid, evaluated[best_i].params)
+    if edges:
+        logger.warning("validation chose the end of a grid range (%s): the best may lie "
+                       "beyond it; consider extending the grid", "; ".join(edges))
     return best_i, evaluated, best_model
 
 
@@ -190,4 +224,5 @@ def grid_search(
     assert isinstance(test, dict)
     return SearchResult(best=best, monitor=monitor, points=evaluated, model=chosen, test=test,
                         refit=refit, fit_seconds=fit_s, eval_seconds=test["eval_seconds"],
-                        search_seconds=time.perf_counter() - start)
+                        search_seconds=time.perf_counter() - start,
+                        grid_edges=grid_edges(grid, best))

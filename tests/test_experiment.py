@@ -176,7 +176,7 @@ def test_attentive_filter_start_is_chosen_on_validation_and_kept_on_resume(tmp_p
     assert (model.rank, model.ideal_weight, model.degree_power) == best
     assert model.feature_rank == min(8, best[0])
     table = json.loads((tmp_path / "run" / "start_grid.json").read_text())
-    assert len(table["grid"]) == 8
+    assert len(table["grid"]) == 8 and table["grid_edges"] == []  # two values: no range
     for point in table["grid"]:
         key = tuple(point["params"][k] for k in ("rank", "ideal_weight", "degree_power"))
         assert point["valid"]["recall@20"] == pytest.approx(valid[key], abs=1e-6)

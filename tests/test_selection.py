@@ -12,7 +12,7 @@ from graphrec.datasets import synthetic
 from graphrec.evaluate import Evaluator
 from graphrec.experiment import build_model, is_rating_model
 from graphrec.models.graph_filter import GFCF
-from graphrec.selection import grid_points, grid_search
+from graphrec.selection import grid_edges, grid_points, grid_search
 
 TINY = ["--set", "data.synthetic_users=150", "--set", "data.synthetic_items=100"]
 
@@ -31,6 +31,20 @@ def test_grid_points_order_and_validation():
         grid_points({"a": []})
     with pytest.raises(ValueError, match="non-empty list"):
         grid_points({"a": "abc"})
+
+
+def test_grid_edges_names_ranges_chosen_at_their_end():
+    grid = {"rank": [16, 64, 256], "alpha": [0.1, 1.0], "gamma": [None, 0.25, 0.4, 0.6],
+            "score": ["dot", "cosine", "x"], "flag": [True, False, True]}
+    assert grid_edges(grid, {"rank": 16, "alpha": 1.0, "gamma": 0.4, "score": "x",
+                             "flag": True}) == ["rank = 16, the smallest of [16, 64, 256]"]
+    # two values are a comparison, not a range; None is an option, not an end
+    assert grid_edges(grid, {"rank": 64, "alpha": 0.1, "gamma": None}) == []
+    assert grid_edges(grid, {"rank": 256, "gamma": 0.6}) == [
+        "rank = 256, the largest of [16, 64, 256]",
+        "gamma = 0.6, the largest of [0.25, 0.4, 0.6]"]
+    assert grid_edges(grid, {"gamma": 0.25}) == ["gamma = 0.25, the smallest of [0.25, 0.4, 0.6]"]
+    assert grid_edges({}, {}) == []
 
 
 def build(graph, params):
@@ -55,6 +69,21 @@ def test_grid_search_chooses_on_validation_and_tests_once(split, refit):
         build(RecGraph(train), result.best).fit(), split.test)
     assert result.test["recall@20"] == pytest.approx(ref["recall@20"], abs=1e-12)
     assert len(result.table()) == 3
+    assert result.grid_edges == grid_edges(grid, result.best)
+
+
+def test_choice_at_the_end_of_a_range_is_a_warning(split, caplog):
+    # ideal_weight 0 (the linear filter alone) is the end of this range either way
+    grid = {"ideal_weight": [0.0, 1e-9, 2e-9]}
+    with caplog.at_level("WARNING", logger="graphrec.selection"):
+        result = grid_search(build, grid, split, monitor="recall@20", refit=False)
+    assert result.best == {"ideal_weight": 0.0}  # ties go to the first point
+    assert result.grid_edges == ["ideal_weight = 0.0, the smallest of [0.0, 1e-09, 2e-09]"]
+    assert "consider extending the grid" in caplog.text and "ideal_weight = 0.0" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="graphrec.selection"):
+        grid_search(build, {"ideal_weight": [0.0, 1.0]}, split, refit=False)
+    assert "extending" not in caplog.text
 
 
 def test_grid_search_rejects_bad_monitor(split):
@@ -88,6 +117,7 @@ def test_cli_closed_form_run_round_trip(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     trained = results
     assert results["selected"]["ideal_weight"] in (0.1, 1.0) and len(results["grid"]) == 2
+    assert results["grid_edges"] == []  # two values are no range
     assert (out / "final.pt").exists()
     assert main(["evaluate", "--run", str(out)]) == 0
     evaluated = json.loads(capsys.readouterr().out)
