@@ -19,14 +19,29 @@ Three modes:
 * ``--refit-epochs N``: that refit alone, for an epoch count an earlier run chose on
   validation (e.g. a ``--minutes`` run's best epoch), so a long run need not be repeated.
 
-Every run prints its per-evaluation curve, a table and one JSON line; ``--log`` appends the
-JSON line to a file. Examples::
+Every run prints its per-evaluation curve, a table, one JSON line with the settings and
+every result (``--log`` appends it to a file) and, last, a summary line in the keys every
+accuracy benchmark prints, ``{"dataset", "model", "recall@20", "ndcg@20",
+"valid_recall@20", "train_minutes", "refit"}`` (the refit's test when there is one).
+Examples::
 
     python benchmarks/gowalla.py --model lightgcn --minutes 10 30
     python benchmarks/gowalla.py --model gat --minutes 10 30 --batch-size 8192 --lr 2e-2 \
         --attention-warmup 20
     python benchmarks/gowalla.py --model pyg-lightgcn --minutes 10 30
     python benchmarks/gowalla.py --model mf --epochs 1000 --patience 20 --refit
+
+``--model attentive_filter`` runs the attention recommender the way
+``benchmarks/attentive_filter.py`` does, with its functions: the closed form's start is
+chosen on validation over ``--rank`` × ``--ideal-weight`` × ``--degree-power`` (one
+SVD), the attention is trained for up to ``--epochs`` epochs (``--patience``), the epoch
+is chosen on validation (0: the closed form) and ``--refit`` (or ``--refit-epochs N``)
+fits and trains it again on training + validation. Its ``train_minutes`` count the fit
+(SVD) as well as the training of the model tested. The recipe of the attentive-filter
+runs in ``benchmarks/README.md``::
+
+    python benchmarks/gowalla.py --model attentive_filter --rank 256 --ideal-weight 0.1 \
+        --degree-power 0.25 --no-node-bias --epochs 2 --refit
 
 ``--save`` keeps the chosen weights and ``--init`` starts from saved ones, so the GAT
 recommender can learn its attention from a trained LightGCN (β starts at 0, where the
@@ -57,6 +72,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from attentive_filter import add_filter_arguments, choose_start, refit, select_epochs
 from train_eval import pyg_model
 
 from graphrec import datasets
@@ -205,6 +221,45 @@ def _test(evaluator: Evaluator, model: Recommender, split: Split,
     return out
 
 
+def run_attentive_filter(split: Split, args: argparse.Namespace,
+                         thinned: list[Interactions]) -> dict:
+    """The attentive filter, as ``benchmarks/attentive_filter.py`` runs it: the closed
+    form's start chosen on validation Recall@20 over ``--rank`` × ``--ideal-weight`` ×
+    ``--degree-power`` (one SVD), then β learned for up to ``--epochs`` epochs (early
+    stopping after ``--patience``) and the epoch chosen on validation, 0 being the closed
+    form itself. With ``--refit`` the filter is then fitted on training + validation and
+    trained for the chosen number of epochs (``--refit-epochs N``: that alone, for N).
+    ``train_minutes`` is the reported model's fit (SVD) and training time."""
+    start_model, start, point, fit_seconds = choose_start(split, args)
+    result: dict = {"start": {"rank": point[0], "ideal_weight": point[1],
+                              "degree_power": point[2], "valid_recall@20": start}}
+    if args.refit_epochs is not None:
+        epochs = args.refit_epochs
+        result.update(epochs_run=epochs, best_epoch=epochs, curve=[])
+    else:
+        curve, best, model, fit = select_epochs(start_model, split, start, point, args.seed,
+                                                args, args.patience)
+        epochs = best["epoch"]
+        result.update(epochs_run=len(curve) - 1, best_epoch=epochs,
+                      stopped=fit.stopped if fit else None,
+                      train_minutes=(fit_seconds + (fit.train_seconds if fit else 0.0)) / 60,
+                      curve=[{k: v for k, v in row.items() if k != "seed"} for row in curve])
+        # the trained model holds its best trained epoch; epoch 0 is the closed form
+        tested = start_model if epochs == 0 else model
+        evaluator = Evaluator(exclude=[split.train, split.valid], ks=(20,), metrics=METRICS)
+        result["test"] = _test(evaluator, tested, split, thinned)
+        if not args.refit:
+            return result
+        result["selection_minutes"] = result["train_minutes"]
+    final, full, fit, seconds = refit(split, point, epochs, args.seed, args)
+    result["train_minutes"] = seconds / 60  # the refit's fit and training
+    if args.refit_epochs is not None:
+        result["stopped"] = fit.stopped if fit else None
+    result["refit_test"] = _test(Evaluator(exclude=[full], ks=(20,), metrics=METRICS),
+                                 final, split, thinned)
+    return result
+
+
 def run_pyg(split: Split, args: argparse.Namespace) -> dict:
     """PyG's LightGCN, trained as in its example (BPR via ``recommendation_loss``)."""
     torch.manual_seed(args.seed)
@@ -287,7 +342,8 @@ def main(argv: list[str] | None = None) -> None:
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--root", default=None, help="datasets directory (default: GRAPHREC_DATA)")
     p.add_argument("--model", default="lightgcn",
-                   choices=["mf", "lightgcn", "lightgcn_pp", "gat", "pyg-lightgcn"])
+                   choices=["mf", "lightgcn", "lightgcn_pp", "gat", "pyg-lightgcn",
+                            "attentive_filter"])
     p.add_argument("--minutes", type=float, nargs="*", default=None,
                    help="time-to-accuracy marks in training minutes (e.g. 10 30)")
     p.add_argument("--epochs", type=int, default=1000)
@@ -350,6 +406,12 @@ def main(argv: list[str] | None = None) -> None:
                         "with --refit-epochs, the refitted weights (trained on validation too: "
                         "do not select epochs with them)")
     p.add_argument("--log", type=Path, default=None, help="append the JSON line to this file")
+    filter_args = p.add_argument_group(
+        "attentive_filter", "the closed form's start grid (chosen on validation) and the "
+        "attention's options, as in benchmarks/attentive_filter.py; the filter also uses "
+        "--epochs, --patience, --batch-size, --lr, --l2, --hard-negatives, --seed, --refit "
+        "and --refit-epochs")
+    add_filter_arguments(filter_args)
     args = p.parse_args(argv)
     if args.progress:  # the trainer logs its epoch lines; show them
         logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -364,6 +426,8 @@ def main(argv: list[str] | None = None) -> None:
         p.error("--attention-warmup counts minutes, which a refit cannot repeat; refit without it")
     if args.attention_warmup and args.attention_warmup_epochs:
         p.error("give the warm-up in minutes or in epochs, not both")
+    if args.model == "attentive_filter" and (args.minutes or args.init or args.save):
+        p.error("--model attentive_filter trains by epochs: no --minutes, --init or --save")
     if args.model == "pyg-lightgcn" and args.thinned_test:
         p.error("--thinned-test is for graphrec's models")
     if args.model == "pyg-lightgcn" and (args.init or args.save):
@@ -375,7 +439,12 @@ def main(argv: list[str] | None = None) -> None:
     split_seed = args.seed if args.split_seed is None else args.split_seed
     split = holdout_valid(ds.split, ratio=args.valid_ratio, seed=split_seed)
     start = time.perf_counter()
-    result = run_pyg(split, args) if args.model == "pyg-lightgcn" else run_graphrec(split, args, thinned)
+    if args.model == "pyg-lightgcn":
+        result = run_pyg(split, args)
+    elif args.model == "attentive_filter":
+        result = run_attentive_filter(split, args, thinned)
+    else:
+        result = run_graphrec(split, args, thinned)
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                 if k not in ("root", "log", "progress")}
     line = {"benchmark": "gowalla", **settings, "wall_minutes": (time.perf_counter() - start) / 60,
