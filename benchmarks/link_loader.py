@@ -27,14 +27,19 @@ full-graph propagation of its trained model on the normalised CSR adjacency, as
 so ``peak_rss_mb`` (that process's peak resident memory, data and evaluation included)
 is its own.
 
-Data: the synthetic log of ``benchmarks/scale.py`` (``--interactions``, default 1M: about
+Data: the synthetic log of ``benchmarks/scale.py`` (``--interactions``, default 200k: about
 30 interactions per user, half as many items as users, split 80/10/10 per user), and with
 ``--root`` also Gowalla (the published training file, 10% of each user's rows carved out
 as validation, as ``benchmarks/gowalla.py`` does). ``interactions`` counts training edges.
 
+The default size keeps a run to a few minutes on 2 busy cores: with 3 hops of 10 a
+batch's receptive field is most of the graph, so an epoch costs about steps × graph size
+(graphrec's took about a minute at 200k beside other jobs; 1M has 5 times the steps over
+a 5 times larger graph).
+
 Prints a table, then one JSON line per case::
 
-    {"case": "pyg-1M", "interactions": 800000, "epoch_seconds": ..., "peak_rss_mb": ...,
+    {"case": "pyg-200k", "interactions": 157674, "epoch_seconds": ..., "peak_rss_mb": ...,
      "recall@20": ...}
 
 PyG's loader samples neighbours with ``pyg-lib`` or ``torch-sparse``; without either
@@ -43,7 +48,7 @@ the script stops with a one-line message.
 Usage::
 
     python benchmarks/link_loader.py --threads 2
-    python benchmarks/link_loader.py --threads 2 --interactions 200000 --cases pyg
+    python benchmarks/link_loader.py --threads 2 --interactions 1000000 --cases pyg
     python benchmarks/link_loader.py --threads 2 --root ../shared/datasets
 """
 
@@ -221,7 +226,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--interactions", type=int, default=1_000_000,
+    parser.add_argument("--interactions", type=int, default=200_000,
                         help="size of the synthetic log (before the split)")
     parser.add_argument("--root", default=None,
                         help="datasets directory: also run on Gowalla")
