@@ -42,8 +42,9 @@ Prints a table, then one JSON line per case::
     {"case": "pyg-200k", "interactions": 157674, "epoch_seconds": ..., "peak_rss_mb": ...,
      "recall@20": ...}
 
-PyG's loader samples neighbours with ``pyg-lib`` or ``torch-sparse``; without either
-the script stops with a one-line message.
+PyG's loader samples neighbours with ``pyg-lib`` or ``torch-sparse`` (which imports only
+with ``torch-scatter`` beside it; both are source distributions on PyPI for current
+torch); without either the script stops with a one-line message saying why.
 
 Usage::
 
@@ -66,15 +67,18 @@ KEYS = ("case", "interactions", "epoch_seconds", "peak_rss_mb", "recall@20")
 CASES = ("graphrec", "pyg")
 
 
-def sampler_backend() -> str | None:
-    """The package PyG's neighbour sampling would use here, or ``None``."""
+def sampler_backend() -> tuple[str | None, list[str]]:
+    """The package PyG's neighbour sampling would use here (or ``None``), and why the
+    packages tried before it did not import."""
+    errors = []
     for name in ("pyg_lib", "torch_sparse"):
         try:
             __import__(name)
-        except Exception:  # ImportError, or a build that does not load (OSError)
+        except Exception as e:  # ImportError, or a build that does not load (OSError)
+            errors.append(f"{name}: {e}")
             continue
-        return name
-    return None
+        return name, errors
+    return None, errors
 
 
 def load(data: str, args: argparse.Namespace):
@@ -247,9 +251,12 @@ def main() -> None:
     if args.worker:
         worker(args.worker, args.data, args)
         return
-    if "pyg" in args.cases and sampler_backend() is None:
-        sys.exit("link_loader.py: PyG's LinkNeighborLoader needs pyg-lib or torch-sparse, and "
-                 "neither imports here (install one, or run --cases graphrec)")
+    if "pyg" in args.cases:
+        backend, errors = sampler_backend()
+        if backend is None:
+            sys.exit("link_loader.py: PyG's LinkNeighborLoader needs pyg-lib or torch-sparse, and "
+                     f"neither imports here ({'; '.join(errors)}); install one, or run "
+                     "--cases graphrec")
     rows = []
     for data in ["synthetic"] + (["gowalla"] if args.root else []):
         for case in args.cases:
