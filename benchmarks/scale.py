@@ -90,29 +90,39 @@ def worker(interactions: int, nproc: int, args: argparse.Namespace) -> None:
         spawn(_rank, nproc, params)
 
 
-def _rank(interactions: int, nproc: int, seed: int, fan_out: list[int] | None, batch_size: int,
-          lr: float, eval_users: int | None, max_minutes: float | None) -> None:
-    import torch
-
+def synthetic_data(interactions: int, seed: int, marks: list[float] | None = None):
+    """A synthetic log of about ``interactions`` rows split 80/10/10 per user: the training
+    graph, the validation part and the number of training edges (test is dropped).
+    ``marks``, when given, gets the time at which the log was made (before the split)."""
     from graphrec import datasets
     from graphrec.data.graph import RecGraph
     from graphrec.data.splits import per_user_split
-    from graphrec.distributed import current_ranks
-    from graphrec.models import LightGCN
-    from graphrec.training import TrainConfig, Trainer
 
-    t0 = time.perf_counter()
     users = max(10, int(interactions / AVG_DEGREE))
     # Ratings, timestamps and social ties are not used here: not making them saves their
     # memory (the interactions of a seed are the same either way).
     ds = datasets.synthetic(num_users=users, num_items=max(10, users // 2), avg_degree=AVG_DEGREE,
                             social=False, ratings=False, timestamps=False, seed=seed)
-    t_data = time.perf_counter()
+    if marks is not None:
+        marks.append(time.perf_counter())
     split = per_user_split(ds.interactions, ratios=(0.8, 0.1, 0.1), seed=seed)
     # Only the graph and the validation part are needed from here on.
     del ds
-    graph, valid, num_train = RecGraph(split.train), split.valid, len(split.train)
-    del split
+    return RecGraph(split.train), split.valid, len(split.train)
+
+
+def _rank(interactions: int, nproc: int, seed: int, fan_out: list[int] | None, batch_size: int,
+          lr: float, eval_users: int | None, max_minutes: float | None) -> None:
+    import torch
+
+    from graphrec.distributed import current_ranks
+    from graphrec.models import LightGCN
+    from graphrec.training import TrainConfig, Trainer
+
+    t0 = time.perf_counter()
+    marks: list[float] = []
+    graph, valid, num_train = synthetic_data(interactions, seed, marks)
+    t_data = marks[0]
     torch.manual_seed(seed)
     model = LightGCN(graph, dim=64, num_layers=3, fan_out=fan_out)
     cfg = TrainConfig(epochs=1, batch_size=batch_size, lr=lr, patience=0, progress=False,
