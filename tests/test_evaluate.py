@@ -87,6 +87,16 @@ def to_sets(m: sp.csr_matrix) -> list[set[int]]:
 def random_csr(rng, num_users, num_items, density):
     return sp.csr_matrix((rng.random((num_users, num_items)) < density).astype(np.float32))
 
+def seeded_case(seed, num_users, num_items, train_density, dim):
+    """Random training and target matrices (target density 0.05) and seeded embeddings."""
+    rng = np.random.default_rng(seed)
+    train = random_csr(rng, num_users, num_items, train_density)
+    target = random_csr(rng, num_users, num_items, 0.05)
+    user_emb = torch.randn(num_users, dim, generator=torch.Generator().manual_seed(1))
+    item_emb = torch.randn(num_items, dim, generator=torch.Generator().manual_seed(2))
+    return train, target, user_emb, item_emb
+
+
 
 def assert_close(result, expected):
     for key, value in expected.items():
@@ -333,12 +343,8 @@ def test_excluded_items_never_recommended_and_skipped_users():
 
 
 def test_batch_size_independence():
-    rng = np.random.default_rng(7)
     num_users, num_items = 40, 300
-    train = random_csr(rng, num_users, num_items, 0.2)
-    target = random_csr(rng, num_users, num_items, 0.05)
-    user_emb = torch.randn(num_users, 16, generator=torch.Generator().manual_seed(1))
-    item_emb = torch.randn(num_items, 16, generator=torch.Generator().manual_seed(2))
+    train, target, user_emb, item_emb = seeded_case(7, num_users, num_items, 0.2, 16)
     big = Evaluator([train], ks=(5, 20))
     tiny = Evaluator([train], ks=(5, 20), memory_budget_mb=0.002)
     assert tiny.batch_size(num_items) == 1
@@ -349,12 +355,8 @@ def test_batch_size_independence():
 
 
 def test_a_user_sample_gives_the_full_metrics_of_those_users():
-    rng = np.random.default_rng(11)
     num_users, num_items = 120, 200
-    train = random_csr(rng, num_users, num_items, 0.1)
-    target = random_csr(rng, num_users, num_items, 0.05)
-    user_emb = torch.randn(num_users, 8, generator=torch.Generator().manual_seed(1))
-    item_emb = torch.randn(num_items, 8, generator=torch.Generator().manual_seed(2))
+    train, target, user_emb, item_emb = seeded_case(11, num_users, num_items, 0.1, 8)
     full, frame = Evaluator([train], ks=(10,), metrics=METRICS).evaluate_embeddings(
         user_emb, item_emb, target, per_user=True)
     sampler = Evaluator([train], ks=(10,), metrics=METRICS, user_sample=30, sample_seed=5)
