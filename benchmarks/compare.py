@@ -19,9 +19,12 @@ Models (``--models``):
   degree prior; β learned at 10× the learning rate; each batch's edges hidden).
 * ``gat_pp``: ``gat`` with the learned normalisation of ``lightgcn_pp``.
 * ``attentive_filter``: a graph filter with attention on its second hop, trained from
-  the filter's closed form; the ideal filter's rank k ∈ {16, 64, 256} and weight
-  α ∈ {0.1, 0.3, 1} and the degree normalisation γ ∈ {GF-CF's, 0.25, 0.4} are chosen on
-  validation first (``model.grid``, one SVD for all 27 points).
+  the filter's closed form; the ideal filter's rank k (8 to 256 in steps of √2: a data
+  set's number of latent communities can be small, and the rank that fits it is found
+  only on a fine grid), its weight α ∈ {0.1, 0.3, 1, 3, 10} and the degree normalisation
+  γ ∈ {GF-CF's, 0.25, 0.4, 0.5}, or in the filter's place attention of each user over all
+  users with sharpness β_U ∈ {2, 5, 10, 20} (``user_attention``), are chosen on
+  validation first (``model.grid``, one SVD for all 248 distinct points).
 
 Usage::
 
@@ -66,8 +69,9 @@ MODELS = {
     # A graph filter in closed form, its point (α, γ) chosen on validation, then attention
     # on its edges (batch edges always hidden).
     "attentive_filter": ["model.name=attentive_filter", "model.rank=256",
-                         "model.grid={rank: [16, 64, 256], ideal_weight: [0.1, 0.3, 1.0], "
-                         "degree_power: [null, 0.25, 0.4]}"],
+                         "model.grid={rank: [8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256], "
+                         "ideal_weight: [0.1, 0.3, 1.0, 3.0, 10.0], degree_power: [null, 0.25, 0.4, 0.5], "
+                         "user_attention: [null, 2.0, 5.0, 10.0, 20.0]}"],
 }
 
 

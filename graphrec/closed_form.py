@@ -40,7 +40,7 @@ MODEL_KEYS: dict[str, dict[str, str]] = {
 }
 CLOSED_FORM_MODELS = tuple(MODEL_KEYS)
 _MODEL_KEYS = ("rank", "ideal_weight", "svd_iters", "order", "flatness", "degree_power", "reg",
-               "neighbours", "similarity", "shrink", "alpha", "iterations")
+               "neighbours", "similarity", "shrink", "alpha", "iterations", "user_attention")
 
 
 def _factory(name: str) -> Callable[..., ScoringModel]:
@@ -69,11 +69,12 @@ def is_closed_form(cfg: ModelConfig) -> bool:
 
 # Closed-form keys that a trained model reads: the filter it starts from.
 TRAINED_MODEL_KEYS: dict[str, tuple[str, ...]] = {
-    "attentive_filter": ("rank", "ideal_weight", "svd_iters", "degree_power")}
+    "attentive_filter": ("rank", "ideal_weight", "svd_iters", "degree_power", "user_attention")}
 # The keys a trained model's start may be chosen over on validation (``model.grid``):
 # those that one fitted SVD serves (a smaller rank takes its top singular pairs), so the
 # grid costs one fit and one ranking per point.
-START_GRID_KEYS: dict[str, tuple[str, ...]] = {"attentive_filter": ("rank", "ideal_weight", "degree_power")}
+START_GRID_KEYS: dict[str, tuple[str, ...]] = {
+    "attentive_filter": ("rank", "ideal_weight", "degree_power", "user_attention")}
 
 
 def check_model_config(cfg: ModelConfig) -> None:

@@ -154,6 +154,9 @@ class ModelConfig:
             filter, → 0 an ideal step, > 1 flatter around the middle of the spectrum).
         degree_power: ``chebyshev``, ``attentive_filter``: degree normalisation exponent of
             the signal (``attentive_filter``: unset keeps GF-CF's normalisation).
+        user_attention: ``attentive_filter``: score by attention of each user over all
+            users (cosine of the filter's user features, this the starting sharpness β)
+            instead of the filter; empty: the filter.
         reg: ``ease``, ``ials``: the L2 regularisation λ.
         neighbours: ``itemknn``: similar items kept per item.
         similarity: ``itemknn``: ``cosine`` or ``asymmetric``.
@@ -195,6 +198,7 @@ class ModelConfig:
     order: int | None = None
     flatness: float | None = None
     degree_power: float | None = None
+    user_attention: float | None = None
     reg: float | None = None
     neighbours: int | None = None
     similarity: str | None = None

@@ -332,24 +332,28 @@ def _attentive_filter(cfg: ModelConfig, graph: RecGraph) -> AttentiveFilter:
     return AttentiveFilter(graph, rank=rank, feature_rank=cfg.dim,
                            ideal_weight=0.3 if cfg.ideal_weight is None else cfg.ideal_weight,
                            attention_score=cfg.attention_score, degree_power=cfg.degree_power,
+                           user_attention=cfg.user_attention,
                            svd_iters=6 if cfg.svd_iters is None else cfg.svd_iters)
 
 
-def choose_start(cfg: RunConfig, graph: RecGraph, valid: Interactions) -> tuple[RunConfig, list[GridPoint]]:
+def choose_start(cfg: RunConfig, graph: RecGraph,
+                 valid: Interactions) -> tuple[RunConfig, list[GridPoint], list[str]]:
     """A trained model's closed-form start chosen on validation over ``model.grid``.
 
     The attentive filter's start is a graph filter whose settings (the ideal filter's
-    rank and weight α, the degree normalisation γ) move accuracy more than training
-    does, so, like the closed-form models, they are chosen on validation: one SVD at the
+    rank and weight α, the degree normalisation γ, or attention over users in its place,
+    ``user_attention``) move accuracy more than training does, so, like the closed-form
+    models, they are chosen on validation: one SVD at the
     grid's largest rank is fitted on ``graph``, each point takes its top singular pairs
     (:meth:`~graphrec.models.AttentiveFilter.fit_from`) and is ranked on ``valid``. A
     point whose rank is below ``model.dim`` uses all its singular vectors as attention
     features (``model.dim`` becomes its rank). Returns the config with the chosen point
-    filled in and the grid removed (what training, the refit and the saved run use), and
-    every evaluated point. A config without a grid is returned as it is.
+    filled in and the grid removed (what training, the refit and the saved run use),
+    every evaluated point and the grid ranges the choice lies at the end of
+    (:func:`~graphrec.selection.grid_edges`). A config without a grid is returned as it is.
     """
     if not cfg.model.grid:
-        return cfg, []
+        return cfg, [], []
 
     def point_config(params: dict[str, Any]) -> ModelConfig:
         chosen = selected_config(cfg.model, params)
@@ -364,9 +368,19 @@ def choose_start(cfg: RunConfig, graph: RecGraph, valid: Interactions) -> tuple[
         return _attentive_filter(point_config(params), g).fit_from(first)
 
     ks = sorted({*cfg.eval.ks, *cfg.train.ks})
+    def same_as(params: dict[str, Any]) -> tuple:
+        chosen = point_config(params)
+        if chosen.user_attention is not None:
+            # Attention over users reads only its features (the top ``dim`` singular
+            # vectors) and its sharpness, not the ideal part or the degree normalisation.
+            return (chosen.dim, chosen.user_attention)
+        return (chosen.rank, chosen.dim, chosen.ideal_weight, chosen.degree_power)
+
     best, points, _ = choose_on_validation(build, cfg.model.grid, graph, valid, monitor=cfg.train.monitor,
-                                           ks=ks, memory_budget_mb=cfg.eval.memory_budget_mb)
-    return dataclasses.replace(cfg, model=point_config(points[best].params)), points
+                                           ks=ks, memory_budget_mb=cfg.eval.memory_budget_mb,
+                                           same_as=same_as)
+    edges = grid_edges(cfg.model.grid, points[best].params, same_as)
+    return dataclasses.replace(cfg, model=point_config(points[best].params)), points, edges
 
 
 def _epoch_start(cfg: ModelConfig) -> Callable[[Any, int], None] | None:
@@ -513,12 +527,11 @@ def _run(cfg: RunConfig, data: PreparedData, out_dir: Path | None) -> RunResult:
             if split.valid is None or len(split.valid) == 0:
                 raise ConfigError("model.grid: choosing the start on validation needs a "
                                   "validation part (data.valid_ratio > 0)")
-            cfg_grid = cfg.model.grid
-            cfg, points = choose_start(cfg, data.graph(), split.valid)
+            cfg, points, edges = choose_start(cfg, data.graph(), split.valid)
             selected = {key: getattr(cfg.model, key) for key in points[0].params}
             if out_dir is not None and main:
                 table = {"monitor": cfg.train.monitor, "selected": selected,
-                         "grid_edges": grid_edges(cfg_grid, selected),
+                         "grid_edges": edges,
                          "grid": [{"params": q.params, "valid": q.valid} for q in points]}
                 atomic_write_bytes(Path(out_dir) / "start_grid.json", json.dumps(table, indent=1).encode())
     model = build_model(cfg.model, data.graph(), split.train)

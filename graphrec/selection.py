@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,12 +42,16 @@ def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
-def grid_edges(grid: Mapping[str, Sequence[Any]], chosen: Mapping[str, Any]) -> list[str]:
+def grid_edges(grid: Mapping[str, Sequence[Any]], chosen: Mapping[str, Any],
+               same_as: Callable[[dict[str, Any]], Hashable] | None = None) -> list[str]:
     """The grid's ranges at whose end validation chose, one phrase per axis.
 
     An axis is a range when it holds three or more distinct numbers (``None``, strings and
     booleans are options, not ranges); choosing its smallest or largest number says the
     best value may lie beyond the grid, which then wants extending in that direction.
+
+    With ``same_as`` (see :func:`choose_on_validation`), an axis none of whose values
+    changes the chosen point's model is skipped: its end says nothing.
 
     Returns:
         e.g. ``["rank = 16, the smallest of [16, 64, 256]"]``; empty when every chosen
@@ -55,6 +59,9 @@ def grid_edges(grid: Mapping[str, Sequence[Any]], chosen: Mapping[str, Any]) -> 
     """
     notes = []
     for key, values in grid.items():
+        if same_as is not None and all(same_as({**chosen, key: v}) == same_as(dict(chosen))
+                                       for v in values):
+            continue
         numbers = sorted({v for v in values
                           if isinstance(v, (int, float)) and not isinstance(v, bool)})
         value = chosen.get(key)
@@ -127,6 +134,7 @@ def choose_on_validation(
     ks: Sequence[int] = (20,),
     memory_budget_mb: float = 512.0,
     log: Callable[[str], None] | None = None,
+    same_as: Callable[[dict[str, Any]], Hashable] | None = None,
 ) -> tuple[int, list[GridPoint], ScoringModel]:
     """Score every grid point on ``valid``; nothing else is looked at.
 
@@ -139,6 +147,9 @@ def choose_on_validation(
         ks: cut-offs of the reported metrics (the monitor's cut-off is added).
         memory_budget_mb: the Evaluator's budget.
         log: called with one line per evaluated point.
+        same_as: ``same_as(params)`` is equal for points that build the same model
+            (keys the model ignores at that point); such a point is not fitted or ranked
+            again but reported with the first one's scores (and zero seconds).
 
     Returns:
         The index of the best point (the first on ties, in grid order), every evaluated
@@ -149,7 +160,15 @@ def choose_on_validation(
     evaluator = Evaluator(exclude=[graph], ks=ks, memory_budget_mb=memory_budget_mb)
     evaluated: list[GridPoint] = []
     best_i, best_model = -1, None
+    seen: dict[Hashable, int] = {}
     for i, params in enumerate(grid_points(grid)):
+        key = same_as(dict(params)) if same_as is not None else None
+        if key is not None and key in seen:
+            # Ties go to the first point in grid order, so a repeat is never chosen.
+            evaluated.append(GridPoint(dict(params), evaluated[seen[key]].valid, 0.0, 0.0))
+            continue
+        if key is not None:
+            seen[key] = i
         t = time.perf_counter()
         model = build(graph, dict(params))
         fit_s = time.perf_counter() - t
@@ -165,7 +184,7 @@ def choose_on_validation(
             best_i, best_model = i, model
         del model
     assert best_model is not None
-    edges = grid_edges(grid, evaluated[best_i].params)
+    edges = grid_edges(grid, evaluated[best_i].params, same_as)
     if edges:
         logger.warning("validation chose the end of a grid range (%s): the best may lie "
                        "beyond it; consider extending the grid", "; ".join(edges))

@@ -193,6 +193,36 @@ def test_attentive_filter_start_is_chosen_on_validation_and_kept_on_resume(tmp_p
         run(load_config(None, [*TINY, "model.name=lightgcn", "model.grid={rank: [8]}"]))
 
 
+def test_attentive_filter_grid_chooses_between_the_filter_and_user_attention(tmp_path):
+    import json
+
+    from graphrec.evaluate import Evaluator
+    from graphrec.models import AttentiveFilter
+
+    grid = "model.grid={rank: [6], ideal_weight: [0.0, 0.6], user_attention: [null, 4.0]}"
+    cfg = load_config(None, [*TINY, "model.name=attentive_filter", "model.dim=6", grid, "train.epochs=1"])
+    data = prepare_data(cfg.data)
+    evaluator = Evaluator(exclude=[data.split.train], ks=(20,))
+    valid = {}
+    for alpha in (0.0, 0.6):
+        for beta in (None, 4.0):
+            model = AttentiveFilter(data.graph(), rank=6, feature_rank=6, ideal_weight=alpha,
+                                    user_attention=beta).fit()
+            valid[alpha, beta] = evaluator.evaluate(model, data.split.valid)["recall@20"]
+    # Attention over users ignores the ideal part: both of its points are one model.
+    assert valid[0.0, 4.0] == pytest.approx(valid[0.6, 4.0], abs=1e-9)
+    best = max(valid, key=valid.get)
+    result = run(cfg, tmp_path / "run")
+    assert (result.selected["ideal_weight"], result.selected["user_attention"]) == best
+    assert result.model.user_attention is not None if best[1] is not None else result.model.user_attention is None
+    table = json.loads((tmp_path / "run" / "start_grid.json").read_text())
+    repeat = next(p for p in table["grid"] if p["params"] == {"rank": 6, "ideal_weight": 0.6, "user_attention": 4.0})
+    assert repeat["valid"]["eval_seconds"] > 0  # the first point's scores, reported again
+    for point in table["grid"]:
+        key = (point["params"]["ideal_weight"], point["params"]["user_attention"])
+        assert point["valid"]["recall@20"] == pytest.approx(valid[key], abs=1e-6)
+
+
 def test_attentive_filter_fit_from_a_larger_svd_equals_its_own_fit():
     from graphrec.models import AttentiveFilter
     from graphrec.models.scoring_model import NotFittedError

@@ -45,6 +45,12 @@ def test_grid_edges_names_ranges_chosen_at_their_end():
         "gamma = 0.6, the largest of [0.25, 0.4, 0.6]"]
     assert grid_edges(grid, {"gamma": 0.25}) == ["gamma = 0.25, the smallest of [0.25, 0.4, 0.6]"]
     assert grid_edges({}, {}) == []
+    # an axis the chosen model ignores (gamma, when alpha is 0 here) has no end to report
+    same = lambda p: (p["rank"], 0.0) if p["alpha"] == 0 else (p["rank"], p["alpha"], p["gamma"])  # noqa: E731
+    grid = {"rank": [16, 64, 256], "alpha": [0.0, 1.0], "gamma": [0.25, 0.4, 0.6]}
+    assert grid_edges(grid, {"rank": 64, "alpha": 0.0, "gamma": 0.25}, same) == []
+    assert grid_edges(grid, {"rank": 64, "alpha": 1.0, "gamma": 0.25}, same) == [
+        "gamma = 0.25, the smallest of [0.25, 0.4, 0.6]"]
 
 
 def build(graph, params):
@@ -84,6 +90,28 @@ def test_choice_at_the_end_of_a_range_is_a_warning(split, caplog):
     with caplog.at_level("WARNING", logger="graphrec.selection"):
         grid_search(build, {"ideal_weight": [0.0, 1.0]}, split, refit=False)
     assert "extending" not in caplog.text
+
+
+def test_points_that_build_the_same_model_are_ranked_once(split):
+    from graphrec.selection import choose_on_validation
+
+    built = []
+
+    def counting(graph, params):
+        built.append(dict(params))
+        return GFCF(graph, svd_iters=8, **params).fit()
+
+    # ``rank`` does nothing when ideal_weight is 0: those two points are one model.
+    grid = {"ideal_weight": [0.0, 0.5], "rank": [8, 16]}
+    g = RecGraph(split.train)
+    best, points, _ = choose_on_validation(
+        counting, grid, g, split.valid,
+        same_as=lambda p: (0.0,) if p["ideal_weight"] == 0 else (p["ideal_weight"], p["rank"]))
+    assert built == [{"ideal_weight": 0.0, "rank": 8}, {"ideal_weight": 0.5, "rank": 8},
+                     {"ideal_weight": 0.5, "rank": 16}]
+    assert len(points) == 4 and points[1].valid == points[0].valid
+    assert (points[1].fit_seconds, points[1].eval_seconds) == (0.0, 0.0)
+    assert best != 1  # a repeat never wins: ties go to the first point
 
 
 def test_grid_search_rejects_bad_monitor(split):

@@ -27,7 +27,7 @@ from graphrec.linalg import (
 )
 from graphrec.models.masked_graph import MaskedGraph, mask_tensor
 from graphrec.models.scoring_model import NotFittedError, ScoringModel
-from graphrec.nn import LightAttentionConv
+from graphrec.nn import CosineAttention, LightAttentionConv
 
 
 class AttentiveFilter(ScoringModel):
@@ -64,6 +64,20 @@ class AttentiveFilter(ScoringModel):
     which at :math:`\gamma = 0` leaves the linear part as above and makes the ideal part
     :math:`V_k V_k^\top`; GF-CF's own ideal part is the :math:`\gamma = \tfrac12` case.
 
+    With ``user_attention`` the model scores by attention of each user over *all* users
+    instead (a user-based filter whose neighbours are chosen by attention):
+
+    .. math::
+        s_u = \sum_{v} \operatorname{softmax}_{v}\big(\beta_U \cos(p_u, p_v)\big)\, r_v,
+
+    the share of users like :math:`u` who interacted with each item, with :math:`p` the
+    filter's spectral user features (:class:`~graphrec.nn.CosineAttention`,
+    :math:`\beta_U` learned from its given start). Where users fall into a few groups
+    of shared taste, this recovers each group's interactions more sharply than a low-rank
+    filter, whose projection mixes groups; the two are alternatives to choose between
+    on validation (``model.grid``), the filter's ``ideal_weight`` and ``degree_power``
+    playing no part here.
+
     Training (:class:`~graphrec.training.ranking.Trainer`, BPR) scores a batch's users through the
     filter with the batch's positive edges removed from both the users' histories and the
     graph, so a positive is never predicted from itself. Optionally (``score_scale``)
@@ -93,6 +107,9 @@ class AttentiveFilter(ScoringModel):
             keeps GF-CF's (none on the linear part, :math:`\tfrac12` on the ideal part).
         score_scale: learn the training-score scale :math:`e^\tau` (default ``False``:
             train on the raw scores, :math:`\tau = 0`).
+        user_attention: score by attention over all users (above), starting at this
+            sharpness :math:`\beta_U`; ``None`` (default): the filter. Its weights are a
+            dense ``[batch, users]`` block per batch of users.
         svd_iters: iterations of the truncated SVD.
         seed: seed of the truncated SVD (and of the sample that sets the training scale).
     """
@@ -104,7 +121,8 @@ class AttentiveFilter(ScoringModel):
     def __init__(self, graph: RecGraph, rank: int = 256, ideal_weight: float = 0.3,
                  feature_rank: int = 64, attention_score: str = "self", node_bias: bool = True,
                  first_hop_attention: bool = False, degree_power: float | None = None,
-                 score_scale: bool = False, svd_iters: int = 6, seed: int = 0) -> None:
+                 score_scale: bool = False, user_attention: float | None = None,
+                 svd_iters: int = 6, seed: int = 0) -> None:
         super().__init__(graph)
         if not 1 <= feature_rank <= rank <= min(graph.num_users, graph.num_items):
             raise ValueError(f"need 1 <= feature_rank ({feature_rank}) <= rank ({rank}) <= "
@@ -122,6 +140,10 @@ class AttentiveFilter(ScoringModel):
                           if node_bias and first_hop_attention else None)
         self.user_bias = nn.Parameter(torch.zeros(graph.num_users)) if node_bias else None
         self.score_scale = score_scale
+        if user_attention is not None and not (np.isfinite(user_attention) and user_attention >= 0):
+            raise ValueError(f"user_attention must be a finite sharpness >= 0 or None, got {user_attention}")
+        self.user_attention = (None if user_attention is None
+                               else CosineAttention(beta=float(user_attention)))
         self.log_scale = nn.Parameter(torch.zeros(()), requires_grad=score_scale)
         self.register_load_state_dict_pre_hook(_default_scale)
         self.register_buffer("singular_values", torch.zeros(rank))
@@ -150,6 +172,8 @@ class AttentiveFilter(ScoringModel):
         training-score scale is set by :meth:`fit`)."""
         self.to_user.reset_parameters()
         self.to_item.reset_parameters()
+        if self.user_attention is not None:
+            self.user_attention.reset_parameters()
         for bias in (self.item_bias, self.user_bias):
             if bias is not None:
                 nn.init.zeros_(bias)
@@ -287,10 +311,19 @@ class AttentiveFilter(ScoringModel):
         return (self.item_vectors.cpu() * self._item_scale[:, None]).numpy()
 
     def workspace_bytes_per_user(self) -> int:
+        if self.user_attention is not None:
+            # The user's attention row, the product's output and its transposed copy.
+            return 4 * self.num_users + 8 * self.num_items
         # As GF-CF: the sparse product's output and its dense copy.
         return 12 * self.num_items
 
     def _score(self, users: Tensor) -> Tensor:
+        if self.user_attention is not None:
+            p = self.user_features
+            alpha = self.user_attention(p[users.to(self.device)], p)
+            # (Rᵀ αᵀ)ᵀ: the sparse operand first, one C product over the batch.
+            scores = self._ui.T.tocsr() @ alpha.detach().cpu().numpy().T
+            return torch.from_numpy(np.ascontiguousarray(scores.T)).to(self.device)
         rows = self._ui[users.cpu().numpy()]
         history = rows if self._linear_in is None else rows.multiply(
             self._linear_in.numpy()[None, :]).tocsr()
@@ -333,6 +366,8 @@ class AttentiveFilter(ScoringModel):
             raise NotFittedError(f"{type(self).__name__}: call fit() before training")
         tg = self.torch_graph()
         mask = self._positive_mask(*positives, edge_mask)
+        if self.user_attention is not None:
+            return self._user_pair_scores(users, items, mask)
         w1, w2 = self.edge_weights(mask)
         distinct, row = torch.unique(users, return_inverse=True)
         # Histories: the kept items of each distinct user.
@@ -388,6 +423,19 @@ class AttentiveFilter(ScoringModel):
             right = v[items] * self._item_unscale.to(self.device)[items, None]
             scores = scores + self.ideal_weight * (left[row] * right).sum(-1)
         return scores
+
+    def _user_pair_scores(self, users: Tensor, items: Tensor, mask: Tensor) -> Tensor:
+        r"""With ``user_attention``: :math:`s_{uj} = \sum_{v \in N(j)} \alpha_{uv}` over the
+        kept edges of item :math:`j` (so a hidden positive does not count its own user)."""
+        distinct, row = torch.unique(users, return_inverse=True)
+        p = self.user_features
+        assert self.user_attention is not None
+        alpha = self.user_attention(p[distinct], p)  # [distinct users, all users]
+        to_item = self.torch_graph().user_to_item
+        ptr, at = row_positions(to_item.rowptr, items)
+        pair = torch.repeat_interleave(torch.arange(items.numel(), device=self.device), ptr.diff())
+        contrib = alpha[row[pair], to_item.col[at]] * mask[to_item.edge_id[at]]
+        return torch.zeros(items.numel(), device=self.device).index_add(0, pair, contrib)
 
     def score_pairs(self, users: Tensor, pos: Tensor, neg: Tensor,
                     edge_mask: Tensor | MaskedGraph | None = None) -> tuple[Tensor, Tensor]:

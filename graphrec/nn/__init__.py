@@ -1,13 +1,15 @@
 """Sparse, edge-masked graph attention layers and the primitives they are built from.
 
 Layers: :class:`GATConv`, :class:`GATv2Conv`, :class:`DotProductAttentionConv`,
-:class:`LightAttentionConv` (attention's light propagation) and
-:class:`AttentiveAggregator` (GraphRec's MLP attention).
+:class:`LightAttentionConv` (attention's light propagation),
+:class:`AttentiveAggregator` (GraphRec's MLP attention) and :class:`CosineAttention`
+(dense attention over a whole set, e.g. a user over all users).
 Primitives: :func:`spmm`, :func:`sddmm`, :func:`edge_softmax`,
 :func:`additive_edge_softmax`, :func:`additive_attention`, :func:`gatv2_scores`.
 """
 
 from graphrec.nn.additive_attention import additive_attention
+from graphrec.nn.cosine_attention import CosineAttention
 from graphrec.nn.gat import GATConv
 from graphrec.nn.gatv2 import GATv2Conv
 from graphrec.nn.gatv2_score import gatv2_scores
@@ -24,6 +26,7 @@ __all__ = [
     "DotProductAttentionConv",
     "LightAttentionConv",
     "AttentiveAggregator",
+    "CosineAttention",
     "spmm",
     "sddmm",
     "edge_softmax",

@@ -176,3 +176,65 @@ def test_raw_training_scores_without_the_scale():
     raw_pos, _ = model.score_pairs(u, i, i[:, None])
     pos, _ = scaled.score_pairs(u, i, i[:, None])
     torch.testing.assert_close(pos, raw_pos * scaled.log_scale.exp())
+
+
+def _user_attention_reference(model, x):
+    """softmax_v(β cos(p_u, p_v)) @ x, in float64 from the model's own features."""
+    p = model.user_features.numpy().astype(np.float64)
+    p = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+    logits = float(model.user_attention.beta) * (p @ p.T)
+    w = np.exp(logits - logits.max(1, keepdims=True))
+    return (w / w.sum(1, keepdims=True)) @ x
+
+
+def test_user_attention_ranks_by_attention_over_all_users():
+    g = graph(4)
+    model = AttentiveFilter(g, rank=8, feature_rank=8, user_attention=3.0).fit()
+    u, i = g.edges()
+    x = np.zeros((g.num_users, g.num_items))
+    x[u, i] = 1.0
+    got = model.score_users(torch.arange(g.num_users)).numpy()
+    np.testing.assert_allclose(got, _user_attention_reference(model, x), rtol=1e-4, atol=1e-6)
+    # Not the filter: the mode replaces its scores.
+    filt = AttentiveFilter(g, rank=8, feature_rank=8).fit().score_users(torch.arange(g.num_users))
+    assert not np.allclose(got, filt.numpy(), atol=1e-3)
+
+
+def test_user_attention_training_scores_hide_the_batch_edges_and_learn_beta():
+    g = graph(5)
+    model = AttentiveFilter(g, rank=8, feature_rank=6, user_attention=2.0).fit()
+    u_np, i_np = g.edges()
+    users = torch.tensor([1, 4, 4])
+    pos = torch.tensor([int(i_np[u_np == 1][0]), int(i_np[u_np == 4][0]), int(i_np[u_np == 4][1])])
+    neg = torch.tensor([[3, 5], [6, 7], [8, 29]])
+    got_pos, got_neg = model.score_pairs(users, pos, neg)
+    hidden = {(int(a), int(b)) for a, b in zip(users, pos)}
+    x = np.zeros((g.num_users, g.num_items))
+    for a, b in zip(u_np, i_np):
+        if (a, b) not in hidden:
+            x[a, b] = 1.0
+    scores = _user_attention_reference(model, x)
+    np.testing.assert_allclose(got_pos.detach().numpy(), scores[users, pos], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got_neg.detach().numpy(), scores[users[:, None], neg], rtol=1e-4, atol=1e-6)
+    (got_pos.sum() - got_neg.sum()).backward()
+    assert float(model.user_attention.beta.grad.abs()) > 0
+
+
+def test_user_attention_trains_saves_and_restores(tmp_path):
+    inter = synthetic(num_users=60, num_items=40, seed=3).interactions
+    split = per_user_split(inter, ratios=(0.8, 0.1, 0.1), seed=0)
+    model = AttentiveFilter(RecGraph(split.train), rank=8, feature_rank=8, user_attention=2.0).fit()
+    Trainer(model, split.valid, TrainConfig(epochs=2, batch_size=128, lr=0.1, patience=0,
+                                            progress=False, ks=(5,), monitor="recall@5",
+                                            mask_batch_edges=True, validate_start=False)).fit()
+    assert float(model.user_attention.beta) != 2.0
+    restored = AttentiveFilter(RecGraph(split.train), rank=8, feature_rank=8, user_attention=2.0)
+    restored.load_state_dict(model.state_dict())
+    users = torch.arange(60)
+    torch.testing.assert_close(restored.score_users(users), model.score_users(users))
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
+def test_user_attention_must_be_a_finite_sharpness(bad):
+    with pytest.raises(ValueError, match="user_attention"):
+        AttentiveFilter(graph(), rank=8, feature_rank=6, user_attention=bad)
