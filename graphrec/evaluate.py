@@ -564,6 +564,10 @@ class _ScoreProducts:
     waiting for the next one, and so take a core from the torch threads that mask and
     rank the batch meanwhile; idle Python threads block without spinning.
 
+    Like MKL, OpenBLAS picks its kernels by matrix size, so the last bit of a score may
+    depend on how many rows were multiplied together; rankings then differ only where
+    two scores are within float32 rounding of each other.
+
     Use as a context manager; ``rows`` is the largest batch.
     """
 
