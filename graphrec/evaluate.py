@@ -328,6 +328,10 @@ class Evaluator:
         num_items = item_emb.shape[0]
         step = self.batch_size(num_items)
         backend = self.products_backend(scorer, user_emb, item_emb)
+        if backend is not None and self.score_backend == "auto" and self.ranks is not None:
+            # Each rank timed the backends itself; all use rank 0's choice, so that the
+            # gathered metrics are still those of one process.
+            backend = self.ranks.broadcast(backend)
 
         # The products' buffer (and, for numpy, the BLAS thread limit and the thread pool)
         # live until the ranking is done, however it ends.
