@@ -12,23 +12,30 @@ Cases, timed in the same process and interleaved, ``--repeats`` times each (medi
 
 * ``naive``: a plain batched loop (``torch.mm``, masking by index, ``torch.topk``, metrics
   from a dense target block), in batches of the size ``Evaluator`` chooses;
-* ``evaluator``: ``Evaluator(exclude=[train], ks=(20,)).evaluate_embeddings(...)``;
+* ``evaluator``: ``Evaluator(exclude=[train], ks=(20,)).evaluate_embeddings(...)``, the
+  default path: its score products by whichever of torch and numpy
+  ``graphrec.evaluate.dense_score_backend`` found faster on this machine (printed);
+* ``evaluator_torch``: the same with ``score_backend="torch"`` (``torch.mm``, the MKL
+  bundled with torch);
 * ``baseline``: the same call with another copy of ``graphrec/evaluate.py`` given by
   ``--baseline FILE`` (e.g. ``git show HEAD:graphrec/evaluate.py > /tmp/old_evaluate.py``),
   to compare two versions in one run;
-* ``gemm_only``: just the score products of the evaluator's batches into one buffer, the
-  floor for any implementation that computes every score with ``torch.mm``;
-* with ``--openblas``, ``evaluator_openblas`` and ``gemm_only_openblas``: the same with
-  the products computed by numpy's ``matmul`` (the OpenBLAS in numpy's wheels) instead of
-  torch's MKL, through a scorer the evaluator calls per batch. The scores differ from
-  ``torch.mm``'s in the last bits, so near-ties could rank differently; the check below
-  says whether the metrics moved.
+* ``products_<backend>``: just the score products of the evaluator's batches into one
+  buffer, as the evaluator computes them, for each backend: the floor for any evaluation
+  that computes every score that way;
+* with ``--openblas``, ``evaluator_openblas_pool`` and ``products_openblas_pool``: the
+  products by ``numpy.matmul`` left to OpenBLAS's own thread pool (a scorer the evaluator
+  calls per batch), which is what the ``numpy`` backend avoids.
+
+The numpy and torch products differ in the last bits, so near-ties could rank
+differently; the check below says whether the metrics moved.
 
 Every ranking case must agree with ``naive`` on Recall@20 and NDCG@20 to 1e-9 (the
-``baseline`` and ``evaluator`` cases on every metric); the run fails otherwise.
+``baseline`` and ``evaluator_torch`` cases on every metric); the run fails otherwise.
 
 Usage::
 
+    python benchmarks/evaluate.py
     python benchmarks/evaluate.py --openblas
     git show HEAD:graphrec/evaluate.py > /tmp/old_evaluate.py
     python benchmarks/evaluate.py --baseline /tmp/old_evaluate.py --repeats 5
@@ -37,7 +44,7 @@ Prints a markdown table, then one JSON line per case with ``case``, ``seconds``,
 ``ratio_to_naive``, ``recall@20``, ``ndcg@20``, ``threads`` (and ``cpu_seconds``, the
 process CPU time over all threads: waiting for a busy machine's cores does not count,
 threads spinning for work do; ``seconds_all``, ``embeddings``, ``batch``;
-``recall@20``/``ndcg@20`` are null for the ``gemm_only`` cases).
+``recall@20``/``ndcg@20`` are null for the ``products`` cases).
 """
 
 from __future__ import annotations
@@ -59,7 +66,7 @@ import torch
 
 from graphrec.data.graph import RecGraph
 from graphrec.datasets import gowalla
-from graphrec.evaluate import Evaluator, interaction_matrix
+from graphrec.evaluate import Evaluator, _ScoreProducts, dense_score_backend, interaction_matrix
 from graphrec.linalg import normalized_interactions, truncated_svd
 from graphrec.scoring import DotScorer
 
@@ -113,18 +120,19 @@ def naive_eval(user_emb: torch.Tensor, item_emb: torch.Tensor, exclude: sp.csr_m
             f"ndcg@{K}": float(np.concatenate(ndcg).mean())}
 
 
-def gemm_only(user_emb: torch.Tensor, item_emb: torch.Tensor, target: sp.csr_matrix,
-              batch: int) -> dict[str, float]:
+def products_only(user_emb: torch.Tensor, item_emb: torch.Tensor, target: sp.csr_matrix,
+                  batch: int, backend: str) -> dict[str, float]:
+    """The evaluator's score products alone, batch by batch, into its reused buffer."""
     users = torch.from_numpy(np.flatnonzero(np.diff(target.indptr) > 0))
-    buffer = torch.empty(min(batch, len(users)), item_emb.shape[0])
-    for s in range(0, len(users), batch):
-        u = user_emb[users[s:s + batch]]
-        torch.mm(u, item_emb.T, out=buffer[: len(u)])
+    with _ScoreProducts(user_emb, item_emb, min(batch, len(users)), backend) as products:
+        for s in range(0, len(users), batch):
+            products(users[s:s + batch])
     return {}
 
 
 class NumpyDot(DotScorer):
-    """Dot products by ``numpy.matmul`` into one reused buffer (CPU, float32)."""
+    """Dot products by ``numpy.matmul`` into one reused buffer (CPU, float32), with
+    OpenBLAS's own thread pool (not the ``numpy`` backend of the evaluator)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -171,7 +179,7 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, default=None,
                         help="another graphrec/evaluate.py to time as case 'baseline'")
     parser.add_argument("--openblas", action="store_true",
-                        help="also time the products by numpy's matmul (OpenBLAS)")
+                        help="also time numpy's matmul left to OpenBLAS's own thread pool")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message="Sparse (CSR tensor support|invariant checks)")
@@ -191,16 +199,22 @@ def main() -> None:
     exclude = interaction_matrix(train)
     target = interaction_matrix(test, exclude.shape)
 
+    backend = dense_score_backend(item_emb.shape[1])
+    print(f"default score products: {backend}")
+    torch_evaluator = Evaluator(exclude=[train], ks=(K,), score_backend="torch", **budget)
     cases: dict[str, Callable[[], dict[str, float]]] = {
         "naive": lambda: naive_eval(user_emb, item_emb, exclude, target, batch),
         "evaluator": lambda: evaluator.evaluate_embeddings(user_emb, item_emb, test),
-        "gemm_only": lambda: gemm_only(user_emb, item_emb, target, batch),
+        "evaluator_torch": lambda: torch_evaluator.evaluate_embeddings(user_emb, item_emb, test),
     }
+    for name in dict.fromkeys((backend, "torch")):
+        cases[f"products_{name}"] = lambda name=name: products_only(user_emb, item_emb, target,
+                                                                     batch, name)
     if args.openblas:
         scorer = NumpyDot()
-        cases["evaluator_openblas"] = lambda: evaluator.evaluate_embeddings(
+        cases["evaluator_openblas_pool"] = lambda: evaluator.evaluate_embeddings(
             user_emb, item_emb, test, scorer=scorer)
-        cases["gemm_only_openblas"] = lambda: gemm_only_numpy(user_emb, item_emb, target, batch)
+        cases["products_openblas_pool"] = lambda: gemm_only_numpy(user_emb, item_emb, target, batch)
     if args.baseline is not None:
         old = load_module(args.baseline).Evaluator(exclude=[train], ks=(K,), **budget)
         cases["baseline"] = lambda: old.evaluate_embeddings(user_emb, item_emb, test)
@@ -223,8 +237,9 @@ def main() -> None:
                 failures.append(f"{name} {key}: {res[key]!r} vs naive {reference[key]!r}")
     if "baseline" in results:
         for key, value in results["baseline"].items():
-            if key not in ("eval_seconds",) and abs(results["evaluator"][key] - value) > TOLERANCE:
-                failures.append(f"evaluator {key}: {results['evaluator'][key]!r} vs baseline {value!r}")
+            if key not in ("eval_seconds",) and abs(results["evaluator_torch"][key] - value) > TOLERANCE:
+                failures.append(f"evaluator_torch {key}: {results['evaluator_torch'][key]!r} "
+                                f"vs baseline {value!r}")
 
     naive_s = statistics.median(times["naive"])
     rows = []

@@ -28,19 +28,26 @@ describe what is recommended rather than how accurate it is:
   (user, slot) pairs of the top-:math:`K` lists.
 
 Scoring is done in batches of users whose size follows from a memory budget, and all
-per-user computations are vectorised over the batch.
+per-user computations are vectorised over the batch. Plain float32 dot products on the CPU
+(the common case: embeddings and :class:`~graphrec.scoring.DotScorer`) are computed by
+whichever of torch's and numpy's matrix products is faster on the machine (see
+:func:`dense_score_backend`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
+from threadpoolctl import ThreadpoolController
 from torch import Tensor
 
 from graphrec.data.graph import RecGraph
@@ -63,6 +70,9 @@ ALL_METRICS = RANKING_METRICS + LIST_METRICS
 _BYTES_PER_TOPK_SLOT = 64
 # Group size of the two-stage top-K (see :func:`topk_rows`).
 _GROUP = 16
+
+ScoreBackend = Literal["auto", "torch", "numpy"]
+SCORE_BACKENDS: tuple[str, ...] = ("auto", "torch", "numpy")
 
 
 def interaction_matrix(source: ExcludeSource, shape: tuple[int, int] | None = None) -> sp.csr_matrix:
@@ -131,6 +141,14 @@ class Evaluator:
             full mean; ``users`` in the result says how many were counted.
         sample_seed: seeds the sample; the same seed and target give the same users (on
             every rank, and in every call, so that epochs are compared on equal terms).
+        score_backend: the matrix product behind plain float32 dot-product scores of CPU
+            embeddings: ``"torch"`` (``torch.mm``, the MKL bundled with torch's wheels),
+            ``"numpy"`` (``numpy.matmul``, the OpenBLAS of numpy's wheels, see
+            :class:`_ScoreProducts`) or ``"auto"`` (default), the faster of the two on this
+            machine, timed once per process (:func:`dense_score_backend`). The two agree to
+            float32 rounding, so near-ties can rank differently; force one to get the same
+            numbers on every machine. Other scorers, float64 and GPU tensors always use
+            torch.
 
     Target items that are also excluded stay in :math:`|T_u|` (they can never be hit);
     with disjoint splits this does not arise.
@@ -146,7 +164,12 @@ class Evaluator:
         ranks: Ranks | None = None,
         user_sample: int | None = None,
         sample_seed: int = 0,
+        score_backend: ScoreBackend = "auto",
     ) -> None:
+        if score_backend not in SCORE_BACKENDS:
+            raise ValueError(f"score_backend must be one of {list(SCORE_BACKENDS)}, "
+                             f"got {score_backend!r}")
+        self.score_backend: ScoreBackend = score_backend
         self.ranks = ranks if ranks is not None else current_ranks()
         if user_sample is not None and user_sample < 1:
             raise ValueError(f"user_sample must be >= 1 or None, got {user_sample}")
@@ -299,22 +322,49 @@ class Evaluator:
         per_user: bool,
         start: float,
     ) -> dict[str, float] | tuple[dict[str, float], pd.DataFrame]:
-        """Full ranking from embeddings: batches of ``scorer.score_all`` (dot products
-        written into one reused buffer)."""
+        """Full ranking from embeddings: batches of plain dot products from
+        :class:`_ScoreProducts` (written into one reused buffer), or of
+        ``scorer.score_all`` for any other scoring."""
         num_items = item_emb.shape[0]
         step = self.batch_size(num_items)
+        backend = self.products_backend(scorer, user_emb, item_emb)
+        if backend is not None and self.score_backend == "auto" and self.ranks is not None:
+            # Each rank timed the backends itself; all use rank 0's choice, so that the
+            # gathered metrics are still those of one process.
+            backend = self.ranks.broadcast(backend)
 
-        def batches(users: Tensor, ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int, Tensor]]:
-            buffer = _score_buffer(scorer, user_emb, item_emb, min(step, max(len(users), 1)))
-            for s, e in ranges:
-                u = user_emb[users[s:e]]
-                if buffer is not None:
-                    yield s, e, torch.mm(u, item_emb.T, out=buffer[: e - s])
-                else:
-                    yield s, e, scorer.score_all(u, item_emb).float()
+        # The products' buffer (and, for numpy, the BLAS thread limit and the thread pool)
+        # live until the ranking is done, however it ends.
+        with ExitStack() as stack:
 
-        return self._rank(batches, step, user_emb.shape[0], num_items, item_emb.device, target,
-                          per_user, start)
+            def batches(users: Tensor, ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int, Tensor]]:
+                products = None
+                if backend is not None:
+                    rows = min(step, max(len(users), 1))
+                    products = stack.enter_context(_ScoreProducts(user_emb, item_emb, rows, backend))
+                for s, e in ranges:
+                    if products is not None:
+                        yield s, e, products(users[s:e])
+                    else:
+                        yield s, e, scorer.score_all(user_emb[users[s:e]], item_emb).float()
+
+            return self._rank(batches, step, user_emb.shape[0], num_items, item_emb.device, target,
+                              per_user, start)
+
+    def products_backend(self, scorer: Scorer, user_emb: Tensor,
+                         item_emb: Tensor) -> Literal["torch", "numpy"] | None:
+        """How an evaluation with these embeddings computes its scores: ``"torch"`` or
+        ``"numpy"`` for plain float32 dot products (see ``score_backend``), ``None`` when
+        ``scorer.score_all`` does (other scorers, other dtypes)."""
+        if type(scorer) is not DotScorer:
+            return None
+        if user_emb.dtype != torch.float32 or item_emb.dtype != torch.float32:
+            return None
+        if item_emb.device.type != "cpu" or user_emb.device.type != "cpu":
+            return "torch"
+        if self.score_backend == "auto":
+            return dense_score_backend(item_emb.shape[1])
+        return self.score_backend
 
     @torch.no_grad()
     def _rank(
@@ -502,18 +552,143 @@ def topk_rows(scores: Tensor, k: int, group: int = _GROUP) -> tuple[Tensor, Tens
     return values, torch.where(pick < kept, member, pick - kept + g * group)
 
 
-def _score_buffer(scorer: Scorer, user_emb: Tensor, item_emb: Tensor, rows: int) -> Tensor | None:
-    """A reusable ``[rows, I]`` score matrix for plain float32 dot products, else ``None``.
+class _ScoreProducts:
+    """``user_emb[users] @ item_emb.T`` for batches of users, into one reused float32 buffer.
 
     Writing every batch's scores into one buffer matters on CPU: a fresh allocation of
     this size is returned to the OS after each batch and page-faulted in again by the
     next one, which costs about as much as the matrix product itself.
+
+    With ``backend="torch"`` the product is ``torch.mm`` (on any device). With
+    ``"numpy"`` (CPU only) it is ``numpy.matmul`` on float32 views of the same memory
+    (no copies), with numpy's BLAS held to one thread while the context is open and the
+    rows of a batch split over ``torch.get_num_threads()`` Python threads (numpy releases
+    the GIL in the product). Letting OpenBLAS use its own thread pool instead costs far
+    more than it saves here: its workers spin for up to ~0.1 s after each product
+    waiting for the next one, and so take a core from the torch threads that mask and
+    rank the batch meanwhile; idle Python threads block without spinning.
+
+    Like MKL, OpenBLAS picks its kernels by matrix size, so the last bit of a score may
+    depend on how many rows were multiplied together; rankings then differ only where
+    two scores are within float32 rounding of each other.
+
+    Use as a context manager; ``rows`` is the largest batch.
     """
-    if type(scorer) is not DotScorer:
-        return None
-    if user_emb.dtype != torch.float32 or item_emb.dtype != torch.float32:
-        return None
-    return torch.empty(rows, item_emb.shape[0], dtype=torch.float32, device=item_emb.device)
+
+    def __init__(self, user_emb: Tensor, item_emb: Tensor, rows: int,
+                 backend: Literal["torch", "numpy"]) -> None:
+        if backend not in ("torch", "numpy"):
+            raise ValueError(f"backend must be 'torch' or 'numpy', got {backend!r}")
+        if backend == "numpy" and (user_emb.device.type != "cpu" or item_emb.device.type != "cpu"):
+            raise ValueError("the numpy backend needs CPU tensors")
+        self.backend = backend
+        self.user_emb = user_emb
+        self.item_emb = item_emb
+        self.buffer = torch.empty(rows, item_emb.shape[0], dtype=torch.float32, device=item_emb.device)
+        self._stack: ExitStack | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        if backend == "numpy":
+            self._users_np = user_emb.detach().numpy()
+            # Contiguous rows, so that BLAS reads the transpose in place in every batch
+            # rather than numpy copying a strided operand each time.
+            self._items_t = np.ascontiguousarray(item_emb.detach().numpy()).T
+            self._buffer_np = self.buffer.numpy()
+            self._threads = max(1, torch.get_num_threads())
+
+    def __enter__(self) -> _ScoreProducts:
+        self._stack = ExitStack()
+        if self.backend == "numpy":
+            self._stack.enter_context(_blas_controller().limit(limits=1, user_api="blas"))
+            if self._threads > 1:
+                self._pool = self._stack.enter_context(
+                    ThreadPoolExecutor(self._threads - 1, thread_name_prefix="graphrec-scores"))
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._pool = None
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+    def __call__(self, users: Tensor) -> Tensor:
+        """Scores ``[len(users), I]`` of ``users`` (int64 indices), a view of the buffer
+        that the next call overwrites."""
+        n = len(users)
+        if self.backend == "torch":
+            return torch.mm(self.user_emb[users], self.item_emb.T, out=self.buffer[:n])
+        u = self._users_np[users.numpy()]
+        out = self._buffer_np[:n]
+        # Equal row slices, one per thread; the caller computes the first itself. Small
+        # batches stay in one call, where a thread hand-off would cost more than it saves.
+        pool = self._pool
+        parts = 1 if pool is None else min(self._threads, max(1, n // 16))
+        bounds = [n * p // parts for p in range(parts + 1)]
+        futures = [pool.submit(np.matmul, u[a:b], self._items_t, out=out[a:b])
+                   for a, b in zip(bounds[1:-1], bounds[2:])] if pool is not None else []
+        np.matmul(u[: bounds[1]], self._items_t, out=out[: bounds[1]])
+        for f in futures:
+            f.result()
+        return self.buffer[:n]
+
+
+_CONTROLLER: ThreadpoolController | None = None
+
+
+def _blas_controller() -> ThreadpoolController:
+    """One inspection of the loaded BLAS libraries per process (it walks every loaded
+    shared object, a few milliseconds); numpy's BLAS is loaded before this module."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER
+
+
+# (embedding dimension, torch threads) -> the faster backend, timed once per process.
+_BACKEND_CHOICE: dict[tuple[int, int], Literal["torch", "numpy"]] = {}
+
+
+def dense_score_backend(dim: int) -> Literal["torch", "numpy"]:
+    """The faster float32 score product for ``dim``-dimensional embeddings on this
+    machine with the current ``torch.get_num_threads()``: ``"torch"`` or ``"numpy"``.
+
+    Which BLAS wins depends on the CPU (torch's MKL runs the thin ``K = 64`` products
+    of full ranking at about half OpenBLAS's speed on AMD Zen 3, and may well win on
+    Intel), so it is measured rather than assumed: the first call for a dimension and
+    thread count times both on one block (:func:`_time_backends`, tens of
+    milliseconds) and the answer is kept for the life of the process, so that every
+    later evaluation in it computes its scores the same way.
+    """
+    key = (int(dim), torch.get_num_threads())
+    if key not in _BACKEND_CHOICE:
+        seconds = _time_backends(int(dim))
+        # torch unless numpy is clearly faster: keeps the plain torch numbers where the
+        # two are close and the timing could go either way.
+        _BACKEND_CHOICE[key] = "numpy" if seconds["numpy"] < 0.9 * seconds["torch"] else "torch"
+    return _BACKEND_CHOICE[key]
+
+
+def _time_backends(dim: int, items: int = 8192, repeats: int = 5) -> dict[str, float]:
+    """Best-of-``repeats`` seconds of one ``[rows, dim] x [dim, items]`` product per
+    backend, through :class:`_ScoreProducts` as an evaluation uses it, the backends
+    interleaved so that a change of load hits both. ``rows`` keeps the block at about
+    2^27 multiply-adds (~2 ms at 64 GFLOP/s) whatever ``dim``."""
+    rows = int(np.clip(2**27 // (items * max(dim, 1)), 16, 1024))
+    gen = torch.Generator().manual_seed(0)
+    user_emb = torch.randn(rows, dim, generator=gen)
+    item_emb = torch.randn(items, dim, generator=gen)
+    users = torch.arange(rows)
+    best = {"torch": float("inf"), "numpy": float("inf")}
+    products = {b: _ScoreProducts(user_emb, item_emb, rows, b) for b in ("torch", "numpy")}
+    for attempt in range(repeats + 1):
+        for backend, product in products.items():
+            with product:  # the numpy backend's BLAS limit only while it runs
+                begin = time.perf_counter()
+                product(users)
+                elapsed = time.perf_counter() - begin
+            if attempt:  # the first round warms up threads, caches and the buffers' pages
+                best[backend] = min(best[backend], elapsed)
+    return best
 
 
 # ---------------------------------------------------------------------- rating metrics

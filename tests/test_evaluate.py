@@ -10,11 +10,20 @@ import scipy.sparse as sp
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_info
 from torch import nn
 
+import graphrec.evaluate as evaluate_module
 from graphrec.data.graph import RecGraph
 from graphrec.data.interactions import Interactions
-from graphrec.evaluate import Evaluator, evaluate_ratings, rating_metrics, topk_rows
+from graphrec.evaluate import (
+    Evaluator,
+    _ScoreProducts,
+    dense_score_backend,
+    evaluate_ratings,
+    rating_metrics,
+    topk_rows,
+)
 from graphrec.models.base import Recommender
 from graphrec.scoring import CosineScorer
 
@@ -481,6 +490,160 @@ def test_no_target_users():
         torch.randn(4, 3), torch.randn(6, 3), sp.csr_matrix((4, 6), dtype=np.float32), per_user=True)
     assert result["users"] == 0 and result["recall@5"] == 0
     assert len(frame) == 0 and "num_target" in frame
+
+
+# ---------------------------------------------------------------------- score backends
+def numpy_scores(user_emb, item_emb):
+    """The float32 scores of numpy's matmul, the ``numpy`` backend's reference."""
+    return user_emb.numpy() @ item_emb.numpy().T
+
+
+@settings(max_examples=40, deadline=None)
+@given(ranking_problem())
+def test_numpy_backend_matches_naive_reference(problem):
+    user_emb, item_emb, exclude, target, ks, budget = problem
+    ev = Evaluator([exclude], ks=ks, memory_budget_mb=budget, score_backend="numpy")
+    result, frame = ev.evaluate_embeddings(user_emb, item_emb, target, per_user=True)
+    expected, per_user = naive_metrics(numpy_scores(user_emb, item_emb), to_sets(exclude),
+                                       to_sets(target), sorted(set(ks)),
+                                       np.diff(exclude.tocsc().indptr))
+    assert_close(result, expected)
+    for col in frame.columns.drop(["user", "num_target"]):
+        np.testing.assert_allclose(frame[col].to_numpy(), [per_user[u][col] for u in frame["user"]],
+                                   rtol=1e-9, atol=1e-12, err_msg=col)
+
+
+@settings(max_examples=40, deadline=None)
+@given(tied_ranking_problem())
+def test_numpy_backend_ties_match_naive_reference(problem):
+    # Small integer embeddings: both products are exact, so the tie order is torch.topk's
+    # on the masked row, as with the torch backend.
+    user_emb, item_emb, exclude, target, ks, popularity, budget = problem
+    results = [Evaluator([exclude], ks=ks, memory_budget_mb=budget, item_popularity=popularity,
+                         score_backend=backend).evaluate_embeddings(user_emb, item_emb, target,
+                                                                    per_user=True)
+               for backend in ("numpy", "torch")]
+    expected, _ = naive_metrics(numpy_scores(user_emb, item_emb), to_sets(exclude), to_sets(target),
+                                sorted(set(ks)), popularity, ranking=topk_ranking)
+    assert_close(results[0][0], expected)
+    assert results[0][1].equals(results[1][1])
+
+
+def dyadic_embeddings(rng, rows, dim):
+    """Multiples of 1/8 below 2 in magnitude: every dot product is exact in float32 in
+    any summation order, so both backends and every batch size give the same bits
+    (BLAS libraries pick kernels by matrix size, which moves the last bit of real-valued
+    sums), while the scores still take thousands of distinct values."""
+    return torch.from_numpy((rng.integers(-15, 16, size=(rows, dim)) / 8).astype(np.float32))
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 25))
+def test_numpy_backend_wide_catalogue_is_batch_independent(seed, k):
+    # Through the two-stage top-K: every batch size (one user per batch; batches split
+    # over threads or not) and both backends give the same per-user frame, which matches
+    # the naive ranking of the scores.
+    rng = np.random.default_rng(seed)
+    num_users, num_items = 70, 1000
+    exclude = random_csr(rng, num_users, num_items, 0.3)
+    target = random_csr(rng, num_users, num_items, 0.05)
+    user_emb, item_emb = dyadic_embeddings(rng, num_users, 12), dyadic_embeddings(rng, num_items, 12)
+    results = [Evaluator([exclude], ks=(k, 2 * k), memory_budget_mb=budget, score_backend=backend)
+               .evaluate_embeddings(user_emb, item_emb, target, per_user=True)
+               for budget in (1e-9, 0.2, 128.0) for backend in ("numpy", "torch")]
+    for _, frame in results[1:]:
+        assert frame.equals(results[0][1])
+
+    def one_row_topk_rows(row, allowed, kmax):
+        masked = torch.full((1, len(row)), -torch.inf)
+        masked[0, sorted(allowed)] = torch.from_numpy(row[sorted(allowed)])
+        return [i for i in topk_rows(masked, kmax)[1][0].tolist() if i in allowed]
+
+    expected, _ = naive_metrics(numpy_scores(user_emb, item_emb), to_sets(exclude), to_sets(target),
+                                [k, 2 * k], np.diff(exclude.tocsc().indptr),
+                                ranking=one_row_topk_rows)
+    assert_close(results[0][0], expected)
+
+
+def test_score_products_of_each_backend():
+    rng = np.random.default_rng(4)
+    user_emb, item_emb = torch.randn(50, 24), torch.randn(300, 24)
+    users = torch.tensor([7, 3, 49, 0] * 10)
+    with _ScoreProducts(user_emb, item_emb, 40, "torch") as products:
+        # The torch backend is the plain torch.mm.
+        assert torch.equal(products(users), user_emb[users] @ item_emb.T)
+    with _ScoreProducts(user_emb, item_emb, 40, "numpy") as products:
+        for n in (40, 33, 1):  # split over threads or not
+            np.testing.assert_allclose(products(users[:n]).numpy(),
+                                       numpy_scores(user_emb[users[:n]], item_emb), rtol=1e-5, atol=1e-5)
+    exact_u, exact_i = dyadic_embeddings(rng, 50, 24), dyadic_embeddings(rng, 300, 24)
+    with _ScoreProducts(exact_u, exact_i, 40, "numpy") as products:
+        for n in (40, 33, 1):
+            assert torch.equal(products(users[:n]), exact_u[users[:n]] @ exact_i.T)
+    with pytest.raises(ValueError, match="backend"):
+        _ScoreProducts(user_emb, item_emb, 4, "mkl")
+
+
+def test_forced_backends_and_where_they_apply():
+    user_emb, item_emb = torch.randn(5, 4), torch.randn(9, 4)
+    dot = evaluate_module.DotScorer()
+    for backend in ("torch", "numpy"):
+        ev = Evaluator(metrics=METRICS, score_backend=backend)
+        assert ev.products_backend(dot, user_emb, item_emb) == backend
+        # Other scorers and dtypes keep scorer.score_all.
+        assert ev.products_backend(CosineScorer(), user_emb, item_emb) is None
+        assert ev.products_backend(dot, user_emb.double(), item_emb.double()) is None
+    assert Evaluator(metrics=METRICS).products_backend(dot, user_emb, item_emb) == dense_score_backend(4)
+    with pytest.raises(ValueError, match="score_backend"):
+        Evaluator(metrics=METRICS, score_backend="mkl")
+
+
+def test_calibration_is_cached_and_deterministic(monkeypatch):
+    calls = []
+    timings = {"torch": 1.0, "numpy": 0.5}
+
+    def fake_timing(dim):
+        calls.append(dim)
+        return dict(timings)
+
+    monkeypatch.setattr(evaluate_module, "_BACKEND_CHOICE", {})
+    monkeypatch.setattr(evaluate_module, "_time_backends", fake_timing)
+    assert dense_score_backend(16) == "numpy"
+    timings.update(numpy=2.0)  # a later timing would say torch: the first answer stays
+    assert dense_score_backend(16) == "numpy" and calls == [16]
+    # A new dimension is timed afresh; torch unless numpy is clearly faster.
+    timings.update(numpy=0.95)
+    assert dense_score_backend(17) == "torch" and calls == [16, 17]
+
+    train, target, user_emb, item_emb = seeded_case(3, 60, 700, 0.2, 16)
+    auto = [Evaluator([train], ks=(5, 20)).evaluate_embeddings(user_emb, item_emb, target,
+                                                                per_user=True) for _ in range(2)]
+    forced = Evaluator([train], ks=(5, 20), score_backend="numpy").evaluate_embeddings(
+        user_emb, item_emb, target, per_user=True)
+    assert calls == [16, 17]
+    for _, frame in auto[1:] + [forced]:
+        assert frame.equals(auto[0][1])
+
+
+def test_real_calibration_picks_a_backend_once(monkeypatch):
+    monkeypatch.setattr(evaluate_module, "_BACKEND_CHOICE", {})
+    seconds = evaluate_module._time_backends(8, items=512, repeats=2)
+    assert set(seconds) == {"torch", "numpy"} and all(0 < t < 10 for t in seconds.values())
+    first = dense_score_backend(8)
+    assert first in ("torch", "numpy") and dense_score_backend(8) == first
+
+
+def test_numpy_backend_restores_blas_threads():
+    # The one-thread limit on numpy's BLAS lasts only while an evaluation runs, also
+    # when it fails.
+    before = [(i["filepath"], i["num_threads"]) for i in threadpool_info()]
+    train, target, user_emb, item_emb = seeded_case(5, 40, 300, 0.2, 8)
+    Evaluator([train], score_backend="numpy").evaluate_embeddings(user_emb, item_emb, target)
+    assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()] == before
+    with pytest.raises(ValueError, match="NaN"):
+        Evaluator([train], score_backend="numpy").evaluate_embeddings(user_emb * np.nan, item_emb,
+                                                                      target)
+    assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()] == before
 
 
 # ---------------------------------------------------------------------- ratings
