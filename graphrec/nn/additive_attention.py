@@ -61,6 +61,9 @@ class _AdditiveAttention(torch.autograd.Function):
     def forward(ctx, a_src: Tensor, a_dst: Tensor | None, a_edge: Tensor | None, x: Tensor,
                 adj: Adjacency, negative_slope: float, mask: Tensor | None,
                 dropout: float) -> tuple[Tensor, Tensor]:
+        # An unused output (usually alpha) then reaches backward as None instead of an
+        # (E, H) tensor of zeros.
+        ctx.set_materialize_grads(False)
         z = _additive_logits(a_src, a_dst, a_edge, adj)
         positive = z > 0 if any(ctx.needs_input_grad[:3]) else None
         torch.nn.functional.leaky_relu_(z, negative_slope)
@@ -80,25 +83,31 @@ class _AdditiveAttention(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_out: Tensor, grad_alpha: Tensor | None):
+    def backward(ctx, grad_out: Tensor | None, grad_alpha: Tensor | None):
         alpha, positive, keep, x = ctx.saved_tensors
         adj: Adjacency = ctx.adj
+        grads: tuple[Tensor | None, ...] = (None, None, None)
+        if any(ctx.needs_input_grad[:3]) and (grad_out is not None or grad_alpha is not None):
+            # g <- dL/d(weights) <- dL/d(alpha) <- dL/d(logits), all in one (H, E) buffer.
+            # Done before the feature gradient so that this buffer and the kernels'
+            # temporaries are gone by the time the (num_src, H, C) gradient is allocated.
+            if grad_out is not None:
+                g = _sampled_dot(adj, grad_out, x)
+                if keep is not None:
+                    g.mul_(keep).mul_(ctx.scale)
+                if grad_alpha is not None:
+                    g.add_(grad_alpha.t())
+            else:  # a copy: the buffer is overwritten below
+                g = grad_alpha.t().clone(memory_format=torch.contiguous_format)
+            for a, gh in zip(alpha, g):
+                gh.mul_(a)
+                gh.sub_(_per_edge(_segment(gh, "sum", adj), adj).mul_(a))
+            grads = _additive_logits_backward(g, positive, ctx.negative_slope, adj,
+                                              ctx.num_src, ctx.needs_input_grad[:3])
+            del g, gh, a  # the loop variables are views that would keep g alive
         grad_x = None
-        if ctx.needs_input_grad[3]:
+        if ctx.needs_input_grad[3] and grad_out is not None:
             grad_x = _transposed_aggregate(adj, alpha, keep, ctx.scale, grad_out)
-        if not any(ctx.needs_input_grad[:3]):
-            return None, None, None, grad_x, None, None, None, None
-        # g <- dL/d(weights) <- dL/d(alpha) <- dL/d(logits), all in one (H, E) buffer.
-        g = _sampled_dot(adj, grad_out, x)
-        if keep is not None:
-            g.mul_(keep).mul_(ctx.scale)
-        if grad_alpha is not None:
-            g.add_(grad_alpha.t())
-        for a, gh in zip(alpha, g):
-            gh.mul_(a)
-            gh.sub_(_per_edge(_segment(gh, "sum", adj), adj).mul_(a))
-        grads = _additive_logits_backward(g, positive, ctx.negative_slope, adj, ctx.num_src,
-                                          ctx.needs_input_grad[:3])
         return (*grads, grad_x, None, None, None, None)
 
 
