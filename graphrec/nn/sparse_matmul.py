@@ -76,22 +76,38 @@ def _aggregate(rowptr: Tensor, col: Tensor, values: Tensor, x: Tensor,
 def _sampled_dot(adj: Adjacency, a: Tensor, b: Tensor) -> Tensor:
     """Per head: ``<a[dst_e, h], b[src_e, h]>`` for every stored edge → ``(H, E)``."""
     heads = max(a.size(1), b.size(1))
-    out = a.new_empty(heads, adj.num_edges)
+    out = a.new_zeros(heads, adj.num_edges)
     if adj.num_edges == 0:
         return out
     if adj.has_duplicate_edges():
         return _sampled_dot_gather(adj, a, b, out)
-    rowptr, col = adj.compressed_indices()
-    # sampled_addmm computes beta * pattern + product; beta=0 still multiplies the pattern
-    # values, so they must be finite: zeros.
-    pattern = _csr(rowptr, col, a.new_zeros(adj.num_edges), (adj.num_dst, adj.num_src))
     a_shared = _head(a, 0) if a.size(1) == 1 else None
     b_shared = _head(b, 0) if b.size(1) == 1 else None
     for h in range(heads):
         ah = a_shared if a_shared is not None else _head(a, h)
         bh = b_shared if b_shared is not None else _head(b, h)
-        out[h] = torch.sparse.sampled_addmm(pattern, ah, bh.t(), beta=0.0).values()
+        _sampled_dot_into(adj, ah, bh, out[h])
     return out
+
+
+def _sampled_dot_into(adj: Adjacency, a: Tensor, b: Tensor, out: Tensor) -> None:
+    """``out[e] = <a[dst_e], b[src_e]>`` for ``(num_dst, K)``/``(num_src, K)`` matrices,
+    written into the contiguous ``(E,)`` vector ``out``, which must hold finite values.
+
+    ``sampled_addmm`` runs in place on a CSR matrix whose values *are* ``out``: this
+    skips the product's own index and value arrays (with int64 indices, three ``E``-sized
+    arrays per call) and the copy out of them. ``beta=0`` still multiplies the old values,
+    hence the finiteness requirement (zeros are what callers pass).
+    """
+    if adj.has_duplicate_edges():
+        # sampled_addmm merges repeated (row, column) entries.
+        _sampled_dot_gather(adj, a.unsqueeze(1), b.unsqueeze(1), out.view(1, -1))
+        return
+    rowptr, col = adj.compressed_indices()
+    target = _csr(rowptr, col, out, (adj.num_dst, adj.num_src))
+    res = torch.sparse.sampled_addmm(target, a, b.t(), beta=0.0, out=target)
+    if res.values().data_ptr() != out.data_ptr():  # a build that reallocated the result
+        out.copy_(res.values())
 
 
 def _sampled_dot_gather(adj: Adjacency, a: Tensor, b: Tensor, out: Tensor) -> Tensor:

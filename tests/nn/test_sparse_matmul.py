@@ -68,3 +68,22 @@ def test_shape_errors():
         spmm(adj, torch.ones(2, 1), torch.ones(2, 1, 3))
     with pytest.raises(ValueError):
         sddmm(adj, torch.ones(2, 1, 3), torch.ones(2, 1, 4))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sampled_dot_in_place_equals_a_fresh_sampled_addmm(dtype):
+    """Writing the per-edge dot products in place into the caller's buffer gives exactly
+    the values of an out-of-place ``sampled_addmm`` on a zero pattern."""
+    from graphrec.nn.sparse_matmul import _csr, _sampled_dot
+
+    g = torch.Generator().manual_seed(0)
+    ei = torch.unique(torch.randint(0, 40, (2, 300), generator=g), dim=1)
+    adj = Adjacency.from_edge_index(ei, 40)
+    a = torch.randn(40, 3, 5, generator=g, dtype=dtype)
+    b = torch.randn(40, 3, 5, generator=g, dtype=dtype)
+    rowptr, col = adj.compressed_indices()
+    pattern = _csr(rowptr, col, a.new_zeros(adj.num_edges), (40, 40))
+    ref = torch.stack([torch.sparse.sampled_addmm(pattern, a[:, h].contiguous(),
+                                                  b[:, h].contiguous().t(), beta=0.0).values()
+                       for h in range(3)])
+    torch.testing.assert_close(_sampled_dot(adj, a, b), ref, rtol=0, atol=0)
