@@ -19,6 +19,8 @@ the layer's memory on large graphs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
@@ -31,29 +33,38 @@ from graphrec.nn.softmax import (
     _segment,
     _softmax_inplace,
 )
-from graphrec.nn.sparse_matmul import _aggregate, _csr, _head, _sampled_dot
+from graphrec.nn.sparse_matmul import _sampled_dot, _spmm_per_head
 
 __all__ = ["additive_attention"]
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
+def _weights(alpha: Tensor, keep: Tensor | None, scale: float,
+             perm: Tensor | None = None) -> Callable[[int], Tensor]:
+    """Head ``h`` → ``alpha[h] * keep[h] * scale`` (in ``perm`` order if given), built in
+    one reused ``E``-sized buffer so the dropped-out weights are never stored whole."""
+    if keep is None and perm is None:
+        return alpha.__getitem__
+    buf = alpha.new_empty(alpha.size(1))
+
+    def head(h: int) -> Tensor:
+        if perm is None:
+            return torch.mul(alpha[h], keep[h], out=buf).mul_(scale)
+        torch.index_select(alpha[h], 0, perm, out=buf)
+        if keep is not None:
+            buf.mul_(keep[h].index_select(0, perm)).mul_(scale)
+        return buf
+
+    return head
+
+
 def _transposed_aggregate(adj: Adjacency, alpha: Tensor, keep: Tensor | None, scale: float,
                           g: Tensor) -> Tensor:
-    """``out[s, h] = sum_{e=(s->d)} w[h, e] g[d, h]`` with ``w = alpha * keep * scale``
-    formed one head at a time (the dropped-out weights are never stored)."""
-    perm = adj.source_major().perm
+    """``out[s, h] = sum_{e=(s->d)} w[h, e] g[d, h]`` with ``w = alpha * keep * scale``."""
     rowptr, col = adj.compressed_indices(transposed=True)
-    out = g.new_empty(adj.num_src, alpha.size(0), g.size(2))
-    if adj.num_edges == 0:
-        return out.zero_()
-    for h in range(alpha.size(0)):
-        values = alpha[h].index_select(0, perm)
-        if keep is not None:
-            values.mul_(keep[h].index_select(0, perm)).mul_(scale)
-        out[:, h, :] = torch.sparse.mm(_csr(rowptr, col, values, (adj.num_src, adj.num_dst)),
-                                       _head(g, h))
-    return out
+    return _spmm_per_head(rowptr, col, (adj.num_src, adj.num_dst), alpha.size(0),
+                          _weights(alpha, keep, scale, adj.source_major().perm), g)
 
 
 class _AdditiveAttention(torch.autograd.Function):
@@ -68,14 +79,13 @@ class _AdditiveAttention(torch.autograd.Function):
         positive = z > 0 if any(ctx.needs_input_grad[:3]) else None
         torch.nn.functional.leaky_relu_(z, negative_slope)
         alpha = _softmax_inplace(z, adj, mask)
-        keep, scale, weights = None, 1.0, alpha
+        keep, scale = None, 1.0
         if dropout > 0:
             keep = torch.rand_like(alpha) >= dropout
             scale = 1.0 / (1.0 - dropout)
-            weights = alpha * keep * scale
         rowptr, col = adj.compressed_indices()
-        out = _aggregate(rowptr, col, weights, x, (adj.num_dst, adj.num_src))
-        del weights
+        out = _spmm_per_head(rowptr, col, (adj.num_dst, adj.num_src), alpha.size(0),
+                             _weights(alpha, keep, scale), x)
         ctx.adj, ctx.negative_slope, ctx.scale = adj, negative_slope, scale
         ctx.num_src = a_src.size(0)
         ctx.save_for_backward(alpha, positive, keep, x)

@@ -27,6 +27,8 @@ cast back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
@@ -45,13 +47,40 @@ def _csr(rowptr: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) ->
     return csr_tensor(rowptr, col, values, shape, compact_indices=False)
 
 
-def _head(x: Tensor, h: int) -> Tensor:
+def _head(x: Tensor, h: int, out: Tensor | None = None) -> Tensor:
     """Head ``h`` of ``(N, H, K)`` features as a contiguous ``(N, K)`` matrix.
 
     Heads broadcast when ``H == 1``. Copying one head at a time (rather than keeping a
-    head-major copy of the whole tensor) bounds the extra memory to one ``N × K`` block.
+    head-major copy of the whole tensor) bounds the extra memory to one ``N × K`` block;
+    passing that block as ``out`` reuses it for the next head.
     """
-    return x[:, h if x.size(1) > 1 else 0, :].contiguous()
+    head = x[:, h if x.size(1) > 1 else 0, :]
+    return head.contiguous() if out is None else out.copy_(head)
+
+
+def _spmm_per_head(rowptr: Tensor, col: Tensor, shape: tuple[int, int], heads: int,
+                   head_values: Callable[[int], Tensor], x: Tensor) -> Tensor:
+    """``out[:, h] = CSR(rowptr, col, head_values(h)) @ x[:, h]`` → ``(rows, H, K)``.
+
+    ``x`` is ``(cols, H or 1, K)``. Each product is written straight into its head's
+    strided slice of the output and the heads of ``x`` are copied through one reused
+    buffer, so the only temporary is one ``cols × K`` block (plus whatever
+    ``head_values`` makes; it may return the same buffer for every head, since each
+    matrix is used up before the next is built).
+    """
+    out = x.new_empty(shape[0], heads, x.size(2))
+    if col.numel() == 0:
+        return out.zero_()
+    shared = x.size(1) == 1
+    # A fresh buffer, never x itself: a head of x can already be contiguous.
+    xh = _head(x, 0) if shared else x.new_empty(x.size(0), x.size(2))
+    for h in range(heads):
+        if not shared:
+            _head(x, h, xh)
+        dst = out[:, h, :]
+        # beta=0: the uninitialised output is ignored, not read.
+        torch.addmm(dst, _csr(rowptr, col, head_values(h), shape), xh, beta=0, out=dst)
+    return out
 
 
 def _aggregate(rowptr: Tensor, col: Tensor, values: Tensor, x: Tensor,
@@ -63,14 +92,7 @@ def _aggregate(rowptr: Tensor, col: Tensor, values: Tensor, x: Tensor,
     heads = values.size(0)
     if heads == 1 and values.size(1) > 0:
         return csr_matmul(_csr(rowptr, col, values[0], shape), _head(x, 0)).unsqueeze(1)
-    out = x.new_empty(shape[0], heads, x.size(2))
-    if values.size(1) == 0:
-        return out.zero_()
-    shared = _head(x, 0) if x.size(1) == 1 else None
-    for h in range(heads):
-        xh = shared if shared is not None else _head(x, h)
-        out[:, h, :] = torch.sparse.mm(_csr(rowptr, col, values[h], shape), xh)
-    return out
+    return _spmm_per_head(rowptr, col, shape, heads, values.__getitem__, x)
 
 
 def _sampled_dot(adj: Adjacency, a: Tensor, b: Tensor) -> Tensor:
@@ -135,17 +157,16 @@ def _aggregate_transposed(adj: Adjacency, weights_he: Tensor, g: Tensor) -> Tens
     perm = adj.source_major().perm
     rowptr, col = adj.compressed_indices(transposed=True)
     heads = weights_he.size(0)
+    shape = (adj.num_src, adj.num_dst)
     if heads == 1 and adj.num_edges > 0:
         values = weights_he[0].index_select(0, perm)
-        return csr_matmul(_csr(rowptr, col, values, (adj.num_src, adj.num_dst)), _head(g, 0)).unsqueeze(1)
-    out = g.new_empty(adj.num_src, heads, g.size(2))
-    if adj.num_edges == 0:
-        return out.zero_()
-    for h in range(heads):
-        values = weights_he[h].index_select(0, perm)
-        out[:, h, :] = torch.sparse.mm(_csr(rowptr, col, values, (adj.num_src, adj.num_dst)),
-                                       _head(g, h))
-    return out
+        return csr_matmul(_csr(rowptr, col, values, shape), _head(g, 0)).unsqueeze(1)
+    values = weights_he.new_empty(adj.num_edges)
+
+    def head_values(h: int) -> Tensor:  # source-major weights, one reused buffer
+        return torch.index_select(weights_he[h], 0, perm, out=values)
+
+    return _spmm_per_head(rowptr, col, shape, heads, head_values, g)
 
 
 def _fold_heads(grad: Tensor, heads_in: int) -> Tensor:

@@ -87,3 +87,18 @@ def test_sampled_dot_in_place_equals_a_fresh_sampled_addmm(dtype):
                                                   b[:, h].contiguous().t(), beta=0.0).values()
                        for h in range(3)])
     torch.testing.assert_close(_sampled_dot(adj, a, b), ref, rtol=0, atol=0)
+
+
+def test_spmm_heads_that_are_contiguous_slices_are_left_intact():
+    """A head-major tensor seen as ``(N, H, K)`` has contiguous heads; copying heads
+    through a reused buffer must not write into the input."""
+    g = torch.Generator().manual_seed(1)
+    ei = torch.unique(torch.randint(0, 6, (2, 20), generator=g), dim=1)
+    adj = Adjacency.from_edge_index(ei, 6)
+    x = torch.randn(3, 6, 4, generator=g, dtype=torch.double).permute(1, 0, 2)
+    assert x[:, 0, :].is_contiguous()
+    before = x.clone()
+    w = torch.rand(ei.size(1), 3, generator=g, dtype=torch.double)
+    out = spmm(adj, w[adj.edge_id], x)
+    torch.testing.assert_close(out, _dense_spmm(ei, w, before, 6))
+    torch.testing.assert_close(x, before, rtol=0, atol=0)
