@@ -28,12 +28,11 @@ from torch.autograd.function import once_differentiable
 from graphrec.data.adjacency import Adjacency
 from graphrec.nn.softmax import (
     _additive_logits,
-    _additive_logits_backward,
     _per_edge,
     _segment,
     _softmax_inplace,
 )
-from graphrec.nn.sparse_matmul import _sampled_dot, _spmm_per_head
+from graphrec.nn.sparse_matmul import _head, _sampled_dot_into, _spmm_per_head
 
 __all__ = ["additive_attention"]
 
@@ -98,27 +97,59 @@ class _AdditiveAttention(torch.autograd.Function):
         adj: Adjacency = ctx.adj
         grads: tuple[Tensor | None, ...] = (None, None, None)
         if any(ctx.needs_input_grad[:3]) and (grad_out is not None or grad_alpha is not None):
-            # g <- dL/d(weights) <- dL/d(alpha) <- dL/d(logits), all in one (H, E) buffer.
-            # Done before the feature gradient so that this buffer and the kernels'
-            # temporaries are gone by the time the (num_src, H, C) gradient is allocated.
-            if grad_out is not None:
-                g = _sampled_dot(adj, grad_out, x)
-                if keep is not None:
-                    g.mul_(keep).mul_(ctx.scale)
-                if grad_alpha is not None:
-                    g.add_(grad_alpha.t())
-            else:  # a copy: the buffer is overwritten below
-                g = grad_alpha.t().clone(memory_format=torch.contiguous_format)
-            for a, gh in zip(alpha, g):
-                gh.mul_(a)
-                gh.sub_(_per_edge(_segment(gh, "sum", adj), adj).mul_(a))
-            grads = _additive_logits_backward(g, positive, ctx.negative_slope, adj,
-                                              ctx.num_src, ctx.needs_input_grad[:3])
-            del g, gh, a  # the loop variables are views that would keep g alive
+            # Done before the feature gradient so that its buffers are gone by the time
+            # the (num_src, H, C) gradient is allocated.
+            grads = _logit_grads(ctx, adj, alpha, positive, keep, x, grad_out, grad_alpha)
         grad_x = None
         if ctx.needs_input_grad[3] and grad_out is not None:
             grad_x = _transposed_aggregate(adj, alpha, keep, ctx.scale, grad_out)
         return (*grads, grad_x, None, None, None, None)
+
+
+def _logit_grads(ctx, adj: Adjacency, alpha: Tensor, positive: Tensor, keep: Tensor | None,
+                 x: Tensor, grad_out: Tensor | None,
+                 grad_alpha: Tensor | None) -> tuple[Tensor | None, ...]:
+    """Gradients of ``(a_src, a_dst, a_edge)``, one head at a time.
+
+    Per head, one ``E``-sized buffer goes dL/d(weights) → dL/d(alpha) → dL/d(logits) in
+    place and is then reduced onto the nodes; an ``(H, E)`` buffer exists only when the
+    per-edge gradient itself is wanted.
+    """
+    need_src, need_dst, need_edge = ctx.needs_input_grad[:3]
+    heads, num_edges = alpha.shape
+    slope = ctx.negative_slope
+    grad_src = alpha.new_zeros(heads, ctx.num_src) if need_src else None
+    grad_dst = alpha.new_empty(heads, adj.num_dst) if need_dst else None
+    grad_edge = alpha.new_empty(heads, num_edges) if need_edge else None
+    buf = alpha.new_empty(num_edges) if grad_edge is None else None
+    tmp = alpha.new_empty(num_edges)  # per-edge temporaries of every head
+    if grad_out is not None:
+        out_h = grad_out.new_empty(grad_out.size(0), grad_out.size(2))
+        x_h = x.new_empty(x.size(0), x.size(2))
+    for h in range(heads):
+        g = buf if grad_edge is None else grad_edge[h]
+        if grad_out is not None:
+            # dL/d(weights) = <grad_out[dst], x[src]>; the dot writes into finite values.
+            _sampled_dot_into(adj, _head(grad_out, h, out_h), _head(x, h, x_h), g.zero_())
+            if keep is not None:
+                g.mul_(keep[h]).mul_(ctx.scale)
+            if grad_alpha is not None:
+                g.add_(grad_alpha[:, h])
+        else:
+            g.copy_(grad_alpha[:, h])
+        # softmax: alpha * (g - segsum(alpha * g))
+        a = alpha[h]
+        g.mul_(a)
+        g.sub_(_per_edge(_segment(g, "sum", adj), adj, tmp).mul_(a))
+        # d LeakyReLU(z)/dz is 1 for z > 0 and negative_slope otherwise.
+        g.mul_(tmp.copy_(positive[h]).mul_(1.0 - slope).add_(slope))
+        if grad_src is not None:
+            grad_src[h].index_add_(0, adj.col, g)
+        if grad_dst is not None:
+            grad_dst[h] = _segment(g, "sum", adj)
+    return (None if grad_src is None else grad_src.t(),
+            None if grad_dst is None else grad_dst.t(),
+            None if grad_edge is None else grad_edge.t())
 
 
 def additive_attention(
