@@ -11,10 +11,12 @@ r"""GAT attention and aggregation fused into one autograd function.
 Chaining :func:`~graphrec.nn.softmax.additive_edge_softmax` and
 :func:`~graphrec.nn.sparse_matmul.spmm` gives the same values, but in the backward pass
 the gradient w.r.t. :math:`\alpha` and the gradient w.r.t. the logits then exist side by
-side, two ``(E, H)`` tensors. Fused, the logit gradient is computed in place over the
-attention gradient, so the backward pass holds only :math:`\alpha`, one gradient buffer
-and the sign of the logits (one byte per edge and head) at its peak, which is what bounds
-the layer's memory on large graphs.
+side, two ``(E, H)`` tensors. Fused, the backward pass works one head at a time: the
+head's attention gradient becomes its logit gradient in place, in one ``E``-sized buffer,
+and is reduced onto the nodes before the next head. Besides :math:`\alpha`, the features
+and the sign of the logits (one byte per edge and head) saved by the forward pass, it
+holds a few ``E``-sized buffers, which is what bounds the layer's memory on large graphs.
+Unused outputs reach the backward pass as ``None`` rather than as zero-filled tensors.
 """
 
 from __future__ import annotations

@@ -76,3 +76,21 @@ def test_gradients_equal_softmax_then_spmm(use):
         else:
             torch.testing.assert_close(got, want)
     torch.testing.assert_close(w_alpha, w_alpha_before, rtol=0, atol=0)
+
+
+def test_gradcheck_float64_multigraph_and_partial_inputs():
+    """Repeated edges take the gathering dot product; inputs that need no gradient (and
+    a missing destination term) are skipped head by head."""
+    g = torch.Generator().manual_seed(5)
+    ei = torch.randint(0, 6, (2, 30), generator=g)
+    ei = torch.cat([ei, ei[:, :6]], dim=1)  # some (source, destination) pairs twice
+    adj = Adjacency.from_edge_index(ei, 6)
+    assert adj.has_duplicate_edges()
+    a_src = torch.randn(6, 2, dtype=torch.double, generator=g, requires_grad=True)
+    a_edge = torch.randn(adj.num_edges, 2, dtype=torch.double, generator=g)
+    x = torch.randn(6, 2, 3, dtype=torch.double, generator=g, requires_grad=True)
+
+    def f(a, x):
+        return additive_attention(a, None, x, adj, a_edge, 0.2)
+
+    assert torch.autograd.gradcheck(f, (a_src, x))
