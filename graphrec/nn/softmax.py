@@ -51,24 +51,26 @@ def _segment(values: Tensor, reduce: str, adj: Adjacency) -> Tensor:
     return torch.segment_reduce(values, reduce, offsets=adj.rowptr, unsafe=True)
 
 
-def _per_edge(node_values: Tensor, adj: Adjacency) -> Tensor:
-    """Broadcast per-destination values ``(num_dst,)`` to the stored edges ``(E,)``."""
-    return node_values.index_select(0, adj.dst_index_cached())
+def _per_edge(node_values: Tensor, adj: Adjacency, out: Tensor | None = None) -> Tensor:
+    """Broadcast per-destination values ``(num_dst,)`` to the stored edges ``(E,)``
+    (into ``out`` if given: callers looping over heads reuse one buffer)."""
+    return torch.index_select(node_values, 0, adj.dst_index_cached(), out=out)
 
 
 def _softmax_inplace(scores: Tensor, adj: Adjacency, mask: Tensor | None) -> Tensor:
     """Segment softmax of head-major ``scores`` (``(H, E)``, overwritten) → weights."""
     if mask is not None:
         scores.masked_fill_(~mask, float("-inf"))
+    buf = scores.new_empty(scores.size(1))
     for s in scores:
         node_max = _segment(s, "max", adj)
         # Nodes without (unmasked) incoming edges have max = -inf; any finite shift
         # works for them since all their edges are exp(-inf) = 0 anyway.
         node_max.masked_fill_(torch.isneginf(node_max), 0.0)
-        s.sub_(_per_edge(node_max, adj)).exp_()
+        s.sub_(_per_edge(node_max, adj, buf)).exp_()
         denom = _segment(s, "sum", adj)
         denom.masked_fill_(denom == 0, 1.0)
-        s.div_(_per_edge(denom, adj))
+        s.div_(_per_edge(denom, adj, buf))
     return scores
 
 
@@ -86,9 +88,9 @@ def _additive_logits(a_src: Tensor, a_dst: Tensor | None, a_edge: Tensor | None,
     """Head-major ``a_src[src_e] + a_dst[dst_e] + a_edge[e]`` → ``(H, E)`` (before LeakyReLU)."""
     z = a_src.t().contiguous().index_select(1, adj.col)
     if a_dst is not None:
-        dst, a_dst_he = adj.dst_index_cached(), a_dst.t().contiguous()
-        for h in range(z.size(0)):  # head by head: an E-sized temporary, not (H, E)
-            z[h].add_(a_dst_he[h].index_select(0, dst))
+        a_dst_he, buf = a_dst.t().contiguous(), z.new_empty(z.size(1))
+        for h in range(z.size(0)):  # head by head: one E-sized buffer, not (H, E)
+            z[h].add_(_per_edge(a_dst_he[h], adj, buf))
     if a_edge is not None:
         z.add_(a_edge.t())
     return z

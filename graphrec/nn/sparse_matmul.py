@@ -27,6 +27,8 @@ cast back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
@@ -45,13 +47,40 @@ def _csr(rowptr: Tensor, col: Tensor, values: Tensor, shape: tuple[int, int]) ->
     return csr_tensor(rowptr, col, values, shape, compact_indices=False)
 
 
-def _head(x: Tensor, h: int) -> Tensor:
+def _head(x: Tensor, h: int, out: Tensor | None = None) -> Tensor:
     """Head ``h`` of ``(N, H, K)`` features as a contiguous ``(N, K)`` matrix.
 
     Heads broadcast when ``H == 1``. Copying one head at a time (rather than keeping a
-    head-major copy of the whole tensor) bounds the extra memory to one ``N × K`` block.
+    head-major copy of the whole tensor) bounds the extra memory to one ``N × K`` block;
+    passing that block as ``out`` reuses it for the next head.
     """
-    return x[:, h if x.size(1) > 1 else 0, :].contiguous()
+    head = x[:, h if x.size(1) > 1 else 0, :]
+    return head.contiguous() if out is None else out.copy_(head)
+
+
+def _spmm_per_head(rowptr: Tensor, col: Tensor, shape: tuple[int, int], heads: int,
+                   head_values: Callable[[int], Tensor], x: Tensor) -> Tensor:
+    """``out[:, h] = CSR(rowptr, col, head_values(h)) @ x[:, h]`` → ``(rows, H, K)``.
+
+    ``x`` is ``(cols, H or 1, K)``. Each product is written straight into its head's
+    strided slice of the output and the heads of ``x`` are copied through one reused
+    buffer, so the only temporary is one ``cols × K`` block (plus whatever
+    ``head_values`` makes; it may return the same buffer for every head, since each
+    matrix is used up before the next is built).
+    """
+    out = x.new_empty(shape[0], heads, x.size(2))
+    if col.numel() == 0:
+        return out.zero_()
+    shared = x.size(1) == 1
+    # A fresh buffer, never x itself: a head of x can already be contiguous.
+    xh = _head(x, 0) if shared else x.new_empty(x.size(0), x.size(2))
+    for h in range(heads):
+        if not shared:
+            _head(x, h, xh)
+        dst = out[:, h, :]
+        # beta=0: the uninitialised output is ignored, not read.
+        torch.addmm(dst, _csr(rowptr, col, head_values(h), shape), xh, beta=0, out=dst)
+    return out
 
 
 def _aggregate(rowptr: Tensor, col: Tensor, values: Tensor, x: Tensor,
@@ -63,35 +92,44 @@ def _aggregate(rowptr: Tensor, col: Tensor, values: Tensor, x: Tensor,
     heads = values.size(0)
     if heads == 1 and values.size(1) > 0:
         return csr_matmul(_csr(rowptr, col, values[0], shape), _head(x, 0)).unsqueeze(1)
-    out = x.new_empty(shape[0], heads, x.size(2))
-    if values.size(1) == 0:
-        return out.zero_()
-    shared = _head(x, 0) if x.size(1) == 1 else None
-    for h in range(heads):
-        xh = shared if shared is not None else _head(x, h)
-        out[:, h, :] = torch.sparse.mm(_csr(rowptr, col, values[h], shape), xh)
-    return out
+    return _spmm_per_head(rowptr, col, shape, heads, values.__getitem__, x)
 
 
 def _sampled_dot(adj: Adjacency, a: Tensor, b: Tensor) -> Tensor:
     """Per head: ``<a[dst_e, h], b[src_e, h]>`` for every stored edge → ``(H, E)``."""
     heads = max(a.size(1), b.size(1))
-    out = a.new_empty(heads, adj.num_edges)
+    out = a.new_zeros(heads, adj.num_edges)
     if adj.num_edges == 0:
         return out
     if adj.has_duplicate_edges():
         return _sampled_dot_gather(adj, a, b, out)
-    rowptr, col = adj.compressed_indices()
-    # sampled_addmm computes beta * pattern + product; beta=0 still multiplies the pattern
-    # values, so they must be finite: zeros.
-    pattern = _csr(rowptr, col, a.new_zeros(adj.num_edges), (adj.num_dst, adj.num_src))
     a_shared = _head(a, 0) if a.size(1) == 1 else None
     b_shared = _head(b, 0) if b.size(1) == 1 else None
     for h in range(heads):
         ah = a_shared if a_shared is not None else _head(a, h)
         bh = b_shared if b_shared is not None else _head(b, h)
-        out[h] = torch.sparse.sampled_addmm(pattern, ah, bh.t(), beta=0.0).values()
+        _sampled_dot_into(adj, ah, bh, out[h])
     return out
+
+
+def _sampled_dot_into(adj: Adjacency, a: Tensor, b: Tensor, out: Tensor) -> None:
+    """``out[e] = <a[dst_e], b[src_e]>`` for ``(num_dst, K)``/``(num_src, K)`` matrices,
+    written into the contiguous ``(E,)`` vector ``out``, which must hold finite values.
+
+    ``sampled_addmm`` runs in place on a CSR matrix whose values *are* ``out``: this
+    skips the product's own index and value arrays (with int64 indices, three ``E``-sized
+    arrays per call) and the copy out of them. ``beta=0`` still multiplies the old values,
+    hence the finiteness requirement (zeros are what callers pass).
+    """
+    if adj.has_duplicate_edges():
+        # sampled_addmm merges repeated (row, column) entries.
+        _sampled_dot_gather(adj, a.unsqueeze(1), b.unsqueeze(1), out.view(1, -1))
+        return
+    rowptr, col = adj.compressed_indices()
+    target = _csr(rowptr, col, out, (adj.num_dst, adj.num_src))
+    res = torch.sparse.sampled_addmm(target, a, b.t(), beta=0.0, out=target)
+    if res.values().data_ptr() != out.data_ptr():  # a build that reallocated the result
+        out.copy_(res.values())
 
 
 def _sampled_dot_gather(adj: Adjacency, a: Tensor, b: Tensor, out: Tensor) -> Tensor:
@@ -119,17 +157,16 @@ def _aggregate_transposed(adj: Adjacency, weights_he: Tensor, g: Tensor) -> Tens
     perm = adj.source_major().perm
     rowptr, col = adj.compressed_indices(transposed=True)
     heads = weights_he.size(0)
+    shape = (adj.num_src, adj.num_dst)
     if heads == 1 and adj.num_edges > 0:
         values = weights_he[0].index_select(0, perm)
-        return csr_matmul(_csr(rowptr, col, values, (adj.num_src, adj.num_dst)), _head(g, 0)).unsqueeze(1)
-    out = g.new_empty(adj.num_src, heads, g.size(2))
-    if adj.num_edges == 0:
-        return out.zero_()
-    for h in range(heads):
-        values = weights_he[h].index_select(0, perm)
-        out[:, h, :] = torch.sparse.mm(_csr(rowptr, col, values, (adj.num_src, adj.num_dst)),
-                                       _head(g, h))
-    return out
+        return csr_matmul(_csr(rowptr, col, values, shape), _head(g, 0)).unsqueeze(1)
+    values = weights_he.new_empty(adj.num_edges)
+
+    def head_values(h: int) -> Tensor:  # source-major weights, one reused buffer
+        return torch.index_select(weights_he[h], 0, perm, out=values)
+
+    return _spmm_per_head(rowptr, col, shape, heads, head_values, g)
 
 
 def _fold_heads(grad: Tensor, heads_in: int) -> Tensor:
