@@ -363,6 +363,9 @@ class Evaluator:
         if item_emb.device.type != "cpu" or user_emb.device.type != "cpu":
             return "torch"
         if self.score_backend == "auto":
+            if user_emb.shape[0] * item_emb.shape[0] < _CALIBRATE_ABOVE:
+                # Too small for the product's speed to matter: no timing, plain torch.
+                return "torch"
             return dense_score_backend(item_emb.shape[1])
         return self.score_backend
 
@@ -644,6 +647,8 @@ def _blas_controller() -> ThreadpoolController:
     return _CONTROLLER
 
 
+# Rankings with fewer user × item scores than this use torch without timing anything.
+_CALIBRATE_ABOVE = 2**26
 # (embedding dimension, torch threads) -> the faster backend, timed once per process.
 _BACKEND_CHOICE: dict[tuple[int, int], Literal["torch", "numpy"]] = {}
 
@@ -655,9 +660,10 @@ def dense_score_backend(dim: int) -> Literal["torch", "numpy"]:
     Which BLAS wins depends on the CPU (torch's MKL runs the thin ``K = 64`` products
     of full ranking at about half OpenBLAS's speed on AMD Zen 3, and may well win on
     Intel), so it is measured rather than assumed: the first call for a dimension and
-    thread count times both on one block (:func:`_time_backends`, tens of
-    milliseconds) and the answer is kept for the life of the process, so that every
-    later evaluation in it computes its scores the same way.
+    thread count times both on one block as large as a full ranking's batches
+    (:func:`_time_backends`, about half a second) and the answer is kept for the life
+    of the process, so that every later evaluation in it computes its scores the same
+    way. Rankings too small for the choice to matter skip it and use torch.
     """
     key = (int(dim), torch.get_num_threads())
     if key not in _BACKEND_CHOICE:
@@ -668,12 +674,15 @@ def dense_score_backend(dim: int) -> Literal["torch", "numpy"]:
     return _BACKEND_CHOICE[key]
 
 
-def _time_backends(dim: int, items: int = 8192, repeats: int = 5) -> dict[str, float]:
+def _time_backends(dim: int, items: int = 32768, repeats: int = 3) -> dict[str, float]:
     """Best-of-``repeats`` seconds of one ``[rows, dim] x [dim, items]`` product per
     backend, through :class:`_ScoreProducts` as an evaluation uses it, the backends
     interleaved so that a change of load hits both. ``rows`` keeps the block at about
-    2^27 multiply-adds (~2 ms at 64 GFLOP/s) whatever ``dim``."""
-    rows = int(np.clip(2**27 // (items * max(dim, 1)), 16, 1024))
+    2^30 multiply-adds whatever ``dim``: at 64 dimensions a 512 × 32,768 block whose
+    64 MB of scores, like a full ranking's, do not fit in the cache (on a block that
+    does, the two backends time alike while on full rankings one can be twice as fast).
+    About half a second per call."""
+    rows = int(np.clip(2**30 // (items * max(dim, 1)), 16, 4096))
     gen = torch.Generator().manual_seed(0)
     user_emb = torch.randn(rows, dim, generator=gen)
     item_emb = torch.randn(items, dim, generator=gen)

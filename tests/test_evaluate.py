@@ -584,7 +584,7 @@ def test_score_products_of_each_backend():
         _ScoreProducts(user_emb, item_emb, 4, "mkl")
 
 
-def test_forced_backends_and_where_they_apply():
+def test_forced_backends_and_where_they_apply(monkeypatch):
     user_emb, item_emb = torch.randn(5, 4), torch.randn(9, 4)
     dot = evaluate_module.DotScorer()
     for backend in ("torch", "numpy"):
@@ -593,6 +593,9 @@ def test_forced_backends_and_where_they_apply():
         # Other scorers and dtypes keep scorer.score_all.
         assert ev.products_backend(CosineScorer(), user_emb, item_emb) is None
         assert ev.products_backend(dot, user_emb.double(), item_emb.double()) is None
+    # A small ranking uses torch untimed; a large one the timed choice.
+    assert Evaluator(metrics=METRICS).products_backend(dot, user_emb, item_emb) == "torch"
+    monkeypatch.setattr(evaluate_module, "_CALIBRATE_ABOVE", 0)
     assert Evaluator(metrics=METRICS).products_backend(dot, user_emb, item_emb) == dense_score_backend(4)
     with pytest.raises(ValueError, match="score_backend"):
         Evaluator(metrics=METRICS, score_backend="mkl")
@@ -616,6 +619,7 @@ def test_calibration_is_cached_and_deterministic(monkeypatch):
     assert dense_score_backend(17) == "torch" and calls == [16, 17]
 
     train, target, user_emb, item_emb = seeded_case(3, 60, 700, 0.2, 16)
+    monkeypatch.setattr(evaluate_module, "_CALIBRATE_ABOVE", 0)  # this small case uses the choice
     auto = [Evaluator([train], ks=(5, 20)).evaluate_embeddings(user_emb, item_emb, target,
                                                                 per_user=True) for _ in range(2)]
     forced = Evaluator([train], ks=(5, 20), score_backend="numpy").evaluate_embeddings(
