@@ -163,6 +163,7 @@ class AttentiveFilter(ScoringModel):
         self._item_scale = torch.from_numpy(degree_scale(di, -ideal))
         self._item_unscale = torch.from_numpy(degree_scale(di, ideal))
         self._pair_keys: Tensor | None = None
+        self._item_users: sp.csr_matrix | None = None
         self._tg: TorchGraph | None = None
         # The weighted Gram matrix of the last evaluation, with the weights' version.
         self._gram: tuple[tuple, sp.csr_matrix] | None = None
@@ -321,8 +322,10 @@ class AttentiveFilter(ScoringModel):
         if self.user_attention is not None:
             p = self.user_features
             alpha = self.user_attention(p[users.to(self.device)], p)
+            if self._item_users is None:  # Rᵀ in CSR, built once
+                self._item_users = self._ui.T.tocsr()
             # (Rᵀ αᵀ)ᵀ: the sparse operand first, one C product over the batch.
-            scores = self._ui.T.tocsr() @ alpha.detach().cpu().numpy().T
+            scores = self._item_users @ alpha.detach().cpu().numpy().T
             return torch.from_numpy(np.ascontiguousarray(scores.T)).to(self.device)
         rows = self._ui[users.cpu().numpy()]
         history = rows if self._linear_in is None else rows.multiply(
