@@ -368,6 +368,7 @@ def choose_start(cfg: RunConfig, graph: RecGraph,
         return _attentive_filter(point_config(params), g).fit_from(first)
 
     ks = sorted({*cfg.eval.ks, *cfg.train.ks})
+
     def same_as(params: dict[str, Any]) -> tuple:
         chosen = point_config(params)
         if chosen.user_attention is not None:

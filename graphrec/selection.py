@@ -58,9 +58,9 @@ def grid_edges(grid: Mapping[str, Sequence[Any]], chosen: Mapping[str, Any],
         number lies inside its range.
     """
     notes = []
+    identity = same_as(dict(chosen)) if same_as is not None else None
     for key, values in grid.items():
-        if same_as is not None and all(same_as({**chosen, key: v}) == same_as(dict(chosen))
-                                       for v in values):
+        if same_as is not None and all(same_as({**chosen, key: v}) == identity for v in values):
             continue
         numbers = sorted({v for v in values
                           if isinstance(v, (int, float)) and not isinstance(v, bool)})

@@ -430,9 +430,9 @@ class AttentiveFilter(ScoringModel):
     def _user_pair_scores(self, users: Tensor, items: Tensor, mask: Tensor) -> Tensor:
         r"""With ``user_attention``: :math:`s_{uj} = \sum_{v \in N(j)} \alpha_{uv}` over the
         kept edges of item :math:`j` (so a hidden positive does not count its own user)."""
+        assert self.user_attention is not None
         distinct, row = torch.unique(users, return_inverse=True)
         p = self.user_features
-        assert self.user_attention is not None
         alpha = self.user_attention(p[distinct], p)  # [distinct users, all users]
         to_item = self.torch_graph().user_to_item
         ptr, at = row_positions(to_item.rowptr, items)
