@@ -140,7 +140,8 @@ def run_closed_form(cfg: RunConfig, split: Split, social: Any = None,
     result = grid_search(
         lambda g, p: build_closed_form(cfg.model, g, p, seed=cfg.train.seed),
         cfg.model.grid, split, monitor=monitor, ks=ks, refit=cfg.train.refit,
-        memory_budget_mb=cfg.eval.memory_budget_mb, social=social)
+        memory_budget_mb=cfg.eval.memory_budget_mb,
+        score_backend=cfg.eval.score_backend, social=social)
     if out_dir is not None:
         out = Path(out_dir)
         save_checkpoint({"model": result.model.state_dict(), "selected": result.best},

@@ -18,7 +18,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -215,10 +215,17 @@ class EvalConfig:
     Attributes:
         ks: cut-offs for Recall, NDCG, Precision, Hit and MRR.
         memory_budget_mb: memory for the score matrix of one batch of users.
+        score_backend: the matrix product behind plain dot-product scores on the CPU,
+            ``auto``, ``torch`` or ``numpy`` (see
+            :class:`~graphrec.evaluate.Evaluator`): ``auto`` times both once per process
+            and keeps the faster; the two agree to float32 rounding. Used by validation,
+            model selection and the test.
     """
 
     ks: list[int] = field(default_factory=lambda: [10, 20])
     memory_budget_mb: float = 512.0
+    # The values of graphrec.evaluate.ScoreBackend (not imported: this module loads no torch).
+    score_backend: Literal["auto", "torch", "numpy"] = "auto"
 
 
 @dataclass

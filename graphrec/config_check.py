@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from graphrec.config import ConfigError, DataConfig, EvalConfig, ModelConfig, RunConfig, snippet
+from graphrec.evaluate import SCORE_BACKENDS
 from graphrec.train import TrainConfig
 
 
@@ -23,6 +24,10 @@ def validate_config(cfg: RunConfig) -> None:
     rating = _check_model(cfg.model)
     _check_train(cfg.train, cfg.model, rating)
     _check_eval(cfg.eval)
+    if cfg.train.score_backend not in ("auto", cfg.eval.score_backend):
+        raise ConfigError(f"train.score_backend: validation scores with eval.score_backend "
+                          f"({cfg.eval.score_backend!r}); set that key instead of "
+                          f"train.score_backend={cfg.train.score_backend!r}")
 
 
 def _fail(key: str, expected: str, value: object) -> None:
@@ -186,3 +191,4 @@ def _check_eval(e: EvalConfig) -> None:
     if not e.ks or any(k < 1 for k in e.ks):
         _fail("eval.ks", "a non-empty list of cut-offs >= 1", e.ks)
     _finite("eval.memory_budget_mb", e.memory_budget_mb, 0.0, strict=True)
+    _one_of("eval.score_backend", e.score_backend, SCORE_BACKENDS)

@@ -379,6 +379,7 @@ def choose_start(cfg: RunConfig, graph: RecGraph,
 
     best, points, _ = choose_on_validation(build, cfg.model.grid, graph, valid, monitor=cfg.train.monitor,
                                            ks=ks, memory_budget_mb=cfg.eval.memory_budget_mb,
+                                           score_backend=cfg.eval.score_backend,
                                            same_as=same_as)
     edges = grid_edges(cfg.model.grid, points[best].params, same_as)
     return dataclasses.replace(cfg, model=point_config(points[best].params)), points, edges
@@ -392,6 +393,12 @@ def _epoch_start(cfg: ModelConfig) -> Callable[[Any, int], None] | None:
 # Train keys that only ranking training reads, with the defaults a rating run must keep.
 _RANKING_ONLY = ("loss", "num_negatives", "negatives", "hard_negatives", "shared_negatives",
                  "batch_sampling", "monitor", "ks", "refit")
+
+
+def trainer_config(cfg: RunConfig) -> TrainConfig:
+    """The ``train`` section as the ranking :class:`Trainer` reads it: validation scores
+    with ``eval.score_backend``."""
+    return dataclasses.replace(cfg.train, score_backend=cfg.eval.score_backend)
 
 
 def rating_train_config(train: TrainConfig) -> RatingTrainConfig:
@@ -436,7 +443,8 @@ def evaluate_test(model: Model, split: Split, cfg: RunConfig) -> dict[str, float
     if isinstance(model, RatingModel):
         return evaluate_ratings(lambda u, i: model.predict(u, i), split.test)
     evaluator = Evaluator(exclude=[split.train, split.valid], ks=tuple(cfg.eval.ks),
-                          memory_budget_mb=cfg.eval.memory_budget_mb)
+                          memory_budget_mb=cfg.eval.memory_budget_mb,
+                          score_backend=cfg.eval.score_backend)
     return evaluator.evaluate(model, split.test)
 
 
@@ -548,7 +556,8 @@ def _run(cfg: RunConfig, data: PreparedData, out_dir: Path | None) -> RunResult:
     if rating_cfg is not None:
         fit = RatingTrainer(model, split.valid, rating_cfg).fit()
     else:
-        fit = Trainer(model, split.valid, cfg.train, on_epoch_start=_epoch_start(cfg.model)).fit()
+        fit = Trainer(model, split.valid, trainer_config(cfg),
+                      on_epoch_start=_epoch_start(cfg.model)).fit()
     test = evaluate_test(model, split, cfg)
     selected_test = None
     # A warm-started model whose start won (epoch 0) is refit too: rebuilt on training +
@@ -623,10 +632,11 @@ def refit(cfg: RunConfig, data: PreparedData, epochs: int,
     model = build_model(cfg.model, data.graph(full))
     if epochs > 0:  # 0: a warm-started model whose start was best is used as built
         # The refit is no run of its own: no folder, no second TensorBoard log.
-        train_cfg = dataclasses.replace(cfg.train, epochs=epochs, patience=0, run_dir=None, resume=False,
+        train_cfg = dataclasses.replace(trainer_config(cfg), epochs=epochs, patience=0, run_dir=None, resume=False,
                                         tensorboard=False)
         Trainer(model, None, train_cfg, on_epoch_start=_epoch_start(cfg.model)).fit()
-    evaluator = Evaluator(exclude=[full], ks=tuple(cfg.eval.ks), memory_budget_mb=cfg.eval.memory_budget_mb)
+    evaluator = Evaluator(exclude=[full], ks=tuple(cfg.eval.ks), memory_budget_mb=cfg.eval.memory_budget_mb,
+                          score_backend=cfg.eval.score_backend)
     test = evaluator.evaluate(model, split.test)
     if out_dir is not None and is_main_process():
         save_checkpoint({"epoch": epochs, "model": model.state_dict()}, Path(out_dir) / "final.pt")

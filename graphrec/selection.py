@@ -22,7 +22,7 @@ from graphrec.data.graph import RecGraph
 from graphrec.data.interactions import Interactions
 from graphrec.data.social import SocialEdges
 from graphrec.data.splits import Split
-from graphrec.evaluate import Evaluator
+from graphrec.evaluate import Evaluator, ScoreBackend
 from graphrec.models.scoring_model import ScoringModel
 
 Builder = Callable[[RecGraph, dict[str, Any]], ScoringModel]
@@ -133,6 +133,7 @@ def choose_on_validation(
     monitor: str = "recall@20",
     ks: Sequence[int] = (20,),
     memory_budget_mb: float = 512.0,
+    score_backend: ScoreBackend = "auto",
     log: Callable[[str], None] | None = None,
     same_as: Callable[[dict[str, Any]], Hashable] | None = None,
 ) -> tuple[int, list[GridPoint], ScoringModel]:
@@ -146,6 +147,7 @@ def choose_on_validation(
         monitor: the metric to maximise, e.g. ``recall@20``.
         ks: cut-offs of the reported metrics (the monitor's cut-off is added).
         memory_budget_mb: the Evaluator's budget.
+        score_backend: the Evaluator's ``score_backend`` (``auto``, ``torch``, ``numpy``).
         log: called with one line per evaluated point.
         same_as: ``same_as(params)`` is equal for points that build the same model
             (keys the model ignores at that point); such a point is not fitted or ranked
@@ -157,7 +159,8 @@ def choose_on_validation(
         logged as a warning (:func:`grid_edges`).
     """
     ks = _cutoffs(monitor, ks)
-    evaluator = Evaluator(exclude=[graph], ks=ks, memory_budget_mb=memory_budget_mb)
+    evaluator = Evaluator(exclude=[graph], ks=ks, memory_budget_mb=memory_budget_mb,
+                          score_backend=score_backend)
     evaluated: list[GridPoint] = []
     best_i, best_model = -1, None
     seen: dict[Hashable, int] = {}
@@ -199,6 +202,7 @@ def grid_search(
     ks: Sequence[int] = (20,),
     refit: bool = True,
     memory_budget_mb: float = 512.0,
+    score_backend: ScoreBackend = "auto",
     social: SocialEdges | None = None,
     log: Callable[[str], None] | None = None,
 ) -> SearchResult:
@@ -213,6 +217,7 @@ def grid_search(
         ks: cut-offs of the reported metrics (the monitor's cut-off is added).
         refit: refit the chosen point on training + validation before testing.
         memory_budget_mb: the Evaluator's budget.
+        score_backend: the Evaluator's ``score_backend`` (``auto``, ``torch``, ``numpy``).
         social: social edges for the graphs (models that read them).
         log: called with one line per evaluated point.
 
@@ -226,7 +231,8 @@ def grid_search(
     start = time.perf_counter()
     best_i, evaluated, best_model = choose_on_validation(
         lambda g, p: build(g, p).fit(), grid, RecGraph(split.train, social), split.valid,
-        monitor=monitor, ks=ks, memory_budget_mb=memory_budget_mb, log=log)
+        monitor=monitor, ks=ks, memory_budget_mb=memory_budget_mb,
+        score_backend=score_backend, log=log)
     best = dict(points[best_i])
     if refit:
         best_model = None  # free it before the refit
@@ -239,7 +245,8 @@ def grid_search(
         assert best_model is not None
         chosen, fit_s = best_model, evaluated[best_i].fit_seconds
         exclude = [split.train, split.valid]
-    test = Evaluator(exclude=exclude, ks=ks, memory_budget_mb=memory_budget_mb).evaluate(chosen, split.test)
+    test = Evaluator(exclude=exclude, ks=ks, memory_budget_mb=memory_budget_mb,
+                     score_backend=score_backend).evaluate(chosen, split.test)
     assert isinstance(test, dict)
     return SearchResult(best=best, monitor=monitor, points=evaluated, model=chosen, test=test,
                         refit=refit, fit_seconds=fit_s, eval_seconds=test["eval_seconds"],

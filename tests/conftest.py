@@ -31,3 +31,20 @@ def data_folder(real_data_dir: Path) -> Callable[[str], Path]:
             pytest.skip(f"dataset folder {folder} is absent")
         return folder
     return get
+
+
+@pytest.fixture
+def evaluator_backends(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ``score_backend`` of every :class:`~graphrec.evaluate.Evaluator` built while the
+    test runs, in order."""
+    from graphrec.evaluate import Evaluator
+
+    seen: list[str] = []
+    init = Evaluator.__init__
+
+    def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        init(self, *args, **kwargs)
+        seen.append(self.score_backend)
+
+    monkeypatch.setattr(Evaluator, "__init__", spy)
+    return seen

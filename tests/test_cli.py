@@ -127,3 +127,16 @@ def test_train_tensorboard_without_the_package_is_a_config_error(monkeypatch, ca
     err = capsys.readouterr().err
     assert err.startswith("graphrec: error: train.tensorboard: needs tensorboard")
     assert 'pip install "graphrec[tensorboard]"' in err and not out.exists()
+
+
+def test_evaluate_scores_with_the_run_s_eval_score_backend(tmp_path, capsys, evaluator_backends):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--set", "model.name=mf", "--set", "train.device=cpu",
+                 "--set", "eval.score_backend=numpy", "--out", str(out)]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert evaluator_backends and set(evaluator_backends) == {"numpy"}
+    evaluator_backends.clear()
+    assert main(["evaluate", "--run", str(out)]) == 0
+    assert evaluator_backends == ["numpy"]
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["recall@20"] == pytest.approx(trained["test"]["recall@20"], rel=1e-3)

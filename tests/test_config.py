@@ -87,3 +87,27 @@ def test_no_suggestion_for_a_key_like_no_other():
     with pytest.raises(ConfigError) as exc:
         load_config(None, ["model.zzzzzz=1"])
     assert "did you mean" not in str(exc.value) and "allowed keys" in str(exc.value)
+
+
+def test_eval_score_backend_is_checked_like_other_keys(tmp_path):
+    import typing
+
+    from graphrec.config import EvalConfig
+    from graphrec.config_check import validate_config
+    from graphrec.evaluate import SCORE_BACKENDS
+
+    hints = typing.get_type_hints(EvalConfig)
+    assert typing.get_args(hints["score_backend"]) == SCORE_BACKENDS
+    assert load_config(None).eval.score_backend == "auto"
+    assert load_config(None, ["eval.score_backend=numpy"]).eval.score_backend == "numpy"
+    bad = tmp_path / "run.yaml"
+    bad.write_text("eval:\n  score_backend: cuda\n")
+    with pytest.raises(ConfigError, match=r"run.yaml: eval.score_backend: expected one of "
+                                          r"\['auto', 'torch', 'numpy'\], got 'cuda'"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match=r"eval.score_backend: expected one of .*got 1"):
+        load_config(None, ["eval.score_backend=1"])
+    # The trainer's copy of the key is filled from eval; a different value is refused.
+    validate_config(load_config(None, ["eval.score_backend=torch", "train.score_backend=torch"]))
+    with pytest.raises(ConfigError, match="train.score_backend: .*eval.score_backend"):
+        validate_config(load_config(None, ["train.score_backend=numpy"]))

@@ -294,3 +294,29 @@ def test_batch_sampling_reaches_the_trainer_from_yaml_and_is_ranking_only():
         rating_train_config(cfg.train)
     with pytest.raises(ConfigError, match=r"train.batch_sampling: expected one of \['edges', 'users'\], got 'items'"):
         load_config(None, ["train.batch_sampling=items"])
+
+
+def test_eval_score_backend_reaches_every_evaluator_of_a_run(evaluator_backends):
+    results = {}
+    for backend in ("numpy", "torch"):
+        evaluator_backends.clear()
+        cfg = load_config(None, [*TINY, "model.name=mf", "train.epochs=1", "train.refit=true",
+                                 "train.device=cpu", f"eval.score_backend={backend}"])
+        results[backend] = run(cfg)
+        # the trainer's validation, the test, the refit's test
+        assert len(evaluator_backends) >= 3 and set(evaluator_backends) == {backend}
+        assert cfg.train.score_backend == "auto"  # the run's config is left as written
+    numpy, torch_ = results["numpy"], results["torch"]
+    assert numpy.selected_test is not None and torch_.selected_test is not None
+    for key in ("recall@20", "ndcg@20"):
+        assert numpy.fit.best_metrics[key] == pytest.approx(torch_.fit.best_metrics[key], abs=1e-6)
+    for key in ("recall@20", "ndcg@20", "recall@10"):
+        assert numpy.selected_test[key] == pytest.approx(torch_.selected_test[key], abs=1e-6)
+        assert numpy.test[key] == pytest.approx(torch_.test[key], abs=1e-6)
+
+
+def test_closed_form_grid_search_reads_eval_score_backend(evaluator_backends):
+    cfg = load_config(None, [*TINY, "model.name=gfcf", "model.rank=8", "model.svd_iters=4",
+                             "model.grid={ideal_weight: [0.0, 0.5]}", "eval.score_backend=numpy"])
+    run(cfg)
+    assert evaluator_backends and set(evaluator_backends) == {"numpy"}

@@ -185,3 +185,21 @@ def test_cli_runs_every_closed_form_model(tmp_path, capsys, name, keys):
     assert main(["evaluate", "--run", str(out)]) == 0
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["recall@20"] == pytest.approx(trained["test"]["recall@20"], abs=1e-12)
+
+
+def test_grid_search_scores_with_the_score_backend_asked_for(split, evaluator_backends):
+    grid = {"ideal_weight": [0.0, 0.5]}
+    results = {}
+    for backend in ("numpy", "torch"):
+        evaluator_backends.clear()
+        results[backend] = grid_search(build, grid, split, monitor="ndcg@10", refit=True,
+                                       score_backend=backend)
+        # validation of the grid, then the test
+        assert evaluator_backends == [backend, backend]
+    numpy, torch_ = results["numpy"], results["torch"]
+    assert numpy.best == torch_.best
+    for a, b in zip(numpy.points, torch_.points):
+        for key in ("recall@20", "ndcg@10", "ndcg@20"):
+            assert a.valid[key] == pytest.approx(b.valid[key], abs=1e-6)
+    for key in ("recall@20", "ndcg@10", "ndcg@20"):
+        assert numpy.test[key] == pytest.approx(torch_.test[key], abs=1e-6)

@@ -68,6 +68,10 @@ class TrainConfig:
         patience: stop after this many validations without improvement (0 = never).
         monitor: validation metric for early stopping and best-checkpoint selection.
         ks: cut-offs evaluated on validation.
+        score_backend: the validation :class:`~graphrec.evaluate.Evaluator`'s
+            ``score_backend``, ``auto``, ``torch`` or ``numpy``. The ``graphrec``
+            command and :func:`graphrec.experiment.run` take it from
+            ``eval.score_backend``; set that key there.
         eval_users: validate on a seeded random sample of this many validation users
             (drawn from ``seed``, the same users every epoch) instead of all of them,
             when full ranking for every user costs more than the epoch (``None`` = all).
@@ -108,6 +112,7 @@ class TrainConfig:
     patience: int = 10
     monitor: str = "recall@20"
     ks: tuple[int, ...] = (20,)
+    score_backend: Literal["auto", "torch", "numpy"] = "auto"
     eval_users: int | None = None
     max_minutes: float | None = None
     seed: int = 0
@@ -125,6 +130,9 @@ class TrainConfig:
             raise ValueError(f"batch_sampling must be 'edges' or 'users', not {self.batch_sampling!r}")
         if self.negatives not in ("uniform", "popularity"):
             raise ValueError(f"negatives must be 'uniform' or 'popularity', not {self.negatives!r}")
+        if self.score_backend not in ("auto", "torch", "numpy"):
+            raise ValueError(f"score_backend must be 'auto', 'torch' or 'numpy', "
+                             f"not {self.score_backend!r}")
         for name in ("epochs", "batch_size", "num_negatives", "hard_negatives", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -77,7 +77,8 @@ class Trainer(EpochLoop):
         self._user_start, self._user_degree = indptr[active], degree[active]
         self.evaluator = Evaluator(exclude=[model.graph.ui, *(exclude_valid or [])], ks=self.config.ks,
                                    ranks=self.ranks, user_sample=self.config.eval_users,
-                                   sample_seed=self.config.seed)
+                                   sample_seed=self.config.seed,
+                                   score_backend=self.config.score_backend)
         if self.valid is not None:
             # Checked now, not after the first epoch's validation.
             known = [f"{m}@{k}" for m in self.evaluator.metrics for k in self.evaluator.ks]

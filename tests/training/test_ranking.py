@@ -384,3 +384,18 @@ def test_a_bad_monitor_is_refused_before_any_epoch(split):
     with pytest.raises(ValueError, match="not a validation metric"):
         Trainer(MF(RecGraph(split.train), dim=8), split.valid,
                 TrainConfig(epochs=1, ks=(10,), monitor="recall@7", progress=False))
+
+
+def test_validation_scores_with_the_configured_score_backend(split, evaluator_backends):
+    graph = RecGraph(split.train)
+    best = {}
+    for backend in ("numpy", "torch"):
+        torch.manual_seed(0)
+        trainer = Trainer(MF(graph, dim=8), split.valid, config(epochs=1, score_backend=backend))
+        assert trainer.evaluator.score_backend == backend
+        best[backend] = trainer.fit().best_metrics
+    assert evaluator_backends == ["numpy", "torch"]
+    for key in ("recall@10", "ndcg@10"):
+        assert best["numpy"][key] == pytest.approx(best["torch"][key], abs=1e-6)
+    with pytest.raises(ValueError, match="score_backend"):
+        config(score_backend="gpu")
