@@ -16,7 +16,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from graphrec.config import ConfigError, ModelConfig, RunConfig
+from graphrec.config import ConfigError, ModelConfig, RunConfig, section_from_dict, snippet
 from graphrec.data.graph import RecGraph
 from graphrec.data.splits import Split
 from graphrec.models.scoring_model import ScoringModel
@@ -37,10 +37,13 @@ MODEL_KEYS: dict[str, dict[str, str]] = {
                 "alpha": "alpha"},
     "ials": {"dim": "factors", "reg": "l2", "alpha": "alpha", "iterations": "iterations",
              "seed": "seed"},
+    # Its members are model sections of their own (``model.members``).
+    "blend": {"weights": "weights"},
 }
 CLOSED_FORM_MODELS = tuple(MODEL_KEYS)
 _MODEL_KEYS = ("rank", "ideal_weight", "svd_iters", "order", "flatness", "degree_power", "reg",
-               "neighbours", "similarity", "shrink", "alpha", "iterations", "user_attention")
+               "neighbours", "similarity", "shrink", "alpha", "iterations", "user_attention",
+               "weights")
 
 
 def _factory(name: str) -> Callable[..., ScoringModel]:
@@ -52,6 +55,9 @@ def _factory(name: str) -> Callable[..., ScoringModel]:
     if name == "chebyshev":
         from graphrec.models.polynomial_filter import ChebyshevFilter
         return ChebyshevFilter
+    if name == "blend":
+        from graphrec.models.blend import Blend
+        return Blend
     if name == "ease":
         from graphrec.models.ease import EASE
         return EASE
@@ -83,6 +89,8 @@ def check_model_config(cfg: ModelConfig) -> None:
     Closed-form keys set for a trained model, a closed-form model's keys set for another
     one, and grid keys the model does not read are errors naming the key.
     """
+    if cfg.members and cfg.name != "blend":
+        raise ConfigError(f"model.members: only 'blend' reads it, not {cfg.name!r}")
     if not is_closed_form(cfg):
         reads = (*TRAINED_MODEL_KEYS.get(cfg.name, ()), *(("grid",) if cfg.name in START_GRID_KEYS else ()))
         for key in (*_MODEL_KEYS, "grid"):
@@ -98,6 +106,40 @@ def check_model_config(cfg: ModelConfig) -> None:
             raise ConfigError(f"model.{key}: {cfg.name!r} does not read it (it reads "
                               f"{sorted(reads - {'seed'}) or 'no keys'})")
     _check_grid(cfg, sorted(reads - {"seed"}))
+    if cfg.name == "blend":
+        members = member_configs(cfg)
+        weights = [cfg.weights] if cfg.weights is not None else []
+        for w in [*weights, *cfg.grid.get("weights", [])]:
+            if not isinstance(w, list) or len(w) != len(members):
+                raise ConfigError(f"model.weights: {len(members)} members need a list of "
+                                  f"{len(members)} weights, got {snippet(w)}")
+        if not weights and "weights" not in cfg.grid:
+            raise ConfigError("model.weights: a blend needs one weight per member "
+                              "(or a grid over them)")
+
+
+def member_configs(cfg: ModelConfig) -> list[ModelConfig]:
+    """A blend's members as model sections, each checked like ``model``; errors name
+    ``model.members[i]``."""
+    if not cfg.members:
+        raise ConfigError("model.members: a blend needs at least one member model")
+    out = []
+    for i, raw in enumerate(cfg.members):
+        where = f"model.members[{i}]"
+        member = section_from_dict(ModelConfig, raw, where, "model")
+        if member.name == "blend" or not is_closed_form(member):
+            raise ConfigError(f"{where}.name: a blend member must be a closed-form model "
+                              f"({', '.join(n for n in CLOSED_FORM_MODELS if n != 'blend')}), "
+                              f"got {member.name!r}")
+        if member.grid:
+            raise ConfigError(f"{where}.grid: members are fitted as configured; choose their "
+                              f"settings in runs of their own")
+        try:
+            check_model_config(member)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("model.", f"{where}.", 1)) from exc
+        out.append(member)
+    return out
 
 
 def _check_grid(cfg: ModelConfig, keys: Sequence[str]) -> None:
@@ -111,11 +153,20 @@ def _check_grid(cfg: ModelConfig, keys: Sequence[str]) -> None:
 
 
 def build_closed_form(cfg: ModelConfig, graph: RecGraph, params: dict[str, Any] | None = None,
-                      seed: int = 0) -> ScoringModel:
+                      seed: int = 0, members: Sequence[ScoringModel] | None = None) -> ScoringModel:
     """The configured closed-form model on ``graph`` (unfitted); ``params`` override
-    config keys (a grid point)."""
+    config keys (a grid point). A blend's ``members`` may be given (built on ``graph``,
+    fitted or not) instead of built from ``model.members``."""
     check_model_config(cfg)
     values = {**asdict(cfg), "seed": seed, **(params or {})}
+    if cfg.name == "blend":
+        from graphrec.models.blend import Blend
+        if members is None:
+            members = [build_closed_form(m, graph, seed=seed) for m in member_configs(cfg)]
+        try:
+            return Blend(graph, members, values["weights"])
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"model (blend): {exc}") from exc
     kwargs = {arg: values[key] for key, arg in MODEL_KEYS[cfg.name].items()
               if values.get(key) is not None}
     try:
@@ -137,8 +188,20 @@ def run_closed_form(cfg: RunConfig, split: Split, social: Any = None,
     monitor = cfg.train.monitor
     ks = sorted({*cfg.eval.ks, *cfg.train.ks})
     start = time.perf_counter()
+    members = None
+    if cfg.model.name == "blend":
+        from graphrec.models.blend import shared_members
+        member_cfgs = member_configs(cfg.model)
+        # Fitted once per graph and shared by every point of a grid over the weights.
+        members = shared_members(lambda g: [build_closed_form(m, g, seed=cfg.train.seed)
+                                            for m in member_cfgs])
+
+    def build(graph: RecGraph, params: dict[str, Any]) -> ScoringModel:
+        return build_closed_form(cfg.model, graph, params, seed=cfg.train.seed,
+                                 members=members(graph) if members is not None else None)
+
     result = grid_search(
-        lambda g, p: build_closed_form(cfg.model, g, p, seed=cfg.train.seed),
+        build,
         cfg.model.grid, split, monitor=monitor, ks=ks, refit=cfg.train.refit,
         memory_budget_mb=cfg.eval.memory_budget_mb,
         score_backend=cfg.eval.score_backend, social=social)

@@ -113,7 +113,7 @@ class ModelConfig:
             ``mf_rating``, ``graphrec``,
             or a closed-form ranking model (fitted, not trained): ``gfcf``,
             ``linear_filter``, ``ideal_filter``, ``chebyshev``, ``ease``, ``itemknn``,
-            ``ials``.
+            ``ials``, or ``blend`` (a weighted blend of closed-form models' scores).
         dim: embedding size.
         layers: propagation layers (``lightgcn``, ``lightgcn_pp``, ``gat``, ``social_gat``).
         fan_out: ``lightgcn``: neighbours sampled per node at each layer in training
@@ -164,6 +164,12 @@ class ModelConfig:
         alpha: ``itemknn``: exponent of the asymmetric cosine; ``ials``: confidence
             weight of an observed interaction (c = 1 + alpha).
         iterations: ``ials``: alternating sweeps.
+        members: ``blend``: the closed-form models to blend, each a model section of its
+            own (``{name: ials, dim: 256}``; no ``grid``), fitted once and shared by every
+            grid point.
+        weights: ``blend``: one weight per member for its per-user standardised scores
+            (see :class:`~graphrec.models.blend.Blend`); chosen on validation with e.g.
+            ``grid: {weights: [[1, 0.5], [1, 1], [1, 2]]}``.
         grid: closed-form models: hyper-parameters to choose on validation, as
             ``{key: [values]}`` over this section's keys, e.g. ``{rank: [128, 256],
             ideal_weight: [0.1, 0.3]}``; the best point by ``train.monitor`` is tested
@@ -205,6 +211,8 @@ class ModelConfig:
     shrink: float | None = None
     alpha: float | None = None
     iterations: int | None = None
+    members: list[dict[str, Any]] = field(default_factory=list)
+    weights: list[float] | None = None
     grid: dict[str, list[Any]] = field(default_factory=dict)
 
 

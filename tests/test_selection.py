@@ -203,3 +203,69 @@ def test_grid_search_scores_with_the_score_backend_asked_for(split, evaluator_ba
             assert a.valid[key] == pytest.approx(b.valid[key], abs=1e-6)
     for key in ("recall@20", "ndcg@10", "ndcg@20"):
         assert numpy.test[key] == pytest.approx(torch_.test[key], abs=1e-6)
+
+
+BLEND = ["--set", "model.name=blend",
+         "--set", "model.members=[{name: gfcf, rank: 12}, {name: ials, dim: 8, iterations: 3}]"]
+
+
+def test_cli_blend_run_chooses_weights_fits_members_once_and_round_trips(tmp_path, capsys,
+                                                                         monkeypatch):
+    from graphrec.models.ials import IALS
+    fits = []
+    original = IALS._fit
+    monkeypatch.setattr(IALS, "_fit", lambda self: fits.append(self.graph) or original(self))
+    out = tmp_path / "blend"
+    args = ["train", *TINY, *BLEND, "--set", "model.grid={weights: [[1, 0], [1, 0.5], [0, 1]]}",
+            "--set", "train.refit=true", "--out", str(out)]
+    assert main(args) == 0
+    capsys.readouterr()
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["grid"]) == 3
+    # One fit on the training part serves the three points, one more for the refit.
+    assert len(fits) == 2 and fits[0] is not fits[1]
+    valid = [p["valid"]["recall@20"] for p in results["grid"]]
+    assert results["selected"]["weights"] == [[1, 0], [1, 0.5], [0, 1]][int(np.argmax(valid))]
+    assert main(["evaluate", "--run", str(out)]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["recall@20"] == pytest.approx(results["test"]["recall@20"], abs=1e-12)
+
+
+def test_blend_points_score_like_the_blend_of_separately_fitted_members(split):
+    """The weight (1, 0) is GF-CF alone and (0, 1) iALS alone, on validation."""
+    from graphrec.closed_form import build_closed_form
+    cfg = ModelConfig(name="blend", members=[{"name": "gfcf", "rank": 12},
+                                             {"name": "ials", "dim": 8, "iterations": 3}],
+                      weights=[1.0, 0.0])
+    graph = RecGraph(split.train)
+    ev = Evaluator(exclude=[graph], ks=(20,))
+    blend = build_closed_form(cfg, graph).fit()
+    alone = GFCF(graph, rank=12).fit()
+    assert ev.evaluate(blend, split.valid)["recall@20"] == pytest.approx(
+        ev.evaluate(alone, split.valid)["recall@20"], abs=1e-12)
+
+
+@pytest.mark.parametrize("keys,message", [
+    ([], "model.members: a blend needs at least one member"),
+    (["--set", "model.members=[{name: gfcf}]"], "model.weights: a blend needs one weight"),
+    (["--set", "model.members=[{name: gfcf}]", "--set", "model.weights=[1, 2]"],
+     "1 members need a list of 1 weights"),
+    (["--set", "model.members=[{name: lightgcn}]", "--set", "model.weights=[1]"],
+     "model.members\\[0\\].name: a blend member must be a closed-form model"),
+    (["--set", "model.members=[{name: gfcf, order: 3}]", "--set", "model.weights=[1]"],
+     "model.members\\[0\\].order: 'gfcf' does not read it"),
+    (["--set", "model.members=[{name: gfcf, rnak: 3}]", "--set", "model.weights=[1]"],
+     "model.members\\[0\\]: unknown key"),
+    (["--set", "model.members=[{name: gfcf, grid: {rank: [2, 4]}}]", "--set", "model.weights=[1]"],
+     "model.members\\[0\\].grid"),
+])
+def test_cli_refuses_bad_blends_naming_the_key(capsys, keys, message):
+    import re
+    assert main(["train", *TINY, "--set", "model.name=blend", *keys, "--out", "x"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err
+
+
+def test_members_belong_to_blends_only():
+    with pytest.raises(ConfigError, match="model.members: only 'blend' reads it"):
+        is_rating_model(ModelConfig(name="gfcf", members=[{"name": "ials"}]))

@@ -4,13 +4,14 @@ Embedding models (implicit feedback; user and item embeddings that a scorer comp
 ``MF``, ``LightGCN``, ``GATRecommender``, ``SocialGATRecommender``. Closed-form ranking
 models (fitted, not trained; they score users against all items directly, see
 :mod:`graphrec.models.scoring_model`): ``GFCF``, ``LinearFilter``, ``IdealLowPassFilter``,
-``ChebyshevFilter``, ``ItemKNN``, ``EASE``, ``IALS``; ``AttentiveFilter`` starts as GF-CF
+``ChebyshevFilter``, ``ItemKNN``, ``EASE``, ``IALS``, and ``Blend`` of them; ``AttentiveFilter`` starts as GF-CF
 in closed form and then learns attention on its edges with the Trainer. Rating models (explicit feedback,
 MSE): ``MFRating``, ``GraphRec``.
 """
 
 from graphrec.models.attentive_filter import AttentiveFilter
 from graphrec.models.base import EmbeddingRecommender, Recommender
+from graphrec.models.blend import Blend
 from graphrec.models.ease import EASE
 from graphrec.models.gat import GATRecommender
 from graphrec.models.graph_filter import GFCF, IdealLowPassFilter, LinearFilter
@@ -25,6 +26,6 @@ from graphrec.models.scoring_model import ScoringModel
 from graphrec.models.social_gat import SocialGATRecommender
 from graphrec.models.social_graphrec import GraphRec
 
-__all__ = ["AttentiveFilter", "EASE", "GFCF", "IALS", "ChebyshevFilter", "EmbeddingRecommender", "GATRecommender", "GraphRec",
+__all__ = ["AttentiveFilter", "Blend", "EASE", "GFCF", "IALS", "ChebyshevFilter", "EmbeddingRecommender", "GATRecommender", "GraphRec",
            "IdealLowPassFilter", "ItemKNN", "LightGCN", "LinearFilter", "MF", "MFRating",
            "RatingModel", "Recommender", "ScoringModel", "SocialGATRecommender"]
