@@ -13,9 +13,11 @@ Grid, staged and guided by the paper's Gowalla setting (K = 8, φ = 1.5, rank η
 α = 0.2, β = 0.4; the authors keep K = 8 on every dataset and vary φ widely, 1.5 to 15):
 
 * stage 1, at the paper's K = 8 and β = 0.4: plateau flatness φ ∈ {1, 1.5, 2, 3, 5} ×
-  ideal weight α ∈ {0.1, 0.2, 0.3} × rank ∈ {256, 512} (30 points);
-* stage 2, the degree power: β ∈ {0.2, 0.3, 0.5} × the 3 best φ of stage 1 × α ∈ {0.1,
-  0.2, 0.3}, at stage 1's best rank (27 points);
+  ideal weight α ∈ {0.1, 0.2, 0.3} × rank ∈ {256, 512} (30 points) × where the plateau
+  is sampled (``--samplings``: the Chebyshev nodes by default; ``nodes,extrema`` adds
+  ChebyCF's reference recipe, see ``chebyshev_coefficients``);
+* stage 2, the degree power: β ∈ {0.2, 0.3, 0.5} × the 3 best (φ, sampling) of stage 1 ×
+  α ∈ {0.1, 0.2, 0.3}, at stage 1's best rank (27 points);
 * stage 3, the order: K ∈ {4, 6, 10, 12} at the best point so far (4 points).
 
 Shared terms. A point costs about ``2K`` sparse products per user, ~1 ms per order per user
@@ -65,7 +67,7 @@ from graphrec.models.polynomial_filter import ChebyshevFilter, chebyshev_coeffic
 warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
 warnings.filterwarnings("ignore", "Sparse invariant checks are implicitly disabled")
 
-KEYS = ("order", "flatness", "ideal_weight", "rank", "degree_power")
+KEYS = ("order", "flatness", "sampling", "ideal_weight", "rank", "degree_power")
 
 
 def floats(text: str) -> list[float]:
@@ -77,22 +79,22 @@ def ints(text: str) -> list[int]:
 
 
 def point_key(p: dict) -> str:
-    return ",".join(f"{k}={p[k]:g}" for k in KEYS)
+    return ",".join(f"{k}={p[k]}" if isinstance(p[k], str) else f"{k}={p[k]:g}" for k in KEYS)
 
 
-def shared_pass(graph: RecGraph, train, valid, beta: float, polys: list[tuple[int, float]],
+def shared_pass(graph: RecGraph, train, valid, beta: float, polys: list[tuple[int, float, str]],
                 ideals: list[tuple[float, int]], vectors: dict[int, torch.Tensor],
                 memory_mb: float) -> tuple[list[dict], float]:
     """Validation metrics of every point (K, φ) × (α, rank) at degree power ``beta``, from
-    one computation of the Chebyshev terms per batch of users. Returns the rows and the
-    pass's seconds."""
+    one computation of the Chebyshev terms per batch of users (``polys`` holds
+    ``(K, φ, sampling)``). Returns the rows and the pass's seconds."""
     start = time.perf_counter()
-    kmax = max(k for k, _ in polys)
+    kmax = max(k for k, _, _ in polys)
     gen = ChebyshevFilter(graph, order=kmax, response=1.0, ideal_weight=0.0, degree_power=beta)
     gen.fit()
     coef = torch.zeros(len(polys), kmax + 1, dtype=torch.float64)
-    for j, (k, phi) in enumerate(polys):
-        coef[j, : k + 1] = torch.from_numpy(chebyshev_coefficients(plateau(phi), k))
+    for j, (k, phi, sampling) in enumerate(polys):
+        coef[j, : k + 1] = torch.from_numpy(chebyshev_coefficients(plateau(phi), k, sampling))
     coef = coef.float()
     points = [(pi, ai) for pi in range(len(polys)) for ai in range(len(ideals))]
     c_all = len(points)
@@ -139,8 +141,9 @@ def shared_pass(graph: RecGraph, train, valid, beta: float, polys: list[tuple[in
     seconds = time.perf_counter() - start
     rows = []
     for j, (pi, ai) in enumerate(points):
-        (k, phi), (alpha, rank) = polys[pi], ideals[ai]
-        rows.append(dict(order=k, flatness=phi, ideal_weight=alpha, rank=rank, degree_power=beta,
+        (k, phi, sampling), (alpha, rank) = polys[pi], ideals[ai]
+        rows.append(dict(order=k, flatness=phi, sampling=sampling, ideal_weight=alpha, rank=rank,
+                         degree_power=beta,
                          **{"recall@20": float(means.loc[j, "recall@20"]),
                             "ndcg@20": float(means.loc[j, "ndcg@20"])},
                          users=int(counts.loc[j]), pass_points=c_all, pass_seconds=seconds))
@@ -152,12 +155,12 @@ def best_of(rows: list[dict]) -> dict:
 
 
 def print_table(rows: list[dict], chosen: dict | None) -> None:
-    print(f"{'K':>3} {'phi':>5} {'alpha':>5} {'rank':>5} {'beta':>5} {'recall@20':>10} "
-          f"{'ndcg@20':>9} {'s/point':>8}")
+    print(f"{'K':>3} {'phi':>5} {'sampling':>8} {'alpha':>5} {'rank':>5} {'beta':>5} "
+          f"{'recall@20':>10} {'ndcg@20':>9} {'s/point':>8}")
     for r in sorted(rows, key=lambda r: tuple(r[k] for k in ("degree_power", "order", "flatness",
-                                                              "ideal_weight", "rank"))):
+                                                              "sampling", "ideal_weight", "rank"))):
         mark = "  <- chosen" if chosen is not None and point_key(r) == point_key(chosen) else ""
-        print(f"{r['order']:>3} {r['flatness']:>5g} {r['ideal_weight']:>5g} {r['rank']:>5} "
+        print(f"{r['order']:>3} {r['flatness']:>5g} {r['sampling']:>8} {r['ideal_weight']:>5g} {r['rank']:>5} "
               f"{r['degree_power']:>5g} {r['recall@20']:>10.4f} {r['ndcg@20']:>9.4f} "
               f"{r['pass_seconds'] / r['pass_points']:>8.1f}{mark}")
 
@@ -175,6 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--degree-powers", type=floats, default=floats("0.2,0.3,0.5"), help="β of stage 2")
     p.add_argument("--top-flatness", type=int, default=3, help="φ values stage 2 keeps")
     p.add_argument("--orders", type=ints, default=ints("4,6,10,12"), help="K of stage 3 (empty: none)")
+    p.add_argument("--samplings", type=lambda t: [x for x in t.split(",") if x], default=["nodes"],
+                   help="where the plateau is sampled, of nodes,extrema (stage 1 tries each)")
     p.add_argument("--svd-iters", type=int, default=6)
     p.add_argument("--cache", type=Path, default=None, help="JSON file of validation rows")
     p.add_argument("--memory-mb", type=float, default=512, help="Evaluator budget of a pass")
@@ -190,7 +195,9 @@ def main(argv: list[str] | None = None) -> None:
     graph = RecGraph(sv.train)
     cache: dict[str, dict] = {}
     if args.cache is not None and args.cache.exists():
-        cache = json.loads(args.cache.read_text())
+        # Rows cached before the sampling was a setting were sampled at the nodes.
+        cache = {point_key(r): r for r in json.loads(args.cache.read_text()).values()
+                 if r.setdefault("sampling", "nodes")}
 
     def save() -> None:
         if args.cache is not None:
@@ -207,35 +214,41 @@ def main(argv: list[str] | None = None) -> None:
                 vectors[r] = ideal.item_vectors
                 print(f"SVD rank {r}: {time.perf_counter() - t:.1f}s", flush=True)
 
-    def run(beta: float, polys: list[tuple[int, float]], ideals: list[tuple[float, int]]) -> list[dict]:
-        wanted = [dict(order=k, flatness=f, ideal_weight=a, rank=r, degree_power=beta)
-                  for k, f in polys for a, r in ideals]
-        if all(point_key(w) in cache for w in wanted):
-            return [cache[point_key(w)] for w in wanted]
-        svd(sorted({r for _, r in ideals}))
-        rows, seconds = shared_pass(graph, sv.train, sv.valid, beta, polys, ideals, vectors,
-                                    args.memory_mb)
-        print(f"pass beta={beta:g}: {len(rows)} points in {seconds:.0f}s; best "
-              f"{point_key(best_of(rows))} recall@20 {best_of(rows)['recall@20']:.4f}", flush=True)
-        for r in rows:
-            cache[point_key(r)] = r
-        save()
-        return rows
+    def run(beta: float, polys: list[tuple[int, float, str]], ideals: list[tuple[float, int]]) -> list[dict]:
+        def wanted(k: int, f: float, s: str) -> list[dict]:
+            return [dict(order=k, flatness=f, sampling=s, ideal_weight=a, rank=r, degree_power=beta)
+                    for a, r in ideals]
+
+        # Only the polynomials with a point missing from the cache are computed.
+        missing = [q for q in polys if any(point_key(w) not in cache for w in wanted(*q))]
+        if missing:
+            svd(sorted({r for _, r in ideals}))
+            rows, seconds = shared_pass(graph, sv.train, sv.valid, beta, missing, ideals, vectors,
+                                        args.memory_mb)
+            print(f"pass beta={beta:g}: {len(rows)} points in {seconds:.0f}s; best "
+                  f"{point_key(best_of(rows))} recall@20 {best_of(rows)['recall@20']:.4f}", flush=True)
+            for r in rows:
+                cache[point_key(r)] = r
+            save()
+        return [cache[point_key(w)] for q in polys for w in wanted(*q)]
 
     # Stage 1: the paper's β; flatness × ideal weight × rank in one pass.
-    rows = run(args.paper_degree_power, [(args.order, f) for f in args.flatness],
+    rows = run(args.paper_degree_power,
+               [(args.order, f, s) for f in args.flatness for s in args.samplings],
                [(a, r) for a in args.ideal_weights for r in args.ranks])
     best = best_of(rows)
-    # Stage 2: other degree powers, for the best flatness values at the best rank.
-    by_phi = {f: max(r["recall@20"] for r in rows if r["flatness"] == f) for f in args.flatness}
-    top = sorted(by_phi, key=by_phi.get, reverse=True)[: args.top_flatness]
+    # Stage 2: other degree powers, for the best (flatness, sampling) pairs at the best rank.
+    shapes = [(f, s) for f in args.flatness for s in args.samplings]
+    by_shape = {q: max(r["recall@20"] for r in rows if (r["flatness"], r["sampling"]) == q)
+                for q in shapes}
+    top = sorted(by_shape, key=by_shape.get, reverse=True)[: args.top_flatness]
     for beta in args.degree_powers:
-        rows += run(beta, [(args.order, f) for f in sorted(top)],
+        rows += run(beta, [(args.order, f, s) for f, s in sorted(top)],
                     [(a, best["rank"]) for a in args.ideal_weights])
     # Stage 3: the order, at the best point so far.
     best = best_of(rows)
     if args.orders:
-        rows += run(best["degree_power"], [(k, best["flatness"]) for k in args.orders],
+        rows += run(best["degree_power"], [(k, best["flatness"], best["sampling"]) for k in args.orders],
                     [(best["ideal_weight"], best["rank"])])
     chosen = best_of(rows)
     print(f"\nvalidation ({len(rows)} points; Recall/NDCG@20 on sv.valid, fit on sv.train; "
@@ -243,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     print_table(rows, chosen)
     params = {k: chosen[k] for k in KEYS}
     params["response"] = params.pop("flatness")
+    params["sampling"] = str(params["sampling"])
     print(f"\nchosen on validation: {params}", flush=True)
     if args.valid_only:
         return

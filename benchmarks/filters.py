@@ -1,9 +1,11 @@
-r"""Closed-form recommenders side by side: graph filters, item neighbourhoods, EASE, iALS.
+r"""Closed-form recommenders side by side: graph filters, item neighbourhoods, EASE, iALS,
+and a blend of the best filter with iALS.
 
 For every dataset, each model's settings are chosen on a validation carve of the
 training part (never on test), the chosen point is refitted on the whole training part
 and tested once; ``selected_on`` says ``valid`` for those and ``none`` for models run with
-their papers' fixed settings (GF-CF's k = 256, α = 0.3 and its two parts). The peer
+their papers' fixed settings (GF-CF's k = 256, α = 0.3 and its two parts; ChebyCF's
+Gowalla setting K = 8, φ = 1.5, rank 512, α = 0.2, β = 0.4). The peer
 ``implicit`` ALS (when installed) runs with graphrec iALS's chosen settings, and LightGCN,
 graphrec's best trained model, trains for ``--lightgcn-minutes`` with its documented
 recipe (epoch chosen on validation, refit on the whole training part for that many epochs)
@@ -66,6 +68,7 @@ class Entry:
 
 
 def entries() -> dict[str, Entry]:
+    from graphrec.models.blend import Blend, shared_members
     from graphrec.models.ease import EASE
     from graphrec.models.graph_filter import GFCF, IdealLowPassFilter, LinearFilter
     from graphrec.models.ials import IALS
@@ -75,8 +78,19 @@ def entries() -> dict[str, Entry]:
     def rank_for(graph: RecGraph, rank: int) -> int:
         return min(rank, graph.num_users - 1, graph.num_items - 1)
 
+    def degree_filter(graph: RecGraph, p: dict[str, Any]) -> ScoringModel:
+        return ChebyshevFilter(graph, order=1, response=1.0,
+                               **{**p, "rank": rank_for(graph, p["rank"])})
+
+    # Fitted once per graph, shared by the blend's grid points.
+    blend_members = shared_members(lambda g: [
+        degree_filter(g, {k: v[0] for k, v in DEGREE_FILTER_GRID.items()}),
+        IALS(g, **BLEND_IALS)])
+
     return {
         "gfcf_paper": Entry(lambda g, p: GFCF(g, rank=rank_for(g, 256), ideal_weight=0.3)),
+        "chebycf_paper": Entry(lambda g, p: ChebyshevFilter(g, order=8, response=1.5, ideal_weight=0.2,
+                                                            rank=rank_for(g, 512), degree_power=0.4)),
         "linear_filter": Entry(lambda g, p: LinearFilter(g)),
         "ideal_filter": Entry(lambda g, p: IdealLowPassFilter(g, rank=rank_for(g, 256))),
         "gfcf": Entry(lambda g, p: GFCF(g, rank=rank_for(g, p["rank"]), ideal_weight=p["ideal_weight"]),
@@ -86,6 +100,10 @@ def entries() -> dict[str, Entry]:
         "itemknn": Entry(lambda g, p: ItemKNN(g, **p), {"neighbours": [50, 200]}),
         "ease": Entry(lambda g, p: EASE(g, **p), {"l2": [100.0, 500.0, 2000.0]}),
         "ials": Entry(lambda g, p: IALS(g, **p), IALS_GRID),
+        # GF-CF's two parts in ChebyCF's degree normalisation: the Chebyshev filter of
+        # order 1 with the linear response is R̃ᵀR̃ itself.
+        "degree_filter": Entry(lambda g, p: degree_filter(g, p), DEGREE_FILTER_GRID),
+        "blend": Entry(lambda g, p: Blend(g, blend_members(g), p["weights"]), BLEND_GRID),
     }
 
 
@@ -95,6 +113,16 @@ CHEBYSHEV_GRID: dict[str, list[Any]] = {"order": [6], "response": [1.5], "ideal_
 # 256 factors as the peer's reference run; l2 and alpha as chosen on Gowalla's validation
 # carve by benchmarks/ials_vs_implicit.py --grid, alpha re-checked here.
 IALS_GRID: dict[str, list[Any]] = {"factors": [256], "l2": [3e-3], "alpha": [30.0, 100.0]}
+
+
+# The first-order filter's point chosen on Gowalla's validation carve
+# (benchmarks/attentive_filter.py --epochs 0, benchmarks/README.md).
+DEGREE_FILTER_GRID: dict[str, list[Any]] = {"rank": [512], "ideal_weight": [0.1],
+                                            "degree_power": [0.25]}
+# The blend of that filter and iALS (the point its grid above chose on Gowalla): the
+# weight of iALS's per-user standardised scores against the filter's, chosen on validation.
+BLEND_IALS: dict[str, Any] = {"factors": 256, "l2": 3e-3, "alpha": 100.0}
+BLEND_GRID: dict[str, list[Any]] = {"weights": [[1, 0.5], [1, 1], [1, 1.5], [1, 2], [1, 3]]}
 
 
 def load(name: str, root: str | None, scale: int = 1) -> Split:

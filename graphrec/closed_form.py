@@ -31,7 +31,7 @@ MODEL_KEYS: dict[str, dict[str, str]] = {
     "linear_filter": {},
     "ideal_filter": _SVD,
     "chebyshev": {**_SVD, "ideal_weight": "ideal_weight", "order": "order", "flatness": "response",
-                  "degree_power": "degree_power"},
+                  "response_sampling": "sampling", "degree_power": "degree_power"},
     "ease": {"reg": "l2"},
     "itemknn": {"neighbours": "neighbours", "similarity": "similarity", "shrink": "shrink",
                 "alpha": "alpha"},
@@ -41,7 +41,8 @@ MODEL_KEYS: dict[str, dict[str, str]] = {
     "blend": {"weights": "weights"},
 }
 CLOSED_FORM_MODELS = tuple(MODEL_KEYS)
-_MODEL_KEYS = ("rank", "ideal_weight", "svd_iters", "order", "flatness", "degree_power", "reg",
+_MODEL_KEYS = ("rank", "ideal_weight", "svd_iters", "order", "flatness", "response_sampling",
+               "degree_power", "reg",
                "neighbours", "similarity", "shrink", "alpha", "iterations", "user_attention",
                "weights")
 

@@ -152,6 +152,9 @@ class ModelConfig:
         order: ``chebyshev``: degree of the Chebyshev polynomial.
         flatness: ``chebyshev``: flatness φ of the plateau response (1 = the linear
             filter, → 0 an ideal step, > 1 flatter around the middle of the spectrum).
+        response_sampling: ``chebyshev``: where the plateau is sampled for its
+            interpolation, ``nodes`` (default) or ``extrema`` (ChebyCF's reference code,
+            which its published numbers need).
         degree_power: ``chebyshev``, ``attentive_filter``: degree normalisation exponent of
             the signal (``attentive_filter``: unset keeps GF-CF's normalisation).
         user_attention: ``attentive_filter``: score by attention of each user over all
@@ -203,6 +206,7 @@ class ModelConfig:
     svd_iters: int | None = None
     order: int | None = None
     flatness: float | None = None
+    response_sampling: Literal["nodes", "extrema"] | None = None
     degree_power: float | None = None
     user_attention: float | None = None
     reg: float | None = None

@@ -173,7 +173,7 @@ def test_scoring_model_follows_model_device(split):
     ("itemknn", ["--set", "model.neighbours=20", "--set", "model.similarity=asymmetric"]),
     ("ials", ["--set", "model.dim=8", "--set", "model.iterations=3"]),
     ("chebyshev", ["--set", "model.order=4", "--set", "model.flatness=1.5", "--set", "model.rank=8",
-                   "--set", "model.degree_power=0.3"]),
+                   "--set", "model.degree_power=0.3", "--set", "model.response_sampling=extrema"]),
 ])
 def test_cli_runs_every_closed_form_model(tmp_path, capsys, name, keys):
     out = tmp_path / name
@@ -264,6 +264,16 @@ def test_cli_refuses_bad_blends_naming_the_key(capsys, keys, message):
     assert main(["train", *TINY, "--set", "model.name=blend", *keys, "--out", "x"]) == 2
     err = capsys.readouterr().err
     assert re.search(message, err) and "Traceback" not in err
+
+
+def test_response_sampling_reaches_the_chebyshev_filter():
+    from graphrec.closed_form import build_closed_form
+    graph = RecGraph(synthetic(num_users=40, num_items=30, seed=0).interactions)
+    model = build_closed_form(ModelConfig(name="chebyshev", order=4, ideal_weight=0.0,
+                                          response_sampling="extrema"), graph)
+    assert model.sampling == "extrema"
+    with pytest.raises(ConfigError, match="model.response_sampling: 'gfcf' does not read it"):
+        is_rating_model(ModelConfig(name="gfcf", response_sampling="extrema"))
 
 
 def test_members_belong_to_blends_only():

@@ -83,6 +83,38 @@ def test_coefficients_reproduce_the_response_at_the_nodes(order, h):
     np.testing.assert_allclose(npcheb.chebval(x, c), h((1 - x) / 2), atol=1e-12)
 
 
+def reference_coefficients(order, flatness):
+    """ChebyCF's reference recipe, transcribed as a loop (without its rounding to three
+    decimals): the plateau at cos((K - j) pi / K), j = 0..K, combined with T_k at the
+    nodes cos((K + 1.5 - j) pi / (K + 1)), j = 1..K+1."""
+    out = np.zeros(order + 1)
+    for k in range(order + 1):
+        for j in range(order + 1):
+            e = np.cos((order - j) * np.pi / order)
+            target = 0.5 + 0.5 * abs(e) ** flatness if e < 0 else 0.5 - 0.5 * e ** flatness
+            node = np.cos((order + 1.5 - (j + 1)) * np.pi / (order + 1))
+            out[k] += target * np.cos(k * np.arccos(node)) * 2 / (order + 1)
+    out[0] /= 2
+    return out
+
+
+@pytest.mark.parametrize("order", [1, 2, 6, 8, 12])
+@pytest.mark.parametrize("flatness", [1.0, 1.5, 3.0])
+def test_extrema_sampling_is_chebycf_s_reference_recipe(order, flatness):
+    got = chebyshev_coefficients(plateau(flatness), order, sampling="extrema")
+    np.testing.assert_allclose(got, reference_coefficients(order, flatness), atol=1e-12)
+    if order > 1 and flatness != 1.0:  # a line is the same line however it is sampled
+        assert np.abs(got - chebyshev_coefficients(plateau(flatness), order)).max() > 1e-3
+    graph = random_graph()
+    model = ChebyshevFilter(graph, order=order, response=flatness, ideal_weight=0.0,
+                            degree_power=0.3, sampling="extrema").fit()
+    _, _, _, p_mat = dense_parts(graph)
+    expect = dense_chebycf(graph, dense_polynomial(p_mat, got), beta=0.3)
+    np.testing.assert_allclose(all_scores(model), expect, atol=2e-5)
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        chebyshev_coefficients(plateau(flatness), order, sampling="lobatto")
+
+
 def test_plateau_special_cases():
     p = np.linspace(0, 1, 11)
     np.testing.assert_allclose(plateau(1.0)(p), p, atol=1e-15)  # GF-CF's linear filter
