@@ -5,7 +5,8 @@ For every dataset, each model's settings are chosen on a validation carve of the
 training part (never on test), the chosen point is refitted on the whole training part
 and tested once; ``selected_on`` says ``valid`` for those and ``none`` for models run with
 their papers' fixed settings (GF-CF's k = 256, α = 0.3 and its two parts; ChebyCF's
-Gowalla setting K = 8, φ = 1.5, rank 512, α = 0.2, β = 0.4). The peer
+Gowalla setting K = 8, φ = 1.5, rank 512, α = 0.2, β = 0.4, its plateau sampled as its
+reference code does). The peer
 ``implicit`` ALS (when installed) runs with graphrec iALS's chosen settings, and LightGCN,
 graphrec's best trained model, trains for ``--lightgcn-minutes`` with its documented
 recipe (epoch chosen on validation, refit on the whole training part for that many epochs)
@@ -90,7 +91,8 @@ def entries() -> dict[str, Entry]:
     return {
         "gfcf_paper": Entry(lambda g, p: GFCF(g, rank=rank_for(g, 256), ideal_weight=0.3)),
         "chebycf_paper": Entry(lambda g, p: ChebyshevFilter(g, order=8, response=1.5, ideal_weight=0.2,
-                                                            rank=rank_for(g, 512), degree_power=0.4)),
+                                                            rank=rank_for(g, 512), degree_power=0.4,
+                                                            sampling="extrema")),
         "linear_filter": Entry(lambda g, p: LinearFilter(g)),
         "ideal_filter": Entry(lambda g, p: IdealLowPassFilter(g, rank=rank_for(g, 256))),
         "gfcf": Entry(lambda g, p: GFCF(g, rank=rank_for(g, p["rank"]), ideal_weight=p["ideal_weight"]),
