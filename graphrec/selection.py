@@ -48,7 +48,8 @@ def grid_edges(grid: Mapping[str, Sequence[Any]], chosen: Mapping[str, Any],
 
     An axis is a range when it holds three or more distinct numbers (``None``, strings and
     booleans are options, not ranges); choosing its smallest or largest number says the
-    best value may lie beyond the grid, which then wants extending in that direction.
+    best value may lie beyond the grid, which then wants extending in that direction. An
+    axis whose values are lists (a blend's ``weights``) is read one position at a time.
 
     With ``same_as`` (see :func:`choose_on_validation`), an axis none of whose values
     changes the chosen point's model is skipped: its end says nothing.
@@ -62,15 +63,29 @@ def grid_edges(grid: Mapping[str, Sequence[Any]], chosen: Mapping[str, Any],
     for key, values in grid.items():
         if same_as is not None and all(same_as({**chosen, key: v}) == identity for v in values):
             continue
-        numbers = sorted({v for v in values
-                          if isinstance(v, (int, float)) and not isinstance(v, bool)})
         value = chosen.get(key)
-        if len(numbers) < 3 or value is None or isinstance(value, bool) or value not in numbers:
+        if isinstance(value, (list, tuple)):
+            # A list per point (a blend's weights): each position is an axis of its own.
+            same_length = [v for v in values if isinstance(v, (list, tuple)) and len(v) == len(value)]
+            for pos in range(len(value)):
+                note = _edge(f"{key}[{pos}]", [v[pos] for v in same_length], value[pos])
+                if note:
+                    notes.append(note)
             continue
-        side = "smallest" if value == numbers[0] else "largest" if value == numbers[-1] else None
-        if side is not None:
-            notes.append(f"{key} = {value}, the {side} of {numbers}")
+        note = _edge(key, values, value)
+        if note:
+            notes.append(note)
     return notes
+
+
+def _edge(name: str, values: Sequence[Any], value: Any) -> str | None:
+    """``"name = value, the smallest of [...]"`` when ``value`` ends a range of three or
+    more distinct numbers among ``values``; else ``None``."""
+    numbers = sorted({v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    if len(numbers) < 3 or value is None or isinstance(value, bool) or value not in numbers:
+        return None
+    side = "smallest" if value == numbers[0] else "largest" if value == numbers[-1] else None
+    return f"{name} = {value}, the {side} of {numbers}" if side else None
 
 
 @dataclass

@@ -78,6 +78,15 @@ def test_grid_search_chooses_on_validation_and_tests_once(split, refit):
     assert result.grid_edges == grid_edges(grid, result.best)
 
 
+def test_grid_edges_reads_list_values_one_position_at_a_time():
+    grid = {"weights": [[1, 0.5], [1, 1], [1, 2]], "rank": [8, 16]}
+    assert grid_edges(grid, {"weights": [1, 2], "rank": 8}) == [
+        "weights[1] = 2, the largest of [0.5, 1, 2]"]
+    assert grid_edges(grid, {"weights": [1, 1], "rank": 8}) == []
+    assert grid_edges({"weights": [[0.5, 1], [1, 1], [2, 1]]}, {"weights": [0.5, 1]}) == [
+        "weights[0] = 0.5, the smallest of [0.5, 1, 2]"]
+
+
 def test_choice_at_the_end_of_a_range_is_a_warning(split, caplog):
     # ideal_weight 0 (the linear filter alone) is the end of this range either way
     grid = {"ideal_weight": [0.0, 1e-9, 2e-9]}
