@@ -124,7 +124,9 @@ DEGREE_FILTER_GRID: dict[str, list[Any]] = {"rank": [512], "ideal_weight": [0.1]
 # The blend of that filter and iALS (the point its grid above chose on Gowalla): the
 # weight of iALS's per-user standardised scores against the filter's, chosen on validation.
 BLEND_IALS: dict[str, Any] = {"factors": 256, "l2": 3e-3, "alpha": 100.0}
-BLEND_GRID: dict[str, list[Any]] = {"weights": [[1, 0.25], [1, 0.5], [1, 1], [1, 1.5], [1, 2], [1, 3]]}
+# Each member alone is a point too, so validation never picks a blend below its best member.
+BLEND_GRID: dict[str, list[Any]] = {"weights": [[1, 0], [1, 0.25], [1, 0.5], [1, 1], [1, 1.5], [1, 2],
+                                                [1, 3], [1, 5], [0, 1]]}
 
 
 def load(name: str, root: str | None, scale: int = 1) -> Split:
