@@ -90,7 +90,8 @@ class Blend(ScoringModel):
             if w == 0:
                 continue
             s = self._member_scores(i, users).to(self.device)
-            # A user whose scores are all equal (std 0) keeps them as they are.
+            # A user whose scores are all equal (std 0) gets one large constant from
+            # this member, which changes no ranking.
             s = s.mul_(w / s.std(dim=1, correction=0, keepdim=True).clamp_min(1e-12))
             total = s if total is None else total.add_(s)
         assert total is not None
