@@ -195,9 +195,10 @@ def main(argv: list[str] | None = None) -> None:
     graph = RecGraph(sv.train)
     cache: dict[str, dict] = {}
     if args.cache is not None and args.cache.exists():
-        # Rows cached before the sampling was a setting were sampled at the nodes.
-        cache = {point_key(r): r for r in json.loads(args.cache.read_text()).values()
-                 if r.setdefault("sampling", "nodes")}
+        rows = list(json.loads(args.cache.read_text()).values())
+        for r in rows:  # rows cached before the sampling was a setting used the nodes
+            r.setdefault("sampling", "nodes")
+        cache = {point_key(r): r for r in rows}
 
     def save() -> None:
         if args.cache is not None:

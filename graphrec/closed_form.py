@@ -56,9 +56,6 @@ def _factory(name: str) -> Callable[..., ScoringModel]:
     if name == "chebyshev":
         from graphrec.models.polynomial_filter import ChebyshevFilter
         return ChebyshevFilter
-    if name == "blend":
-        from graphrec.models.blend import Blend
-        return Blend
     if name == "ease":
         from graphrec.models.ease import EASE
         return EASE

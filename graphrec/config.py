@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import yaml
 
-from graphrec.training.config import TrainConfig
+from graphrec.training.config import ScoreBackend, TrainConfig
 
 
 class ConfigError(ValueError):
@@ -237,7 +237,7 @@ class EvalConfig:
     ks: list[int] = field(default_factory=lambda: [10, 20])
     memory_budget_mb: float = 512.0
     # The values of graphrec.evaluate.ScoreBackend (not imported: this module loads no torch).
-    score_backend: Literal["auto", "torch", "numpy"] = "auto"
+    score_backend: ScoreBackend = "auto"
 
 
 @dataclass

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,7 @@ from graphrec.data.graph import RecGraph
 from graphrec.data.interactions import Interactions
 from graphrec.distributed import Ranks, current_ranks
 from graphrec.scoring import DotScorer, Scorer
+from graphrec.training.config import ScoreBackend
 
 if TYPE_CHECKING:
     from graphrec.models.base import Recommender
@@ -71,8 +72,7 @@ _BYTES_PER_TOPK_SLOT = 64
 # Group size of the two-stage top-K (see :func:`topk_rows`).
 _GROUP = 16
 
-ScoreBackend = Literal["auto", "torch", "numpy"]
-SCORE_BACKENDS: tuple[str, ...] = ("auto", "torch", "numpy")
+SCORE_BACKENDS: tuple[str, ...] = get_args(ScoreBackend)
 
 
 def interaction_matrix(source: ExcludeSource, shape: tuple[int, int] | None = None) -> sp.csr_matrix:

@@ -8,7 +8,10 @@ training code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
+
+# How the evaluators multiply float32 embeddings on the CPU (graphrec.evaluate).
+ScoreBackend = Literal["auto", "torch", "numpy"]
 
 #: The ranking losses :class:`TrainConfig` accepts (the keys of :data:`graphrec.scoring.LOSSES`).
 LOSS_NAMES = ("bpr", "bce", "softmax")
@@ -112,7 +115,7 @@ class TrainConfig:
     patience: int = 10
     monitor: str = "recall@20"
     ks: tuple[int, ...] = (20,)
-    score_backend: Literal["auto", "torch", "numpy"] = "auto"
+    score_backend: ScoreBackend = "auto"
     eval_users: int | None = None
     max_minutes: float | None = None
     seed: int = 0
@@ -130,7 +133,7 @@ class TrainConfig:
             raise ValueError(f"batch_sampling must be 'edges' or 'users', not {self.batch_sampling!r}")
         if self.negatives not in ("uniform", "popularity"):
             raise ValueError(f"negatives must be 'uniform' or 'popularity', not {self.negatives!r}")
-        if self.score_backend not in ("auto", "torch", "numpy"):
+        if self.score_backend not in get_args(ScoreBackend):
             raise ValueError(f"score_backend must be 'auto', 'torch' or 'numpy', "
                              f"not {self.score_backend!r}")
         for name in ("epochs", "batch_size", "num_negatives", "hard_negatives", "eval_every"):
