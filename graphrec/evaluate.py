@@ -28,9 +28,13 @@ describe what is recommended rather than how accurate it is:
   (user, slot) pairs of the top-:math:`K` lists.
 
 Scoring is done in batches of users whose size follows from a memory budget, and all
-per-user computations are vectorised over the batch. Plain float32 dot products on the CPU
-(the common case: embeddings and :class:`~graphrec.scoring.DotScorer`) are computed by
-whichever of torch's and numpy's matrix products is faster on the machine (see
+per-user computations are vectorised over the batch. Plain float32 dot products (the
+common case: embeddings and :class:`~graphrec.scoring.DotScorer`) are ranked in stages
+over the items by decreasing norm, and an item whose norm bound
+:math:`\lVert u\rVert\lVert i\rVert` is below the user's :math:`K`-th best score so far
+is never scored (:class:`_NormStages`): exact, and several times faster where the norms
+carry popularity. Where they do not, every item is scored, on the CPU by whichever of
+torch's and numpy's matrix products is faster on the machine (see
 :func:`dense_score_backend`).
 """
 
@@ -40,6 +44,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -73,6 +78,20 @@ _BYTES_PER_TOPK_SLOT = 64
 _GROUP = 16
 
 SCORE_BACKENDS: tuple[str, ...] = get_args(ScoreBackend)
+
+# ``(users, ranges, excluded, k) -> (s, e, values, items)`` per range: the top-K lists of a
+# ranking's batches (see :meth:`Evaluator._rank`).
+TopkBatches = Callable[[Tensor, Sequence[tuple[int, int]], Callable[[int, int], "Tensor | None"], int],
+                       Iterator[tuple[int, int, Tensor, Tensor]]]
+# Width of the first stage of a norm-ordered ranking (see :class:`_NormStages`).
+_FIRST_STAGE = 4096
+# A norm-ordered ranking that has computed more than this fraction of its scores ranks its
+# later batches over every item at once: where the norms hardly prune, the stages cost more
+# than they save.
+_STAGED_UP_TO = 0.5
+# ... and so does one whose first stage leaves its users needing more than this fraction of
+# all scores (each user's count of items the bound still allows).
+_SCAN_UP_TO = 0.85
 
 
 def interaction_matrix(source: ExcludeSource, shape: tuple[int, int] | None = None) -> sp.csr_matrix:
@@ -114,7 +133,7 @@ def _row_keys(m: sp.csr_matrix, num_items: int) -> np.ndarray:
 
 
 class Evaluator:
-    """Full-ranking top-K evaluation.
+    r"""Full-ranking top-K evaluation.
 
     Args:
         exclude: what must never be recommended to a user: training interactions, and
@@ -149,6 +168,13 @@ class Evaluator:
             float32 rounding, so near-ties can rank differently; force one to get the same
             numbers on every machine. Other scorers, float64 and GPU tensors always use
             torch.
+        prune_by_norm: rank plain float32 dot products in stages over the items by
+            decreasing norm, skipping the items whose norm bound
+            :math:`\lVert u\rVert\lVert i\rVert` rules them out (default ``True``). Exact: the
+            same lists as scoring every item (up to the order of exactly equal scores),
+            several times faster when the norms carry popularity;
+            :attr:`last_scored_fraction` says which fraction of the user × item scores the
+            last evaluation computed.
 
     Target items that are also excluded stay in :math:`|T_u|` (they can never be hit);
     with disjoint splits this does not arise.
@@ -165,11 +191,14 @@ class Evaluator:
         user_sample: int | None = None,
         sample_seed: int = 0,
         score_backend: ScoreBackend = "auto",
+        prune_by_norm: bool = True,
     ) -> None:
         if score_backend not in SCORE_BACKENDS:
             raise ValueError(f"score_backend must be one of {list(SCORE_BACKENDS)}, "
                              f"got {score_backend!r}")
         self.score_backend: ScoreBackend = score_backend
+        self.prune_by_norm = prune_by_norm
+        self.last_scored_fraction: float | None = None
         self.ranks = ranks if ranks is not None else current_ranks()
         if user_sample is not None and user_sample < 1:
             raise ValueError(f"user_sample must be >= 1 or None, got {user_sample}")
@@ -262,11 +291,66 @@ class Evaluator:
         dev = torch.device(device)
         step = self.batch_size(num_items, extra_bytes=workspace_bytes)
 
-        def batches(users: Tensor, ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int, Tensor]]:
+        def scores(users: Tensor, ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int, Tensor]]:
             for s, e in ranges:
                 yield s, e, score_users(users[s:e]).float()
 
-        return self._rank(batches, step, num_users, num_items, dev, target, per_user, start)
+        self.last_scored_fraction = 1.0
+        return self._rank(_masked_topk(scores), step, num_users, num_items, dev, target, per_user,
+                          start)
+
+    def evaluate_points(
+        self,
+        score_points: Callable[[Tensor], Iterator[Tensor]],
+        points: int,
+        num_users: int,
+        num_items: int,
+        target: Interactions | sp.spmatrix | sp.sparray,
+        device: torch.device | str = "cpu",
+        workspace_bytes: int = 0,
+    ) -> list[dict[str, float]]:
+        """Rank all items for every user of ``target`` under ``points`` scorings at once,
+        so that work they share is done once per batch (e.g. a weight grid of
+        :class:`~graphrec.models.blend.Blend`, whose members are scored once).
+
+        Args:
+            score_points: ``users [B] (int64) ->`` an iterator over the ``[B, num_items]``
+                scores of each point in turn, ``points`` of them. Each is masked in place
+                and ranked before the next is asked for, so one buffer may serve them all.
+            points: how many scorings ``score_points`` yields per batch.
+            num_users, num_items: the user × item space.
+            target: held-out interactions (or a user × item sparse matrix).
+            device: where the user indices are handed to ``score_points``.
+            workspace_bytes: memory ``score_points`` needs per user besides the scores
+                it yields, counted against the budget.
+
+        Returns:
+            One result per point, as :meth:`evaluate_scores` gives it; ``eval_seconds``
+            is the shared ranking's time divided evenly among the points.
+        """
+        if points < 1:
+            raise ValueError(f"points must be >= 1, got {points}")
+        start = time.perf_counter()
+        step = self.batch_size(num_items, extra_bytes=workspace_bytes)
+
+        def lists(users: Tensor, ranges: Sequence[tuple[int, int]],
+                  excluded: Callable[[int, int], Tensor | None],
+                  k: int) -> Iterator[tuple[int, int, list[tuple[Tensor, Tensor]]]]:
+            for s, e in ranges:
+                flat = excluded(s, e)
+                found = []
+                for scores in score_points(users[s:e]):
+                    scores = scores.float()
+                    if flat is not None:
+                        scores.view(-1).index_fill_(0, flat, -torch.inf)
+                    values, items = topk_rows(scores, k)
+                    found.append((values.cpu(), items.cpu()))
+                yield s, e, found
+
+        self.last_scored_fraction = 1.0
+        results = self._rank_points(lists, points, step, num_users, num_items, torch.device(device),
+                                    target, False, start)
+        return [r for r in results if isinstance(r, dict)]
 
     def evaluate_embeddings(
         self,
@@ -336,20 +420,44 @@ class Evaluator:
         # The products' buffer (and, for numpy, the BLAS thread limit and the thread pool)
         # live until the ranking is done, however it ends.
         with ExitStack() as stack:
+            shared: list[Tensor] = []
 
-            def batches(users: Tensor, ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int, Tensor]]:
-                products = None
-                if backend is not None:
-                    rows = min(step, max(len(users), 1))
-                    products = stack.enter_context(_ScoreProducts(user_emb, item_emb, rows, backend))
+            def products(items: Tensor, users: int, how: Literal["torch", "numpy"] | None = None
+                         ) -> _ScoreProducts:
+                how = how or backend
+                assert how is not None
+                rows = min(step, max(users, 1))
+                if shared and shared[0].numel() < rows * num_items:
+                    shared.clear()
+                product = _ScoreProducts(user_emb, items, rows, how, shared[0] if shared else None)
+                shared[:] = [product.buffer]  # one buffer for every product of the ranking
+                return stack.enter_context(product)
+
+            def scores(users: Tensor, ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int, Tensor]]:
+                score = products(item_emb, len(users)) if backend is not None else None
                 for s, e in ranges:
-                    if products is not None:
-                        yield s, e, products(users[s:e])
+                    if score is not None:
+                        yield s, e, score(users[s:e])
                     else:
                         yield s, e, scorer.score_all(user_emb[users[s:e]], item_emb).float()
 
-            return self._rank(batches, step, user_emb.shape[0], num_items, item_emb.device, target,
-                              per_user, start)
+            stages = None
+            if backend is not None and self.prune_by_norm:
+                stages = _NormStages.build(user_emb, item_emb, min(self.ks[-1], num_items))
+            if stages is None:
+                topk_batches = _masked_topk(scores)
+            else:
+                # The stages multiply narrow blocks that stay in the cache, where torch's
+                # product runs as fast as numpy's and shares torch's threads with the
+                # ranking instead of handing cores between two pools; the ranking over
+                # every item keeps the product chosen for it.
+                staged: Literal["torch", "numpy"] = "torch" if self.score_backend == "auto" else backend
+                topk_batches = stages.topk_batches(
+                    lambda items, users: products(items, users, staged), products)
+            result = self._rank(topk_batches, step, user_emb.shape[0], num_items, item_emb.device,
+                                target, per_user, start)
+            self.last_scored_fraction = 1.0 if stages is None else stages.scored / max(stages.total, 1)
+            return result
 
     def products_backend(self, scorer: Scorer, user_emb: Tensor,
                          item_emb: Tensor) -> Literal["torch", "numpy"] | None:
@@ -369,10 +477,9 @@ class Evaluator:
             return dense_score_backend(item_emb.shape[1])
         return self.score_backend
 
-    @torch.no_grad()
     def _rank(
         self,
-        batches: Callable[[Tensor, Sequence[tuple[int, int]]], Iterator[tuple[int, int, Tensor]]],
+        topk_batches: TopkBatches,
         step: int,
         num_users: int,
         num_items: int,
@@ -381,14 +488,41 @@ class Evaluator:
         per_user: bool,
         start: float,
     ) -> dict[str, float] | tuple[dict[str, float], pd.DataFrame]:
-        """Metrics over the counted users, whose scores ``batches(users, ranges)`` yields as
-        ``(s, e, scores of users[s:e])`` for the ``(s, e)`` of ``ranges``, in order.
+        """Metrics over the counted users, whose top-K lists ``topk_batches(users, ranges,
+        excluded, k)`` yields as ``(s, e, values, items)`` (``[e - s, k]`` each, best first,
+        on the CPU) for the ``(s, e)`` of ``ranges``, in order; ``excluded(s, e)`` gives the
+        flat keys ``row * num_items + item`` (``row`` counted from ``s``) of the
+        interactions those users must not be recommended, or ``None``.
 
         The users are cut into batches of ``step``. With :attr:`ranks` each rank scores
         every ``world_size``-th batch; the ranks then exchange their batches' per-user
         metrics and combine them in batch order, as one process does, so the numbers
         are bit for bit those of one process.
         """
+        def lists(users: Tensor, ranges: Sequence[tuple[int, int]],
+                  excluded: Callable[[int, int], Tensor | None],
+                  k: int) -> Iterator[tuple[int, int, list[tuple[Tensor, Tensor]]]]:
+            for s, e, values, items in topk_batches(users, ranges, excluded, k):
+                yield s, e, [(values, items)]
+
+        return self._rank_points(lists, 1, step, num_users, num_items, dev, target, per_user,
+                                 start)[0]
+
+    @torch.no_grad()
+    def _rank_points(
+        self,
+        point_lists: Callable[..., Iterator[tuple[int, int, list[tuple[Tensor, Tensor]]]]],
+        points: int,
+        step: int,
+        num_users: int,
+        num_items: int,
+        dev: torch.device,
+        target: Any,
+        per_user: bool,
+        start: float,
+    ) -> list[dict[str, float] | tuple[dict[str, float], pd.DataFrame]]:
+        """:meth:`_rank` for ``points`` rankings of the same users at once: per batch,
+        ``point_lists`` yields ``(s, e, [(values, items) of each point])``."""
         tgt = interaction_matrix(target, (num_users, num_items))
         if self.exclude is not None and self.exclude.shape != tgt.shape:
             raise ValueError(f"exclude matrix has shape {self.exclude.shape} but the model "
@@ -403,88 +537,110 @@ class Evaluator:
 
         users = self.counted_users(tgt)
         tgt = tgt[users]
-        # Flat keys row * I + item over the counted users (row = position in ``users``):
-        # a batch of rows [s, e) owns a contiguous, sorted slice of these arrays.
-        tgt_ptr = tgt.indptr.tolist()  # python ints: numpy scalars would make slicing copy
-        tgt_keys = _row_keys(tgt, num_items)
-        num_target = torch.from_numpy(np.diff(tgt.indptr).astype(np.int64))
+        excluded: Callable[[int, int], Tensor | None] = lambda s, e: None  # noqa: E731
         if self.exclude is not None:
             exc = self.exclude[users]
             exc_ptr = exc.indptr.tolist()
             exc_keys = torch.from_numpy(_row_keys(exc, num_items)).to(dev)
 
+            def excluded(s: int, e: int) -> Tensor | None:
+                return exc_keys[exc_ptr[s]:exc_ptr[e]] - s * num_items
+
         # Everything after the top-K works on the [B, K] lists, on the CPU: small, and
         # each op is a few microseconds there, where torch would start threads for some
         # (searchsorted) and a device would need a sync per batch anyway.
-        kmax = self.ks[-1]
-        k_eff = min(kmax, num_items)  # torch.topk cannot return more items than exist
-        discount = 1.0 / torch.log2(torch.arange(2, k_eff + 2, dtype=torch.float64))
-        ideal_dcg = torch.cumsum(discount, 0)
+        targets = _Targets.of(tgt, self.ks[-1], pop)
+        k_eff = targets.k
         # Best (smallest) rank any counted user gives each item; coverage@K counts < K.
-        best_rank = torch.full((num_items,), k_eff, dtype=torch.long)
-        slot = torch.arange(k_eff)
+        best_ranks = [torch.full((num_items,), k_eff, dtype=torch.long) for _ in range(points)]
 
         ranges = [(s, min(s + step, len(users))) for s in range(0, len(users), step)]
         first_batch = 0 if self.ranks is None else self.ranks.rank
         stride = 1 if self.ranks is None else self.ranks.world_size
         # (batch number, per-user metric columns, avg_popularity's sums and counts per K)
-        records: list[tuple[int, dict[str, Tensor], dict[int, float], dict[int, int]]] = []
+        point_records: list[list[tuple[int, dict[str, Tensor], dict[int, float], dict[int, int]]]] = [
+            [] for _ in range(points)]
         users_t = torch.from_numpy(users).to(dev)
-        for number, (s, e, scores) in zip(range(first_batch, len(ranges), stride),
-                                          batches(users_t, ranges[first_batch::stride])):
-            if self.exclude is not None:
-                flat = exc_keys[exc_ptr[s]:exc_ptr[e]] - s * num_items
-                scores.view(-1).index_fill_(0, flat, -torch.inf)
-            values, items = (t.cpu() for t in topk_rows(scores, k_eff))
-            if torch.isnan(values).any():
-                raise ValueError("the scorer produced NaN scores; check the embeddings")
-            # Users with fewer than K allowed items get -inf fillers, which are not
-            # recommendations.
-            valid = values > -torch.inf
+        lists = point_lists(users_t, ranges[first_batch::stride], excluded, k_eff)
+        for number, (s, e, point_batches) in zip(range(first_batch, len(ranges), stride), lists):
+            if len(point_batches) != points:
+                raise ValueError(f"expected the lists of {points} points, got {len(point_batches)}")
+            for p, (values, items) in enumerate(point_batches):
+                point_records[p].append(
+                    (number, *self._batch_metrics(targets, s, e, values, items, best_ranks[p])))
 
-            # Membership of (row, item) in the batch's target set by binary search on
-            # the sorted flat keys.
-            keys = tgt_keys[tgt_ptr[s]:tgt_ptr[e]] - s * num_items
-            query = (np.arange(e - s).reshape(-1, 1) * num_items + items.numpy())
-            pos = np.searchsorted(keys, query).clip(max=len(keys) - 1)
-            hits = torch.from_numpy(keys[pos] == query) & valid
+        out: list[dict[str, float] | tuple[dict[str, float], pd.DataFrame]] = []
+        for records, best_rank in zip(point_records, best_ranks):
+            result, cols = self._summary(records, best_rank, users, num_items, k_eff)
+            result["eval_seconds"] = (time.perf_counter() - start) / points
+            if per_user:
+                out.append((result, pd.DataFrame({"user": users,
+                                                  "num_target": np.diff(tgt.indptr).astype(np.int64),
+                                                  **cols})))
+            else:
+                out.append(result)
+        return out
 
-            n_t = num_target[s:e]
-            hits_f = hits.to(torch.float64)
-            hit_count = torch.cumsum(hits_f, 1)
-            dcg = torch.cumsum(hits_f * discount, 1)
-            any_hit = hits.any(1)
-            first = hits.to(torch.int8).argmax(1)  # argmax returns the first maximum
-            batch: dict[str, Tensor] = {}
-            batch_pop_sum: dict[int, float] = {}
-            batch_pop_count: dict[int, int] = {}
-            for k in self.ks:
-                col = min(k, k_eff) - 1
-                h = hit_count[:, col]
-                if "recall" in self.metrics:
-                    batch[f"recall@{k}"] = h / n_t
-                if "ndcg" in self.metrics:
-                    idcg = ideal_dcg[n_t.clamp(max=col + 1) - 1]
-                    batch[f"ndcg@{k}"] = dcg[:, col] / idcg
-                if "precision" in self.metrics:
-                    batch[f"precision@{k}"] = h / k
-                if "hit" in self.metrics:
-                    batch[f"hit@{k}"] = (h > 0).to(torch.float64)
-                if "mrr" in self.metrics:
-                    found = any_hit & (first <= col)
-                    batch[f"mrr@{k}"] = torch.where(found, 1.0 / (first + 1).to(torch.float64), 0.0)
-                if pop is not None:
-                    v = valid[:, : col + 1]
-                    p = torch.where(v, pop[items[:, : col + 1]], 0.0).sum(1)
-                    n = v.sum(1)
-                    batch_pop_sum[k] = float(p.sum())
-                    batch_pop_count[k] = int(n.sum())
-                    batch[f"avg_popularity@{k}"] = p / n.clamp(min=1)
-            records.append((number, batch, batch_pop_sum, batch_pop_count))
-            if "coverage" in self.metrics:
-                slot_rank = torch.where(valid, slot, k_eff)
-                best_rank.scatter_reduce_(0, items.reshape(-1), slot_rank.reshape(-1), reduce="amin")
+    def _batch_metrics(self, targets: _Targets, s: int, e: int, values: Tensor, items: Tensor,
+                       best_rank: Tensor) -> tuple[dict[str, Tensor], dict[int, float], dict[int, int]]:
+        """The per-user metrics of the counted users ``s:e`` from their top-K lists
+        (``[e - s, K]``, on the CPU), and their items' best ranks, lowered in
+        ``best_rank``: ``(columns, avg_popularity's sums per K, its counts per K)``."""
+        num_items, k_eff, pop = targets.num_items, targets.k, targets.pop
+        if torch.isnan(values).any():
+            raise ValueError("the scorer produced NaN scores; check the embeddings")
+        # Users with fewer than K allowed items get -inf fillers, which are not
+        # recommendations.
+        valid = values > -torch.inf
 
+        # Membership of (row, item) in the batch's target set by binary search on
+        # the sorted flat keys.
+        keys = targets.keys[targets.ptr[s]:targets.ptr[e]] - s * num_items
+        query = (np.arange(e - s).reshape(-1, 1) * num_items + items.numpy())
+        pos = np.searchsorted(keys, query).clip(max=len(keys) - 1)
+        hits = torch.from_numpy(keys[pos] == query) & valid
+
+        n_t = targets.num_target[s:e]
+        hits_f = hits.to(torch.float64)
+        hit_count = torch.cumsum(hits_f, 1)
+        dcg = torch.cumsum(hits_f * targets.discount, 1)
+        any_hit = hits.any(1)
+        first = hits.to(torch.int8).argmax(1)  # argmax returns the first maximum
+        batch: dict[str, Tensor] = {}
+        batch_pop_sum: dict[int, float] = {}
+        batch_pop_count: dict[int, int] = {}
+        for k in self.ks:
+            col = min(k, k_eff) - 1
+            h = hit_count[:, col]
+            if "recall" in self.metrics:
+                batch[f"recall@{k}"] = h / n_t
+            if "ndcg" in self.metrics:
+                idcg = targets.ideal_dcg[n_t.clamp(max=col + 1) - 1]
+                batch[f"ndcg@{k}"] = dcg[:, col] / idcg
+            if "precision" in self.metrics:
+                batch[f"precision@{k}"] = h / k
+            if "hit" in self.metrics:
+                batch[f"hit@{k}"] = (h > 0).to(torch.float64)
+            if "mrr" in self.metrics:
+                found = any_hit & (first <= col)
+                batch[f"mrr@{k}"] = torch.where(found, 1.0 / (first + 1).to(torch.float64), 0.0)
+            if pop is not None:
+                v = valid[:, : col + 1]
+                p = torch.where(v, pop[items[:, : col + 1]], 0.0).sum(1)
+                n = v.sum(1)
+                batch_pop_sum[k] = float(p.sum())
+                batch_pop_count[k] = int(n.sum())
+                batch[f"avg_popularity@{k}"] = p / n.clamp(min=1)
+        if "coverage" in self.metrics:
+            slot_rank = torch.where(valid, torch.arange(k_eff), k_eff)
+            best_rank.scatter_reduce_(0, items.reshape(-1), slot_rank.reshape(-1), reduce="amin")
+        return batch, batch_pop_sum, batch_pop_count
+
+    def _summary(self, records: list[tuple[int, dict[str, Tensor], dict[int, float], dict[int, int]]],
+                 best_rank: Tensor, users: np.ndarray, num_items: int, k_eff: int
+                 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """The metrics over every counted user (gathered from all ranks) and the per-user
+        columns, from the batches' records."""
         if self.ranks is not None:
             records = sorted((r for part in self.ranks.gather(records) for r in part),
                              key=lambda r: r[0])
@@ -512,11 +668,203 @@ class Evaluator:
                 else:
                     result[key] = float(cols[key].mean()) if len(users) else 0.0
         result["users"] = float(len(users))
-        result["eval_seconds"] = time.perf_counter() - start
-        if not per_user:
-            return result
-        frame = pd.DataFrame({"user": users, "num_target": np.diff(tgt.indptr).astype(np.int64), **cols})
-        return result, frame
+        return result, cols
+
+
+@dataclass(frozen=True)
+class _Targets:
+    """What a ranking's batches are scored against: the counted users' target items as
+    flat keys ``row * num_items + item`` (``row``: position among the counted users;
+    the rows ``s:e`` own the sorted slice ``keys[ptr[s]:ptr[e]]``), their counts, the
+    list length ``k`` and the discounts of DCG."""
+
+    keys: np.ndarray
+    ptr: list[int]
+    num_target: Tensor
+    num_items: int
+    k: int
+    discount: Tensor
+    ideal_dcg: Tensor
+    pop: Tensor | None
+
+    @classmethod
+    def of(cls, target: sp.csr_matrix, kmax: int, pop: Tensor | None) -> _Targets:
+        """From the counted users' rows of the target matrix."""
+        num_items = target.shape[1]
+        k = min(kmax, num_items)  # torch.topk cannot return more items than exist
+        discount = 1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64))
+        return cls(keys=_row_keys(target, num_items),
+                   ptr=target.indptr.tolist(),  # python ints: numpy scalars make slices copy
+                   num_target=torch.from_numpy(np.diff(target.indptr).astype(np.int64)),
+                   num_items=num_items, k=k, discount=discount,
+                   ideal_dcg=torch.cumsum(discount, 0), pop=pop)
+
+
+def _masked_topk(scores: Callable[[Tensor, Sequence[tuple[int, int]]], Iterator[tuple[int, int, Tensor]]]
+                 ) -> TopkBatches:
+    """Top-K lists from batches of scores over all items, ``scores(users, ranges)``
+    yielding ``(s, e, scores of users[s:e])``: the excluded items set to ``-inf``, then
+    :func:`topk_rows`."""
+    def topk_batches(users: Tensor, ranges: Sequence[tuple[int, int]],
+                     excluded: Callable[[int, int], Tensor | None],
+                     k: int) -> Iterator[tuple[int, int, Tensor, Tensor]]:
+        for s, e, batch in scores(users, ranges):
+            flat = excluded(s, e)
+            if flat is not None:
+                batch.view(-1).index_fill_(0, flat, -torch.inf)
+            values, items = topk_rows(batch, k)
+            yield s, e, values.cpu(), items.cpu()
+    return topk_batches
+
+
+def stage_bounds(num_items: int, k: int, first: int | None = None) -> list[int]:
+    """Where the stages of a norm-ordered ranking end: ``first`` (default 4,096),
+    ``2 first``, ``4 first``, ... and ``num_items``; a last stage narrower than ``first``
+    joins the one before it, and no stage is narrower than ``k``."""
+    first = max(_FIRST_STAGE if first is None else first, k, 1)
+    bounds = []
+    end = first
+    while end < num_items:
+        bounds.append(end)
+        end *= 2
+    if bounds and num_items - bounds[-1] < first:
+        bounds.pop()
+    return bounds + [num_items]
+
+
+class _NormStages:
+    r"""Exact top-:math:`K` of dot products that skips items their norm rules out.
+
+    By Cauchy–Schwarz :math:`u \cdot i \le \lVert u\rVert \lVert i\rVert`. The items are
+    taken in order of decreasing norm, in stages of doubling width
+    (:func:`stage_bounds`); after each stage a user's :math:`K`-th best score so far,
+    :math:`\theta_u`, bounds the final one from below, so no item with
+    :math:`(1 + \gamma)\lVert u\rVert\lVert i\rVert < \theta_u` can enter the list. Those
+    items are a suffix of the norm order, and a user whose remaining candidates all lie in
+    the stages already scored is done. :math:`\gamma = D\,2^{-23}` covers the float32
+    rounding of a computed score: :math:`|\mathrm{fl}(u \cdot i) - u \cdot i| \le
+    \gamma_D \sum_d |u_d i_d| \le \gamma_D \lVert u\rVert\lVert i\rVert` with
+    :math:`\gamma_D \approx D\,2^{-24}`. The lists are therefore those of scoring every
+    item (up to the order of exactly equal scores, and to float32 rounding where a
+    product's kernel depends on its shape, as between any two batch sizes).
+
+    How much is skipped depends on the embeddings. Where the norms carry popularity most
+    users are done after a stage or two: on Gowalla, LightGCN's embeddings needed a tenth
+    of the scores and spectral (SVD) ones a fifth (``benchmarks/evaluate.py``). Where a
+    user's best items are not those of large norm (iALS factors, a matrix factorisation
+    trained with BPR for a few epochs, vectors of equal norm) almost nothing is skipped;
+    the first stage's bounds show it, and the ranking then scores every item at once.
+    """
+
+    def __init__(self, user_emb: Tensor, item_emb: Tensor, k: int) -> None:
+        self.user_norm = user_emb.double().norm(dim=1)
+        item_norm = item_emb.double().norm(dim=1)
+        # Decreasing norm; ``order[j]`` is the item in place j.
+        self.order = torch.argsort(item_norm, descending=True, stable=True)
+        self.place = torch.empty_like(self.order)
+        self.place[self.order] = torch.arange(len(self.order), device=self.order.device)
+        self.item_emb = item_emb[self.order].contiguous()
+        self.neg_norm = -item_norm[self.order]  # ascending, for searchsorted
+        self.slack = item_emb.shape[1] * 2.0**-23
+        self.bounds = stage_bounds(item_emb.shape[0], k)
+        self.scored = 0
+        self.total = 0
+        self.at_once = False  # set once the stages are found not to pay
+
+    @classmethod
+    def build(cls, user_emb: Tensor, item_emb: Tensor, k: int) -> _NormStages | None:
+        """The staged ranking of these float32 embeddings, or ``None`` where it cannot
+        help or its bound does not hold: a single stage, or a non-finite norm."""
+        if len(stage_bounds(item_emb.shape[0], k)) < 2:
+            return None
+        if not (bool(torch.isfinite(user_emb).all()) and bool(torch.isfinite(item_emb).all())):
+            return None
+        return cls(user_emb, item_emb, k)
+
+    def items_needed(self, theta: Tensor, user_norm: Tensor) -> Tensor:
+        r"""How many leading items of the norm order a user with :math:`K`-th best score
+        ``theta`` may still need: those with :math:`(1 + \gamma)\lVert u\rVert
+        \lVert i\rVert \ge \theta` (all of them while ``theta`` is not positive)."""
+        tau = theta.double() / ((1.0 + self.slack) * user_norm)
+        count = torch.searchsorted(self.neg_norm, -tau, right=True)
+        return torch.where(theta > 0, count, len(self.neg_norm))
+
+    def topk_batches(self, staged: Callable[[Tensor, int], _ScoreProducts],
+                     whole: Callable[[Tensor, int], _ScoreProducts]) -> TopkBatches:
+        """The ranking's top-K batches (see :meth:`Evaluator._rank`), with items in their
+        original ids, scored by ``staged(item_emb, users)`` in stages, or by
+        ``whole(item_emb, users)`` over every item at once from the moment the stages are
+        found not to pay: when the first stage of a batch leaves its users needing more
+        than :data:`_SCAN_UP_TO` of its scores, or the batches so far computed more than
+        :data:`_STAGED_UP_TO` of theirs."""
+        num_items = len(self.order)
+
+        def topk_batches(users: Tensor, ranges: Sequence[tuple[int, int]],
+                         excluded: Callable[[int, int], Tensor | None],
+                         k: int) -> Iterator[tuple[int, int, Tensor, Tensor]]:
+            dev = self.item_emb.device
+            in_stages = staged(self.item_emb, len(users))
+            at_once: _ScoreProducts | None = None
+            for s, e in ranges:
+                n = e - s
+                batch_users = users[s:e]
+                if self.total and self.scored > _STAGED_UP_TO * self.total:
+                    self.at_once = True
+                ends = [num_items] if self.at_once else list(self.bounds)
+                flat = excluded(s, e)
+                if flat is not None:  # the batch's exclusions, by place in the norm order
+                    place, row = self.place[flat % num_items], flat // num_items
+                    if len(ends) > 1:  # sorted, so that each stage's are one slice
+                        place, by_place = torch.sort(place)
+                        row = row[by_place]
+                values = torch.empty((n, k), device=dev)
+                items = torch.empty((n, k), dtype=torch.long, device=dev)
+                # Users still ranking (positions in the batch) and their lists so far.
+                active = torch.arange(n, device=dev)
+                best_values = best_items = None
+                lo = stage = 0
+                while stage < len(ends) and len(active):
+                    hi = ends[stage]
+                    width = hi - lo
+                    if self.at_once:
+                        at_once = at_once or whole(self.item_emb, len(users))
+                    scores = (at_once if self.at_once else in_stages)(batch_users[active], lo, hi)
+                    self.scored += len(active) * width
+                    if flat is not None:
+                        rows, cols = row, place
+                        if len(ends) > 1:
+                            a, b = torch.searchsorted(place, torch.tensor([lo, hi], device=dev)).tolist()
+                            rows, cols = row[a:b], place[a:b]
+                        if stage:  # rows of the users still ranking; -1 for the others
+                            row_of = torch.full((n,), -1, dtype=torch.long, device=dev)
+                            row_of[active] = torch.arange(len(active), device=dev)
+                            rows = row_of[rows]
+                            keep = rows >= 0
+                            rows, cols = rows[keep], cols[keep]
+                        scores.view(-1).index_fill_(0, rows * width + cols - lo, -torch.inf)
+                    v, i = topk_rows(scores, k)
+                    i += lo
+                    if best_values is not None:
+                        v, pick = torch.topk(torch.cat([best_values, v], 1), k, dim=1)
+                        i = torch.cat([best_items, i], 1).gather(1, pick)
+                    needed = self.items_needed(v[:, k - 1], self.user_norm[batch_users[active]])
+                    if (stage == 0 and len(ends) > 2
+                            and int(needed.sum()) > _SCAN_UP_TO * n * num_items):
+                        # The first stage's scores say the norms will hardly prune: the
+                        # rest of this batch, and every later one, at once.
+                        ends = [hi, num_items]
+                        self.at_once = True
+                    going_on = needed > hi
+                    done = ~going_on
+                    values[active[done]] = v[done]
+                    items[active[done]] = i[done]
+                    active, best_values, best_items = active[going_on], v[going_on], i[going_on]
+                    lo = hi
+                    stage += 1
+                self.total += n * num_items
+                yield s, e, values.cpu(), self.order[items].cpu()
+
+        return topk_batches
 
 
 def topk_rows(scores: Tensor, k: int, group: int = _GROUP) -> tuple[Tensor, Tensor]:
@@ -575,11 +923,13 @@ class _ScoreProducts:
     depend on how many rows were multiplied together; rankings then differ only where
     two scores are within float32 rounding of each other.
 
-    Use as a context manager; ``rows`` is the largest batch.
+    Use as a context manager; ``rows`` is the largest batch. ``buffer`` (float32, at least
+    ``rows × items`` elements) is used instead of a new one, e.g. to share one between
+    two products that take turns.
     """
 
     def __init__(self, user_emb: Tensor, item_emb: Tensor, rows: int,
-                 backend: Literal["torch", "numpy"]) -> None:
+                 backend: Literal["torch", "numpy"], buffer: Tensor | None = None) -> None:
         if backend not in ("torch", "numpy"):
             raise ValueError(f"backend must be 'torch' or 'numpy', got {backend!r}")
         if backend == "numpy" and (user_emb.device.type != "cpu" or item_emb.device.type != "cpu"):
@@ -587,7 +937,10 @@ class _ScoreProducts:
         self.backend = backend
         self.user_emb = user_emb
         self.item_emb = item_emb
-        self.buffer = torch.empty(rows, item_emb.shape[0], dtype=torch.float32, device=item_emb.device)
+        size = rows * item_emb.shape[0]
+        if buffer is None or buffer.numel() < size:
+            buffer = torch.empty(size, dtype=torch.float32, device=item_emb.device)
+        self.buffer = buffer.view(-1)[:size].view(rows, item_emb.shape[0])
         self._stack: ExitStack | None = None
         self._pool: ThreadPoolExecutor | None = None
         if backend == "numpy":
@@ -595,7 +948,6 @@ class _ScoreProducts:
             # Contiguous rows, so that BLAS reads the transpose in place in every batch
             # rather than numpy copying a strided operand each time.
             self._items_t = np.ascontiguousarray(item_emb.detach().numpy()).T
-            self._buffer_np = self.buffer.numpy()
             self._threads = max(1, torch.get_num_threads())
 
     def __enter__(self) -> _ScoreProducts:
@@ -614,25 +966,29 @@ class _ScoreProducts:
             self._stack.close()
             self._stack = None
 
-    def __call__(self, users: Tensor) -> Tensor:
-        """Scores ``[len(users), I]`` of ``users`` (int64 indices), a view of the buffer
-        that the next call overwrites."""
+    def __call__(self, users: Tensor, lo: int = 0, hi: int | None = None) -> Tensor:
+        """Scores ``[len(users), hi - lo]`` of ``users`` (int64 indices) against items
+        ``lo:hi`` (all by default), a contiguous view of the buffer that the next call
+        overwrites."""
         n = len(users)
+        hi = self.buffer.shape[1] if hi is None else hi
+        scores = self.buffer.view(-1)[: n * (hi - lo)].view(n, hi - lo)
         if self.backend == "torch":
-            return torch.mm(self.user_emb[users], self.item_emb.T, out=self.buffer[:n])
+            return torch.mm(self.user_emb[users], self.item_emb[lo:hi].T, out=scores)
         u = self._users_np[users.numpy()]
-        out = self._buffer_np[:n]
+        out = scores.numpy()
+        items_t = self._items_t[:, lo:hi]
         # Equal row slices, one per thread; the caller computes the first itself. Small
         # batches stay in one call, where a thread hand-off would cost more than it saves.
         pool = self._pool
         parts = 1 if pool is None else min(self._threads, max(1, n // 16))
         bounds = [n * p // parts for p in range(parts + 1)]
-        futures = [pool.submit(np.matmul, u[a:b], self._items_t, out=out[a:b])
+        futures = [pool.submit(np.matmul, u[a:b], items_t, out=out[a:b])
                    for a, b in zip(bounds[1:-1], bounds[2:])] if pool is not None else []
-        np.matmul(u[: bounds[1]], self._items_t, out=out[: bounds[1]])
+        np.matmul(u[: bounds[1]], items_t, out=out[: bounds[1]])
         for f in futures:
             f.result()
-        return self.buffer[:n]
+        return scores
 
 
 _CONTROLLER: ThreadpoolController | None = None

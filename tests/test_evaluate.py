@@ -22,6 +22,7 @@ from graphrec.evaluate import (
     dense_score_backend,
     evaluate_ratings,
     rating_metrics,
+    stage_bounds,
     topk_rows,
 )
 from graphrec.models.base import Recommender
@@ -563,6 +564,201 @@ def test_numpy_backend_wide_catalogue_is_batch_independent(seed, k):
                                 [k, 2 * k], np.diff(exclude.tocsc().indptr),
                                 ranking=one_row_topk_rows)
     assert_close(results[0][0], expected)
+
+
+# ---------------------------------------------------------------------- norm-ordered stages
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5000), st.integers(1, 60), st.integers(1, 300))
+def test_stage_bounds(num_items, k, first):
+    bounds = stage_bounds(num_items, k, first)
+    assert bounds[-1] == num_items and bounds == sorted(set(bounds))
+    widths = np.diff([0, *bounds])
+    if len(bounds) > 1:  # every stage at least as wide as the first, and as k
+        assert widths.min() >= max(first, k) and bounds[0] == max(first, k)
+    else:
+        assert num_items < 2 * max(first, k, 1)
+
+
+def test_stage_bounds_of_a_large_catalogue():
+    assert stage_bounds(40981, 20) == [4096, 8192, 16384, 32768, 40981]
+    assert stage_bounds(10000, 20) == [4096, 10000]  # 1,808 left after 8,192 join that stage
+    assert stage_bounds(8000, 20) == [8000]
+    assert stage_bounds(100, 30, first=8) == [30, 60, 100]
+
+
+def skewed_embeddings(rng, num_users, num_items, dim, spread):
+    """Item norms spread over ``spread`` orders of magnitude (popularity in the norm, as
+    in trained embeddings), users leaning along a shared direction."""
+    item = rng.normal(size=(num_items, dim)) * 10.0 ** rng.uniform(-spread, 0, size=(num_items, 1))
+    user = rng.normal(size=(num_users, dim)) * 0.3
+    user[:, 0] += 1.0
+    item[:, 0] += np.abs(item[:, 0])
+    return (torch.from_numpy(user.astype(np.float32)), torch.from_numpy(item.astype(np.float32)))
+
+
+@st.composite
+def staged_problem(draw):
+    num_users = draw(st.integers(1, 30))
+    num_items = draw(st.integers(2, 200))
+    seed = draw(st.integers(0, 2**32 - 1))
+    ks = draw(st.lists(st.integers(1, 30), min_size=1, max_size=3))
+    rng = np.random.default_rng(seed)
+    exclude = random_csr(rng, num_users, num_items, draw(st.sampled_from([0.0, 0.2, 0.6, 0.95])))
+    target = random_csr(rng, num_users, num_items, draw(st.sampled_from([0.05, 0.3])))
+    user_emb, item_emb = skewed_embeddings(rng, num_users, num_items, 5, draw(st.sampled_from([0, 1, 3])))
+    if draw(st.booleans()):  # negative scores for everyone
+        user_emb = -user_emb
+    first = draw(st.sampled_from([1, 2, 5, 16]))
+    budget = draw(st.sampled_from([1e-9, 0.001, 128.0]))
+    return user_emb, item_emb, exclude, target, ks, first, budget
+
+
+@settings(max_examples=80, deadline=None)
+@given(staged_problem())
+def test_norm_stages_match_naive_reference(problem):
+    # Ranked in stages of decreasing item norm (first stage down to one item, several
+    # batch sizes, excluded items, users with fewer allowed items than K, negative
+    # scores): every metric and every user's row equal those of the naive ranking of all
+    # scores, and of the evaluator scoring every item. (Exactly equal scores, which may
+    # be ordered otherwise, are the next test's.)
+    user_emb, item_emb, exclude, target, ks, first, budget = problem
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(evaluate_module, "_FIRST_STAGE", first)
+        ev = Evaluator([exclude], ks=ks, memory_budget_mb=budget)
+        result, frame = ev.evaluate_embeddings(user_emb, item_emb, target, per_user=True)
+    every = Evaluator([exclude], ks=ks, memory_budget_mb=budget, prune_by_norm=False)
+    result_all, frame_all = every.evaluate_embeddings(user_emb, item_emb, target, per_user=True)
+    assert every.last_scored_fraction == 1.0 and 0 <= ev.last_scored_fraction <= 1.0
+    assert frame.equals(frame_all)
+    expected, _ = naive_metrics((user_emb @ item_emb.T).numpy(), to_sets(exclude), to_sets(target),
+                                sorted(set(ks)), np.diff(exclude.tocsc().indptr))
+    assert_close(result, expected)
+    assert_close(result, {key: v for key, v in result_all.items() if key != "eval_seconds"})
+
+
+def test_norm_stages_skip_most_scores_when_norms_carry_popularity(monkeypatch):
+    rng = np.random.default_rng(3)
+    num_users, num_items = 300, 4000
+    user_emb, item_emb = skewed_embeddings(rng, num_users, num_items, 16, spread=2)
+    exclude = random_csr(rng, num_users, num_items, 0.01)
+    target = random_csr(rng, num_users, num_items, 0.01)
+    monkeypatch.setattr(evaluate_module, "_FIRST_STAGE", 256)
+    ev = Evaluator([exclude], ks=(10, 20), memory_budget_mb=1)
+    result, frame = ev.evaluate_embeddings(user_emb, item_emb, target, per_user=True)
+    assert ev.last_scored_fraction < 0.5
+    every = Evaluator([exclude], ks=(10, 20), memory_budget_mb=1, prune_by_norm=False)
+    result_all, frame_all = every.evaluate_embeddings(user_emb, item_emb, target, per_user=True)
+    assert frame.equals(frame_all)
+    assert_close(result, {key: v for key, v in result_all.items() if key != "eval_seconds"})
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 12), st.sampled_from([1, 3, 8]))
+def test_norm_stages_return_the_top_scores_with_ties(seed, k, first):
+    # Integer vectors (zero users among them): many exactly equal scores, which may be
+    # ordered differently from a ranking of every item, so the lists themselves are
+    # compared: the same scores, best first, and each item's score is its listed one.
+    rng = np.random.default_rng(seed)
+    num_users, num_items = 9, 60
+    user_emb = torch.from_numpy(rng.integers(0, 3, size=(num_users, 2)).astype(np.float32))
+    item_emb = torch.from_numpy(rng.integers(-2, 3, size=(num_items, 2)).astype(np.float32))
+    exclude = random_csr(rng, num_users, num_items, 0.3)
+    stages = evaluate_module._NormStages(user_emb, item_emb, k)
+    stages.bounds = stage_bounds(num_items, k, first)
+    flat = torch.from_numpy(evaluate_module._row_keys(exclude, num_items))
+    excluded = lambda s, e: flat[(flat >= s * num_items) & (flat < e * num_items)] - s * num_items  # noqa: E731
+
+    def products(items, users):
+        return _ScoreProducts(user_emb, items, users, "torch")
+
+    users = torch.arange(num_users)
+    ranges = [(0, 4), (4, 9)]
+    lists = list(stages.topk_batches(products, products)(users, ranges, excluded, k))
+    scores = user_emb @ item_emb.T
+    masked = scores.clone()
+    masked[torch.from_numpy(exclude.nonzero()[0]), torch.from_numpy(exclude.nonzero()[1])] = -torch.inf
+    expected = torch.topk(masked, k, dim=1).values
+    for s, e, values, items in lists:
+        assert torch.equal(values, expected[s:e])
+        listed = masked[s:e].gather(1, items)
+        assert torch.equal(listed[values > -torch.inf], values[values > -torch.inf])
+        for row in range(e - s):  # no item twice among the real entries
+            real = items[row][values[row] > -torch.inf].tolist()
+            assert len(set(real)) == len(real)
+
+
+def test_norm_stages_give_way_when_norms_do_not_prune(monkeypatch):
+    # Unit-norm items: no bound ever prunes, so after the first stage the ranking scores
+    # every item at once with the product chosen for that, and stays exact.
+    rng = np.random.default_rng(5)
+    num_users, num_items = 200, 300
+    item_emb = torch.nn.functional.normalize(torch.from_numpy(rng.normal(size=(num_items, 8)).astype(np.float32)))
+    user_emb = torch.from_numpy(rng.normal(size=(num_users, 8)).astype(np.float32))
+    exclude = random_csr(rng, num_users, num_items, 0.1)
+    target = random_csr(rng, num_users, num_items, 0.05)
+    made = []
+    real = _ScoreProducts.__init__
+
+    def spy(self, user_emb, item_emb, rows, backend, buffer=None):
+        made.append((backend, buffer is not None))
+        real(self, user_emb, item_emb, rows, backend, buffer)
+
+    monkeypatch.setattr(_ScoreProducts, "__init__", spy)
+    monkeypatch.setattr(evaluate_module, "_FIRST_STAGE", 32)
+    ev = Evaluator([exclude], ks=(5, 10), memory_budget_mb=0.05, score_backend="numpy")
+    result, frame = ev.evaluate_embeddings(user_emb, item_emb, target, per_user=True)
+    assert ev.batch_size(num_items) < num_users and ev.last_scored_fraction == 1.0
+    assert made == [("numpy", False), ("numpy", True)]  # the second shares the buffer
+    every = Evaluator([exclude], ks=(5, 10), memory_budget_mb=0.05, prune_by_norm=False)
+    _, frame_all = every.evaluate_embeddings(user_emb, item_emb, target, per_user=True)
+    assert frame.equals(frame_all)
+    # In a single batch the first stage's bounds decide it: the rest at once.
+    made.clear()
+    one = Evaluator([exclude], ks=(5, 10), score_backend="numpy")
+    _, frame_one = one.evaluate_embeddings(user_emb, item_emb, target, per_user=True)
+    assert one.batch_size(num_items) >= num_users and made == [("numpy", False), ("numpy", True)]
+    assert frame_one.equals(frame_all) and one.last_scored_fraction == 1.0
+    # With "auto", the stages use torch's product.
+    made.clear()
+    Evaluator([exclude], ks=(5, 10), memory_budget_mb=0.05).evaluate_embeddings(user_emb, item_emb, target)
+    assert made[0] == ("torch", False)
+
+
+def test_norm_stages_leave_non_finite_embeddings_to_the_full_ranking(monkeypatch):
+    monkeypatch.setattr(evaluate_module, "_FIRST_STAGE", 2)
+    rng = np.random.default_rng(0)
+    user_emb, item_emb = skewed_embeddings(rng, 6, 20, 3, spread=1)
+    item_emb[4, 1] = float("nan")
+    ev = Evaluator([], ks=(3,), metrics=METRICS)
+    with pytest.raises(ValueError, match="NaN"):
+        ev.evaluate_embeddings(user_emb, item_emb, random_csr(rng, 6, 20, 0.5))
+    assert evaluate_module._NormStages.build(user_emb, item_emb, 3) is None
+
+
+def test_evaluate_points_ranks_each_point_as_alone():
+    rng = np.random.default_rng(8)
+    num_users, num_items = 30, 50
+    exclude = random_csr(rng, num_users, num_items, 0.2)
+    target = random_csr(rng, num_users, num_items, 0.1)
+    user_emb = torch.from_numpy(rng.normal(size=(num_users, 4)).astype(np.float32))
+    item_emb = torch.from_numpy(rng.normal(size=(num_items, 4)).astype(np.float32))
+    scales = [1.0, -1.0, 0.5]
+
+    def points(users):
+        buffer = torch.empty(len(users), num_items)
+        for c in scales:  # one buffer for every point, overwritten in turn
+            yield torch.mul(user_emb[users] @ item_emb.T, c, out=buffer)
+
+    ev = Evaluator([exclude], ks=(5, 10), memory_budget_mb=0.002)  # several batches
+    got = ev.evaluate_points(points, len(scales), num_users, num_items, target)
+    for c, result in zip(scales, got):
+        alone = ev.evaluate_scores(lambda users, c=c: (user_emb[users] @ item_emb.T) * c,
+                                   num_users, num_items, target)
+        assert_close(result, {k: v for k, v in alone.items() if k != "eval_seconds"})
+    with pytest.raises(ValueError, match="expected the lists of 2 points, got 3"):
+        ev.evaluate_points(points, 2, num_users, num_items, target)
+    with pytest.raises(ValueError, match="points must be >= 1"):
+        ev.evaluate_points(points, 0, num_users, num_items, target)
 
 
 def test_score_products_of_each_backend():

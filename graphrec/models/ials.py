@@ -68,7 +68,8 @@ from torch import Tensor
 
 from graphrec.data.graph import RecGraph
 from graphrec.linalg import to_torch_csr
-from graphrec.models.scoring_model import ScoringModel
+from graphrec.models.scoring_model import NotFittedError, ScoringModel
+from graphrec.scoring import DotScorer
 
 
 def _row_sums(crow: Tensor, col: Tensor, weights: Tensor, y: Tensor) -> Tensor:
@@ -282,6 +283,22 @@ class IALS(ScoringModel):
     def workspace_bytes_per_user(self) -> int:
         # The product writes straight into the [B, I] output.
         return 0
+
+    @property
+    def scorer(self) -> DotScorer:
+        """How :meth:`embeddings` are compared: the dot product."""
+        return DotScorer()
+
+    def embeddings(self) -> tuple[Tensor, Tensor]:
+        """The fitted factors ``(X [U, f], Y [I, f])``, whose dot products are the scores.
+
+        With them the :class:`~graphrec.evaluate.Evaluator` ranks an iALS model as it
+        ranks embedding models (skipping items by their norm bound, exactly), and
+        ``graphrec export --what embeddings`` writes them.
+        """
+        if not bool(self.fitted):
+            raise NotFittedError(f"{type(self).__name__}: call fit() before asking for embeddings")
+        return self.user_factors, self.item_factors
 
     def _score(self, users: Tensor) -> Tensor:
         return self.user_factors[users] @ self.item_factors.T

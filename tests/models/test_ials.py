@@ -221,3 +221,29 @@ def test_beats_popularity_on_synthetic_communities():
     base = ev.evaluate_embeddings(torch.ones(graph.num_users, 1), pop[:, None],
                                   split.test)["recall@20"]
     assert got > 1.3 * base, (got, base)
+
+
+def test_embeddings_are_the_factors_and_rank_like_the_scores(monkeypatch):
+    # The Evaluator ranks iALS by its embeddings (norm-ordered stages, forced on here for
+    # a small catalogue) with the same per-user metrics as ranking its scores directly.
+    import graphrec.evaluate as evaluate_module
+
+    data = synthetic(num_users=300, num_items=250, num_communities=5, avg_degree=15,
+                     social=False, ratings=False, timestamps=False, seed=1)
+    split = per_user_split(data.interactions, ratios=(0.8, 0.0, 0.2), seed=0)
+    graph = RecGraph(split.train)
+    model = IALS(graph, factors=8, iterations=4)
+    with pytest.raises(NotFittedError):
+        model.embeddings()
+    model.fit()
+    user_emb, item_emb = model.embeddings()
+    assert torch.equal(user_emb @ item_emb.T, model.score_users(torch.arange(graph.num_users)))
+    monkeypatch.setattr(evaluate_module, "_FIRST_STAGE", 16)
+    ev = Evaluator(exclude=[split.train], ks=(10, 20))
+    result, frame = ev.evaluate(model, split.test, per_user=True)
+    assert ev.last_scored_fraction is not None  # ranked from the embeddings
+    direct, direct_frame = ev.evaluate_scores(model.score_users, graph.num_users, graph.num_items,
+                                              split.test, per_user=True)
+    for col in frame.columns:
+        np.testing.assert_allclose(frame[col].to_numpy(), direct_frame[col].to_numpy(),
+                                   rtol=1e-9, atol=1e-12, err_msg=col)
