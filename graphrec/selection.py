@@ -23,6 +23,7 @@ from graphrec.data.interactions import Interactions
 from graphrec.data.social import SocialEdges
 from graphrec.data.splits import Split
 from graphrec.evaluate import Evaluator, ScoreBackend
+from graphrec.models.blend import Blend, evaluate_blends
 from graphrec.models.scoring_model import ScoringModel
 
 Builder = Callable[[RecGraph, dict[str, Any]], ScoringModel]
@@ -179,9 +180,33 @@ def choose_on_validation(
     evaluated: list[GridPoint] = []
     best_i, best_model = -1, None
     seen: dict[Hashable, int] = {}
+    # Consecutive blends over the same member objects (a weight grid): fitted, waiting to
+    # be ranked together, each member scored once (evaluate_blends).
+    pending: list[tuple[int, dict[str, Any], Blend, float]] = []
+
+    def rank_pending() -> None:
+        nonlocal best_i, best_model
+        if len(pending) == 1:
+            found = [evaluator.evaluate(pending[0][2], valid)]
+        else:
+            found = evaluate_blends(evaluator, [p[2] for p in pending], valid)
+        for (i, params, model, fit_s), scores in zip(pending, found):
+            assert isinstance(scores, dict)
+            if monitor not in scores:
+                raise ValueError(f"monitor {monitor!r} is not among the metrics {sorted(scores)}")
+            evaluated.append(GridPoint(params, scores, fit_s, scores["eval_seconds"]))
+            if log is not None:
+                log(f"{params}: valid {monitor} {scores[monitor]:.4f} (fit {fit_s:.1f} s, "
+                    f"eval {scores['eval_seconds']:.1f} s)")
+            if best_i < 0 or scores[monitor] > evaluated[best_i].valid[monitor]:
+                best_i, best_model = i, model
+        pending.clear()
+
     for i, params in enumerate(grid_points(grid)):
         key = same_as(dict(params)) if same_as is not None else None
         if key is not None and key in seen:
+            if pending:
+                rank_pending()
             # Ties go to the first point in grid order, so a repeat is never chosen.
             evaluated.append(GridPoint(dict(params), evaluated[seen[key]].valid, 0.0, 0.0))
             continue
@@ -190,17 +215,14 @@ def choose_on_validation(
         t = time.perf_counter()
         model = build(graph, dict(params))
         fit_s = time.perf_counter() - t
-        scores = evaluator.evaluate(model, valid)
-        assert isinstance(scores, dict)
-        if monitor not in scores:
-            raise ValueError(f"monitor {monitor!r} is not among the metrics {sorted(scores)}")
-        evaluated.append(GridPoint(dict(params), scores, fit_s, scores["eval_seconds"]))
-        if log is not None:
-            log(f"{params}: valid {monitor} {scores[monitor]:.4f} (fit {fit_s:.1f} s, "
-                f"eval {scores['eval_seconds']:.1f} s)")
-        if best_i < 0 or scores[monitor] > evaluated[best_i].valid[monitor]:
-            best_i, best_model = i, model
+        if pending and not (isinstance(model, Blend) and model.same_members(pending[0][2])):
+            rank_pending()
+        pending.append((i, dict(params), model, fit_s))  # type: ignore[arg-type]
+        if not isinstance(model, Blend):
+            rank_pending()
         del model
+    if pending:
+        rank_pending()
     assert best_model is not None
     edges = grid_edges(grid, evaluated[best_i].params, same_as)
     if edges:

@@ -123,6 +123,46 @@ def test_points_that_build_the_same_model_are_ranked_once(split):
     assert best != 1  # a repeat never wins: ties go to the first point
 
 
+def test_a_weight_grid_of_blends_is_ranked_in_one_pass(split, monkeypatch):
+    # Consecutive blends over the same members are ranked together (each member scored
+    # once per batch), with the metrics of ranking each alone; a repeat (same_as) in the
+    # middle and a blend over other members split the groups.
+    from graphrec.models.blend import Blend, shared_members
+    from graphrec.models.graph_filter import LinearFilter
+    from graphrec.models.ials import IALS
+    from graphrec.selection import choose_on_validation
+
+    passes = []
+    real = Evaluator.evaluate_points
+    monkeypatch.setattr(Evaluator, "evaluate_points",
+                        lambda self, f, points, *a, **k: passes.append(points) or real(self, f, points, *a, **k))
+    members = shared_members(lambda g: [LinearFilter(g), IALS(g, factors=4, iterations=3)])
+    others = shared_members(lambda g: [LinearFilter(g)])
+
+    def build(graph, params):
+        if params["weights"] == "other":
+            return Blend(graph, others(graph), [1.0]).fit()
+        return Blend(graph, members(graph), params["weights"]).fit()
+
+    grid = {"weights": [[1, 0], [1, 0.5], [1, 2], [1, 0.50], [0, 1], "other", [1, 1]]}
+    g = RecGraph(split.train)
+    best, points, model = choose_on_validation(
+        build, grid, g, split.valid, ks=(10, 20),
+        same_as=lambda p: str([float(w) for w in p["weights"]]) if p["weights"] != "other" else "o")
+    assert passes == [3]  # [1, 0.5, 2]; then [0, 1] alone after the repeat; "other"; [1, 1]
+    assert points[3].valid == points[1].valid and points[3].eval_seconds == 0.0
+    ev = Evaluator(exclude=[g], ks=(10, 20), memory_budget_mb=512.0)
+    for p in points:
+        if p.params["weights"] == "other":
+            alone = ev.evaluate(Blend(g, others(g), [1.0]).fit(), split.valid)
+        else:
+            alone = ev.evaluate(Blend(g, members(g), p.params["weights"]).fit(), split.valid)
+        assert p.valid["recall@20"] == pytest.approx(alone["recall@20"], abs=1e-12)
+        assert p.valid["ndcg@10"] == pytest.approx(alone["ndcg@10"], abs=1e-12)
+    chosen = points[best].params["weights"]
+    assert model.weights.tolist() == ([1.0] if chosen == "other" else [float(w) for w in chosen])
+
+
 def test_grid_search_rejects_bad_monitor(split):
     with pytest.raises(ValueError, match="monitor"):
         grid_search(build, {}, split, monitor="recall")

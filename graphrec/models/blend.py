@@ -20,14 +20,19 @@ hyper-parameters: choose them on validation (:func:`graphrec.selection.grid_sear
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from graphrec.data.graph import RecGraph
+from graphrec.data.interactions import Interactions
 from graphrec.models.base import Recommender
-from graphrec.models.scoring_model import ScoringModel
+from graphrec.models.scoring_model import NotFittedError, ScoringModel
+
+if TYPE_CHECKING:
+    from graphrec.evaluate import Evaluator
 
 Member = ScoringModel | Recommender
 
@@ -51,10 +56,7 @@ class Blend(ScoringModel):
         super().__init__(graph)
         if not members:
             raise ValueError("a blend needs at least one member")
-        if len(weights) != len(members):
-            raise ValueError(f"{len(members)} members need {len(members)} weights, got {len(weights)}")
-        if any(not math.isfinite(w) or w < 0 for w in weights) or not any(weights):
-            raise ValueError(f"weights must be finite numbers >= 0, not all zero; got {list(weights)}")
+        _check_weights(weights, len(members))
         for m in members:
             if not isinstance(m, (ScoringModel, Recommender)):
                 raise TypeError(f"a member must be a ScoringModel or a Recommender, "
@@ -67,6 +69,11 @@ class Blend(ScoringModel):
         self.register_buffer("weights", torch.tensor([float(w) for w in weights]))
         # Embedding members' (user, item) embeddings, computed on first use.
         self._embeddings: dict[int, tuple[Tensor, Tensor]] = {}
+
+    def same_members(self, other: Blend) -> bool:
+        """Whether ``other`` blends the very same member objects, in the same order."""
+        return len(self.members) == len(other.members) and all(
+            a is b for a, b in zip(self.members, other.members))
 
     def _fit(self) -> None:
         for m in self.members:
@@ -85,22 +92,92 @@ class Blend(ScoringModel):
         return m.scorer.score_all(user_emb[users.to(user_emb.device)], item_emb).float()
 
     def _score(self, users: Tensor) -> Tensor:
+        # One member's scores at a time beside the running sum; the same operations as
+        # _combined, so a weight grid ranks exactly what each point's blend scores.
         total = None
         for i, w in enumerate(self.weights.tolist()):
             if w == 0:
                 continue
             s = self._member_scores(i, users).to(self.device)
-            # A user whose scores are all equal (std 0) gets one large constant from
-            # this member, which changes no ranking.
-            s = s.mul_(w / s.std(dim=1, correction=0, keepdim=True).clamp_min(1e-12))
+            s = s.mul_(w / _spread(s))
             total = s if total is None else total.add_(s)
         assert total is not None
         return total
 
-    def workspace_bytes_per_user(self) -> int:
-        """One member's score row beside the running sum, plus what that member needs."""
+    @torch.no_grad()
+    def score_users_points(self, users: Tensor, weights: Sequence[Sequence[float]]) -> Iterator[Tensor]:
+        """The scores ``[B, num_items]`` of ``users`` under each weight vector of
+        ``weights`` in turn, every member scored once: a weight grid ranked in one pass
+        (:meth:`graphrec.evaluate.Evaluator.evaluate_points`). Each point's scores are
+        those :meth:`score_users` gives with its weights, bit for bit, written into one
+        buffer that the next point overwrites."""
+        if not bool(self.fitted):
+            raise NotFittedError(f"{type(self).__name__}: call fit() before scoring")
+        for w in weights:
+            _check_weights(w, len(self.members))
+        users = torch.as_tensor(users, dtype=torch.long, device=self.device).reshape(-1)
+        yield from self._combined(users, weights)
+
+    def _combined(self, users: Tensor, weights: Sequence[Sequence[float]]) -> Iterator[Tensor]:
+        """Σ_m w_m s_m / σ(s_m) for each weight vector, the members each scored once."""
+        used = [i for i in range(len(self.members)) if any(w[i] for w in weights)]
+        scores = {i: self._member_scores(i, users).to(self.device) for i in used}
+        spread = {i: _spread(s) for i, s in scores.items()}
+        total = term = None
+        for w in weights:
+            first = True
+            for i in used:
+                if w[i] == 0:
+                    continue
+                if first:
+                    total = torch.mul(scores[i], w[i] / spread[i], out=total)
+                    first = False
+                else:
+                    term = torch.mul(scores[i], w[i] / spread[i], out=term)
+                    total.add_(term)
+            yield total
+
+    def workspace_bytes_per_user(self, points: int = 1) -> int:
+        """One member's score row beside the running sum, plus what that member needs;
+        for ``points`` > 1 (:meth:`score_users_points`), every member's row and one term
+        beside the sum."""
         extra = [m.workspace_bytes_per_user() for m in self.members if isinstance(m, ScoringModel)]
-        return 4 * self.num_items + max(extra, default=4 * self.num_items)
+        if points == 1:
+            return 4 * self.num_items + max(extra, default=4 * self.num_items)
+        return 4 * self.num_items * (len(self.members) + 1) + max(extra, default=0)
+
+
+def evaluate_blends(evaluator: Evaluator, blends: Sequence[Blend],
+                    target: Interactions) -> list[dict[str, float]]:
+    """The metrics of each of ``blends`` (fitted, over the same member objects, differing
+    in their weights) on ``target``, ranked in one pass that scores every member once
+    per batch of users (:meth:`Blend.score_users_points`) instead of once per blend.
+
+    Each blend's metrics are those ``evaluator.evaluate(blend, target)`` gives (up to
+    float32 rounding where a member's scores depend on the batch size, which the
+    budget sets); ``eval_seconds`` is the shared time divided evenly.
+    """
+    first = blends[0]
+    if any(not first.same_members(b) for b in blends[1:]):
+        raise ValueError("blends ranked together must share their member objects")
+    weights = [b.weights.tolist() for b in blends]
+    return evaluator.evaluate_points(
+        lambda users: first.score_users_points(users, weights), len(blends), first.num_users,
+        first.num_items, target, device=first.device,
+        workspace_bytes=first.workspace_bytes_per_user(points=len(blends)))
+
+
+def _spread(scores: Tensor) -> Tensor:
+    """σ of each row, ``[B, 1]``; a user whose scores are all equal (σ = 0) gets one large
+    constant from that member, which changes no ranking."""
+    return scores.std(dim=1, correction=0, keepdim=True).clamp_min(1e-12)
+
+
+def _check_weights(weights: Sequence[float], members: int) -> None:
+    if len(weights) != members:
+        raise ValueError(f"{members} members need {members} weights, got {len(weights)}")
+    if any(not math.isfinite(w) or w < 0 for w in weights) or not any(weights):
+        raise ValueError(f"weights must be finite numbers >= 0, not all zero; got {list(weights)}")
 
 
 def shared_members(make: Callable[[RecGraph], Sequence[Member]]) -> Callable[[RecGraph], list[Member]]:

@@ -123,3 +123,52 @@ def test_shared_members_are_built_once_per_graph():
     assert members(a) is first and len(built) == 1
     assert members(b) is not first and built == [a, b]
     assert members(b)[0].graph is b
+
+
+WEIGHT_GRID = [[1.0, 0.0, 0.0], [1.0, 0.5, 0.0], [0.0, 1.0, 2.0], [1.0, 1.5, 0.3], [0.0, 0.0, 1.0]]
+
+
+def test_score_users_points_gives_each_blend_bit_for_bit():
+    graph = random_graph(seed=2)
+    members = [LinearFilter(graph), IALS(graph, factors=4, iterations=3), MF(graph, dim=6)]
+    users = torch.arange(graph.num_users)
+    blends = [Blend(graph, members, w).fit() for w in WEIGHT_GRID]
+    got = [s.clone() for s in blends[0].score_users_points(users, WEIGHT_GRID)]
+    assert len(got) == len(WEIGHT_GRID)
+    for blend, scores in zip(blends, got):
+        assert torch.equal(scores, blend.score_users(users))
+    with pytest.raises(ValueError, match="weights must be finite"):
+        next(blends[0].score_users_points(users, [[0.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="3 members need 3 weights"):
+        next(blends[0].score_users_points(users, [[1.0]]))
+    with pytest.raises(NotFittedError):
+        next(Blend(graph, [LinearFilter(graph)], [1.0]).score_users_points(users, [[1.0]]))
+
+
+def test_evaluate_blends_ranks_a_weight_grid_in_one_pass(monkeypatch):
+    from graphrec.models.blend import evaluate_blends
+
+    graph = random_graph(seed=3)
+    filt, ials = LinearFilter(graph), IALS(graph, factors=4, iterations=3)
+    calls = []
+    real = filt.score_users
+    monkeypatch.setattr(filt, "score_users", lambda users: calls.append(len(users)) or real(users))
+    rng = np.random.default_rng(6)
+    target = Interactions.from_arrays(rng.integers(0, 40, 90), rng.integers(0, 30, 90),
+                                      num_users=graph.num_users, num_items=graph.num_items)
+    grid = [[1.0, 0.0], [1.0, 0.5], [1.0, 2.0], [0.0, 1.0]]
+    blends = [Blend(graph, [filt, ials], w).fit() for w in grid]
+    ev = Evaluator(exclude=[graph], ks=(5, 10))  # one batch either way: the same bits
+    together = evaluate_blends(ev, blends, target)
+    assert len(calls) == 1  # the filter scored once for all four points
+    for blend, got in zip(blends, together):
+        alone = ev.evaluate(blend, target)
+        assert {k: v for k, v in got.items() if k != "eval_seconds"} == \
+            {k: v for k, v in alone.items() if k != "eval_seconds"}
+    # Several batches: each point's metrics are still its own ranking's.
+    small = Evaluator(exclude=[graph], ks=(5, 10), memory_budget_mb=0.005)
+    for blend, got in zip(blends, evaluate_blends(small, blends, target)):
+        assert got["recall@10"] == pytest.approx(small.evaluate(blend, target)["recall@10"], abs=1e-12)
+    with pytest.raises(ValueError, match="share their member objects"):
+        evaluate_blends(ev, [blends[0], Blend(graph, [LinearFilter(graph), ials], [1.0, 1.0])],
+                        target)
