@@ -426,7 +426,7 @@ class Evaluator:
                          ) -> _ScoreProducts:
                 how = how or backend
                 assert how is not None
-                rows = min(step, max(users, 1))
+                rows = min(ranked_at_once, max(users, 1))
                 if shared and shared[0].numel() < rows * num_items:
                     shared.clear()
                 product = _ScoreProducts(user_emb, items, rows, how, shared[0] if shared else None)
@@ -444,6 +444,12 @@ class Evaluator:
             stages = None
             if backend is not None and self.prune_by_norm:
                 stages = _NormStages.build(user_emb, item_emb, min(self.ks[-1], num_items))
+            ranked_at_once = step
+            if stages is not None:
+                # Users per batch as if every item lay in the first stage: the products'
+                # buffer keeps the budget's size, and a wider stage takes its users a
+                # buffer's worth at a time.
+                step = self.batch_size(stages.bounds[0])
             if stages is None:
                 topk_batches = _masked_topk(scores)
             else:
@@ -828,22 +834,30 @@ class _NormStages:
                     width = hi - lo
                     if self.at_once:
                         at_once = at_once or whole(self.item_emb, len(users))
-                    scores = (at_once if self.at_once else in_stages)(batch_users[active], lo, hi)
+                    score = at_once if self.at_once else in_stages
                     self.scored += len(active) * width
+                    rows = cols = None
                     if flat is not None:
                         rows, cols = row, place
                         if len(ends) > 1:
                             a, b = torch.searchsorted(place, torch.tensor([lo, hi], device=dev)).tolist()
                             rows, cols = row[a:b], place[a:b]
-                        if stage:  # rows of the users still ranking; -1 for the others
+                        if stage:  # positions among the users still ranking; -1 for the others
                             row_of = torch.full((n,), -1, dtype=torch.long, device=dev)
                             row_of[active] = torch.arange(len(active), device=dev)
                             rows = row_of[rows]
-                            keep = rows >= 0
-                            rows, cols = rows[keep], cols[keep]
-                        scores.view(-1).index_fill_(0, rows * width + cols - lo, -torch.inf)
-                    v, i = topk_rows(scores, k)
-                    i += lo
+                    # As many users at a time as the products' buffer holds at this width.
+                    chunk = max(1, score.buffer.numel() // width)
+                    parts = []
+                    for c in range(0, len(active), chunk):
+                        scores = score(batch_users[active[c:c + chunk]], lo, hi)
+                        if rows is not None and cols is not None:
+                            mine = (rows >= c) & (rows < c + chunk)
+                            scores.view(-1).index_fill_(0, (rows[mine] - c) * width + cols[mine] - lo,
+                                                        -torch.inf)
+                        parts.append(topk_rows(scores, k))
+                    v = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+                    i = (torch.cat([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]) + lo
                     if best_values is not None:
                         v, pick = torch.topk(torch.cat([best_values, v], 1), k, dim=1)
                         i = torch.cat([best_items, i], 1).gather(1, pick)
