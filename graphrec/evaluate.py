@@ -80,7 +80,7 @@ _GROUP = 16
 SCORE_BACKENDS: tuple[str, ...] = get_args(ScoreBackend)
 
 # ``(users, ranges, excluded, k) -> (s, e, values, items)`` per range: the top-K lists of a
-# ranking's batches (see :meth:`Evaluator._rank`).
+# ranking's batches (see :meth:`Evaluator._rank_points`).
 TopkBatches = Callable[[Tensor, Sequence[tuple[int, int]], Callable[[int, int], "Tensor | None"], int],
                        Iterator[tuple[int, int, Tensor, Tensor]]]
 # Width of the first stage of a norm-ordered ranking (see :class:`_NormStages`).
@@ -296,8 +296,8 @@ class Evaluator:
                 yield s, e, score_users(users[s:e]).float()
 
         self.last_scored_fraction = 1.0
-        return self._rank(_masked_topk(scores), step, num_users, num_items, dev, target, per_user,
-                          start)
+        return self._rank_points(_one_point(_masked_topk(scores)), 1, step, num_users, num_items,
+                                 dev, target, per_user, start)[0]
 
     def evaluate_points(
         self,
@@ -460,8 +460,8 @@ class Evaluator:
                 staged: Literal["torch", "numpy"] = "torch" if self.score_backend == "auto" else backend
                 topk_batches = stages.topk_batches(
                     lambda items, users: products(items, users, staged), products)
-            result = self._rank(topk_batches, step, user_emb.shape[0], num_items, item_emb.device,
-                                target, per_user, start)
+            result = self._rank_points(_one_point(topk_batches), 1, step, user_emb.shape[0],
+                                       num_items, item_emb.device, target, per_user, start)[0]
             self.last_scored_fraction = 1.0 if stages is None else stages.scored / max(stages.total, 1)
             return result
 
@@ -483,37 +483,6 @@ class Evaluator:
             return dense_score_backend(item_emb.shape[1])
         return self.score_backend
 
-    def _rank(
-        self,
-        topk_batches: TopkBatches,
-        step: int,
-        num_users: int,
-        num_items: int,
-        dev: torch.device,
-        target: Any,
-        per_user: bool,
-        start: float,
-    ) -> dict[str, float] | tuple[dict[str, float], pd.DataFrame]:
-        """Metrics over the counted users, whose top-K lists ``topk_batches(users, ranges,
-        excluded, k)`` yields as ``(s, e, values, items)`` (``[e - s, k]`` each, best first,
-        on the CPU) for the ``(s, e)`` of ``ranges``, in order; ``excluded(s, e)`` gives the
-        flat keys ``row * num_items + item`` (``row`` counted from ``s``) of the
-        interactions those users must not be recommended, or ``None``.
-
-        The users are cut into batches of ``step``. With :attr:`ranks` each rank scores
-        every ``world_size``-th batch; the ranks then exchange their batches' per-user
-        metrics and combine them in batch order, as one process does, so the numbers
-        are bit for bit those of one process.
-        """
-        def lists(users: Tensor, ranges: Sequence[tuple[int, int]],
-                  excluded: Callable[[int, int], Tensor | None],
-                  k: int) -> Iterator[tuple[int, int, list[tuple[Tensor, Tensor]]]]:
-            for s, e, values, items in topk_batches(users, ranges, excluded, k):
-                yield s, e, [(values, items)]
-
-        return self._rank_points(lists, 1, step, num_users, num_items, dev, target, per_user,
-                                 start)[0]
-
     @torch.no_grad()
     def _rank_points(
         self,
@@ -527,8 +496,18 @@ class Evaluator:
         per_user: bool,
         start: float,
     ) -> list[dict[str, float] | tuple[dict[str, float], pd.DataFrame]]:
-        """:meth:`_rank` for ``points`` rankings of the same users at once: per batch,
-        ``point_lists`` yields ``(s, e, [(values, items) of each point])``."""
+        """Metrics of ``points`` rankings of the counted users, whose top-K lists
+        ``point_lists(users, ranges, excluded, k)`` yields as ``(s, e, [(values, items)
+        of each point])`` (``[e - s, k]`` each, best first, on the CPU) for the ``(s, e)``
+        of ``ranges``, in order; ``excluded(s, e)`` gives the flat keys
+        ``row * num_items + item`` (``row`` counted from ``s``) of the interactions those
+        users must not be recommended, or ``None``.
+
+        The users are cut into batches of ``step``. With :attr:`ranks` each rank scores
+        every ``world_size``-th batch; the ranks then exchange their batches' per-user
+        metrics and combine them in batch order, as one process does, so the numbers
+        are bit for bit those of one process.
+        """
         tgt = interaction_matrix(target, (num_users, num_items))
         if self.exclude is not None and self.exclude.shape != tgt.shape:
             raise ValueError(f"exclude matrix has shape {self.exclude.shape} but the model "
@@ -706,6 +685,16 @@ class _Targets:
                    ideal_dcg=torch.cumsum(discount, 0), pop=pop)
 
 
+def _one_point(topk_batches: TopkBatches) -> Callable[..., Iterator[tuple[int, int, list[tuple[Tensor, Tensor]]]]]:
+    """``topk_batches`` as the lists of a single point (see :meth:`Evaluator._rank_points`)."""
+    def lists(users: Tensor, ranges: Sequence[tuple[int, int]],
+              excluded: Callable[[int, int], Tensor | None],
+              k: int) -> Iterator[tuple[int, int, list[tuple[Tensor, Tensor]]]]:
+        for s, e, values, items in topk_batches(users, ranges, excluded, k):
+            yield s, e, [(values, items)]
+    return lists
+
+
 def _masked_topk(scores: Callable[[Tensor, Sequence[tuple[int, int]]], Iterator[tuple[int, int, Tensor]]]
                  ) -> TopkBatches:
     """Top-K lists from batches of scores over all items, ``scores(users, ranges)``
@@ -797,7 +786,7 @@ class _NormStages:
 
     def topk_batches(self, staged: Callable[[Tensor, int], _ScoreProducts],
                      whole: Callable[[Tensor, int], _ScoreProducts]) -> TopkBatches:
-        """The ranking's top-K batches (see :meth:`Evaluator._rank`), with items in their
+        """The ranking's top-K batches (see :meth:`Evaluator._rank_points`), with items in their
         original ids, scored by ``staged(item_emb, users)`` in stages, or by
         ``whole(item_emb, users)`` over every item at once from the moment the stages are
         found not to pay: when the first stage of a batch leaves its users needing more
