@@ -318,7 +318,8 @@ class Evaluator:
                 scores of each point in turn, ``points`` of them. Each is masked in place
                 and ranked before the next is asked for, so one buffer may serve them all.
             points: how many scorings ``score_points`` yields per batch.
-            num_users, num_items: the user × item space.
+            num_users: rows of the user × item space.
+            num_items: columns of the user × item space.
             target: held-out interactions (or a user × item sparse matrix).
             device: where the user indices are handed to ``score_points``.
             workspace_bytes: memory ``score_points`` needs per user besides the scores
