@@ -13,6 +13,7 @@ import pandas as pd
 
 from graphrec.atomic import atomic_path
 from graphrec.data.errors import DataError
+from graphrec.models.base import Recommender
 
 # Users scored at once: keeps the [users, items] score matrix small on large catalogues.
 BATCH_USERS = 1024
@@ -162,7 +163,12 @@ def _batches(users: Sequence[object] | pd.Index) -> Iterator[list[object]]:
 
 
 def score_table(model: Any, k: int, exclude_seen: bool = True) -> pd.DataFrame:
-    """The top-``k`` items of every user: columns ``user``, ``rank``, ``item``, ``score``."""
-    frames = [model.recommend(b, k=k, exclude_seen=exclude_seen)
+    """The top-``k`` items of every user: columns ``user``, ``rank``, ``item``, ``score``.
+
+    An embedding model's embeddings are computed once for all the batches (a graph
+    model would otherwise propagate once per batch of users).
+    """
+    extra = {"embeddings": model.embeddings()} if isinstance(model, Recommender) else {}
+    frames = [model.recommend(b, k=k, exclude_seen=exclude_seen, **extra)
               for b in _batches(model.graph.user_map.raw)]
     return pd.concat(frames, ignore_index=True)

@@ -165,3 +165,26 @@ def test_recommend_shows_titles_of_a_dataset_that_has_them(tmp_path, capsys):
     table = pd.read_parquet(exported)
     assert list(table.columns) == ["user", "rank", "item", "title", "score"]
     assert (table["title"] == [f"Movie {m}, The" for m in table["item"]]).all()
+
+
+def test_score_table_propagates_once_and_matches_recommend(monkeypatch):
+    # Every user's top-k in several batches: the graph model propagates once, and the
+    # table equals recommending batch by batch.
+    import graphrec.serving as serving
+    from graphrec.data import RecGraph
+    from graphrec.datasets import synthetic
+    from graphrec.models import LightGCN
+
+    graph = RecGraph(synthetic(num_users=90, num_items=60, seed=3).interactions)
+    model = LightGCN(graph, dim=8, num_layers=2)
+    calls = []
+    real = model.embeddings
+    monkeypatch.setattr(model, "embeddings", lambda: calls.append(1) or real())
+    monkeypatch.setattr(serving, "BATCH_USERS", 25)
+    table = serving.score_table(model, k=5)
+    assert len(calls) == 1
+    users = list(graph.user_map.raw)
+    expected = pd.concat([model.recommend(users[s:s + 25], k=5) for s in range(0, len(users), 25)],
+                         ignore_index=True)
+    pd.testing.assert_frame_equal(table, expected)
+    assert table["user"].nunique() == graph.num_users

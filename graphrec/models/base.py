@@ -137,20 +137,24 @@ class Recommender(nn.Module):
 
     @torch.no_grad()
     def recommend(
-        self, users: object, k: int = 10, exclude_seen: bool = True, raw_ids: bool = True
+        self, users: object, k: int = 10, exclude_seen: bool = True, raw_ids: bool = True,
+        embeddings: tuple[Tensor, Tensor] | None = None,
     ) -> pd.DataFrame:
         """Top-``k`` items for each user.
 
         Args:
             users: raw user ids (or indices with ``raw_ids=False``), one or many.
             exclude_seen: drop items the user interacted with in the training graph.
+            embeddings: this model's ``embeddings()``, computed once by a caller that
+                recommends batch after batch (a graph model propagates on every call
+                otherwise).
 
         Returns:
             A DataFrame with columns ``user``, ``rank`` (1 = best), ``item``, ``score``,
             with raw ids when ``raw_ids``.
         """
         seq, idx = user_indices(self.graph, users, raw_ids)
-        user_emb, item_emb = self.embeddings()
+        user_emb, item_emb = self.embeddings() if embeddings is None else embeddings
         u = torch.as_tensor(idx, device=item_emb.device)
         scores = self.scorer.score_all(user_emb[u], item_emb).float()
         return top_k_frame(self.graph, seq, idx, scores, k, exclude_seen, raw_ids)
