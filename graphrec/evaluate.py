@@ -341,10 +341,7 @@ class Evaluator:
                 flat = excluded(s, e)
                 found = []
                 for scores in score_points(users[s:e]):
-                    scores = scores.float()
-                    if flat is not None:
-                        scores.view(-1).index_fill_(0, flat, -torch.inf)
-                    values, items = topk_rows(scores, k)
+                    values, items = _masked_topk_rows(scores.float(), flat, k)
                     found.append((values.cpu(), items.cpu()))
                 yield s, e, found
 
@@ -446,14 +443,13 @@ class Evaluator:
             if backend is not None and self.prune_by_norm:
                 stages = _NormStages.build(user_emb, item_emb, min(self.ks[-1], num_items))
             ranked_at_once = step
-            if stages is not None:
+            if stages is None:
+                topk_batches = _masked_topk(scores)
+            else:
                 # Users per batch as if every item lay in the first stage: the products'
                 # buffer keeps the budget's size, and a wider stage takes its users a
                 # buffer's worth at a time.
                 step = self.batch_size(stages.bounds[0])
-            if stages is None:
-                topk_batches = _masked_topk(scores)
-            else:
                 # The stages multiply narrow blocks that stay in the cache, where torch's
                 # product runs as fast as numpy's and shares torch's threads with the
                 # ranking instead of handing cores between two pools; the ranking over
@@ -696,6 +692,14 @@ def _one_point(topk_batches: TopkBatches) -> Callable[..., Iterator[tuple[int, i
     return lists
 
 
+def _masked_topk_rows(scores: Tensor, flat: Tensor | None, k: int) -> tuple[Tensor, Tensor]:
+    """:func:`topk_rows` of ``scores`` after setting the flat positions ``flat`` (the
+    excluded items, if any) to ``-inf`` in place."""
+    if flat is not None:
+        scores.view(-1).index_fill_(0, flat, -torch.inf)
+    return topk_rows(scores, k)
+
+
 def _masked_topk(scores: Callable[[Tensor, Sequence[tuple[int, int]]], Iterator[tuple[int, int, Tensor]]]
                  ) -> TopkBatches:
     """Top-K lists from batches of scores over all items, ``scores(users, ranges)``
@@ -705,10 +709,7 @@ def _masked_topk(scores: Callable[[Tensor, Sequence[tuple[int, int]]], Iterator[
                      excluded: Callable[[int, int], Tensor | None],
                      k: int) -> Iterator[tuple[int, int, Tensor, Tensor]]:
         for s, e, batch in scores(users, ranges):
-            flat = excluded(s, e)
-            if flat is not None:
-                batch.view(-1).index_fill_(0, flat, -torch.inf)
-            values, items = topk_rows(batch, k)
+            values, items = _masked_topk_rows(batch, excluded(s, e), k)
             yield s, e, values.cpu(), items.cpu()
     return topk_batches
 
@@ -826,7 +827,7 @@ class _NormStages:
                         at_once = at_once or whole(self.item_emb, len(users))
                     score = at_once if self.at_once else in_stages
                     self.scored += len(active) * width
-                    rows = cols = None
+                    stage_excluded = None
                     if flat is not None:
                         rows, cols = row, place
                         if len(ends) > 1:
@@ -836,18 +837,8 @@ class _NormStages:
                             row_of = torch.full((n,), -1, dtype=torch.long, device=dev)
                             row_of[active] = torch.arange(len(active), device=dev)
                             rows = row_of[rows]
-                    # As many users at a time as the products' buffer holds at this width.
-                    chunk = max(1, score.buffer.numel() // width)
-                    parts = []
-                    for c in range(0, len(active), chunk):
-                        scores = score(batch_users[active[c:c + chunk]], lo, hi)
-                        if rows is not None and cols is not None:
-                            mine = (rows >= c) & (rows < c + chunk)
-                            scores.view(-1).index_fill_(0, (rows[mine] - c) * width + cols[mine] - lo,
-                                                        -torch.inf)
-                        parts.append(topk_rows(scores, k))
-                    v = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
-                    i = (torch.cat([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]) + lo
+                        stage_excluded = (rows, cols - lo)
+                    v, i = _rank_stage(score, batch_users[active], lo, hi, stage_excluded, k)
                     if best_values is not None:
                         v, pick = torch.topk(torch.cat([best_values, v], 1), k, dim=1)
                         i = torch.cat([best_items, i], 1).gather(1, pick)
@@ -869,6 +860,26 @@ class _NormStages:
                 yield s, e, values.cpu(), self.order[items].cpu()
 
         return topk_batches
+
+
+def _rank_stage(score: _ScoreProducts, users: Tensor, lo: int, hi: int,
+                excluded: tuple[Tensor, Tensor] | None, k: int) -> tuple[Tensor, Tensor]:
+    """The top-``k`` of items ``lo:hi`` for each of ``users``, as many users at a time as
+    the products' buffer holds at this width; ``excluded`` is ``(rows, columns)`` of the
+    pairs to mask, rows counted in ``users`` (``-1``: none of them), columns from ``lo``."""
+    width = hi - lo
+    chunk = max(1, score.buffer.numel() // width)
+    values, items = [], []
+    for c in range(0, len(users), chunk):
+        flat = None
+        if excluded is not None:
+            rows, cols = excluded
+            mine = (rows >= c) & (rows < c + chunk)
+            flat = (rows[mine] - c) * width + cols[mine]
+        v, i = _masked_topk_rows(score(users[c:c + chunk], lo, hi), flat, k)
+        values.append(v)
+        items.append(i)
+    return torch.cat(values), torch.cat(items) + lo
 
 
 def topk_rows(scores: Tensor, k: int, group: int = _GROUP) -> tuple[Tensor, Tensor]:
