@@ -24,13 +24,14 @@ from graphrec.selection import SearchResult, grid_search
 from graphrec.training.checkpoints import atomic_write_bytes, save_checkpoint
 
 _SVD = {"rank": "rank", "svd_iters": "svd_iters", "seed": "seed"}
+_NORMS = {"user_norm": "user_norm", "item_norm": "item_norm"}
 # For each model, the ModelConfig keys it reads and the constructor argument each one
 # fills; keys left empty (None) in the config keep the constructor's default.
 MODEL_KEYS: dict[str, dict[str, str]] = {
-    "gfcf": {**_SVD, "ideal_weight": "ideal_weight"},
-    "linear_filter": {},
-    "ideal_filter": _SVD,
-    "chebyshev": {**_SVD, "ideal_weight": "ideal_weight", "order": "order", "flatness": "response",
+    "gfcf": {**_SVD, **_NORMS, "ideal_weight": "ideal_weight"},
+    "linear_filter": _NORMS,
+    "ideal_filter": {**_SVD, **_NORMS},
+    "chebyshev": {**_SVD, **_NORMS, "ideal_weight": "ideal_weight", "order": "order", "flatness": "response",
                   "response_sampling": "sampling", "degree_power": "degree_power"},
     "ease": {"reg": "l2"},
     "itemknn": {"neighbours": "neighbours", "similarity": "similarity", "shrink": "shrink",
@@ -42,7 +43,7 @@ MODEL_KEYS: dict[str, dict[str, str]] = {
 }
 CLOSED_FORM_MODELS = tuple(MODEL_KEYS)
 _MODEL_KEYS = ("rank", "ideal_weight", "svd_iters", "order", "flatness", "response_sampling",
-               "degree_power", "reg",
+               "degree_power", "user_norm", "item_norm", "reg",
                "neighbours", "similarity", "shrink", "alpha", "iterations", "user_attention",
                "weights")
 

@@ -157,6 +157,10 @@ class ModelConfig:
             which its published numbers need).
         degree_power: ``chebyshev``, ``attentive_filter``: degree normalisation exponent of
             the signal (``attentive_filter``: unset keeps GF-CF's normalisation).
+        user_norm: ``gfcf``, ``linear_filter``, ``ideal_filter``, ``chebyshev``: the user
+            degree exponent a of the filtered graph D_U^-a R D_I^-b (scaled to unit
+            spectral norm; empty: 1/2, the symmetric normalisation).
+        item_norm: the same models: the item degree exponent b.
         user_attention: ``attentive_filter``: score by attention of each user over all
             users (cosine of the filter's user features, this the starting sharpness β)
             instead of the filter; empty: the filter.
@@ -208,6 +212,8 @@ class ModelConfig:
     flatness: float | None = None
     response_sampling: Literal["nodes", "extrema"] | None = None
     degree_power: float | None = None
+    user_norm: float | None = None
+    item_norm: float | None = None
     user_attention: float | None = None
     reg: float | None = None
     neighbours: int | None = None

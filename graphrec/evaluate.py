@@ -341,7 +341,7 @@ class Evaluator:
                 flat = excluded(s, e)
                 found = []
                 for scores in score_points(users[s:e]):
-                    values, items = _masked_topk_rows(scores.float(), flat, k)
+                    values, items = _masked_topk_rows(scores.float().contiguous(), flat, k)
                     found.append((values.cpu(), items.cpu()))
                 yield s, e, found
 

@@ -742,12 +742,14 @@ def test_evaluate_points_ranks_each_point_as_alone():
     target = random_csr(rng, num_users, num_items, 0.1)
     user_emb = torch.from_numpy(rng.normal(size=(num_users, 4)).astype(np.float32))
     item_emb = torch.from_numpy(rng.normal(size=(num_items, 4)).astype(np.float32))
-    scales = [1.0, -1.0, 0.5]
+    scales = [1.0, -1.0, 0.5, 2.0]
 
     def points(users):
         buffer = torch.empty(len(users), num_items)
-        for c in scales:  # one buffer for every point, overwritten in turn
+        for c in scales[:-1]:  # one buffer for every point, overwritten in turn
             yield torch.mul(user_emb[users] @ item_emb.T, c, out=buffer)
+        # A transposed (not contiguous) view is ranked as well.
+        yield (item_emb @ user_emb[users].T).mul_(scales[-1]).T
 
     ev = Evaluator([exclude], ks=(5, 10), memory_budget_mb=0.002)  # several batches
     got = ev.evaluate_points(points, len(scales), num_users, num_items, target)
@@ -755,7 +757,7 @@ def test_evaluate_points_ranks_each_point_as_alone():
         alone = ev.evaluate_scores(lambda users, c=c: (user_emb[users] @ item_emb.T) * c,
                                    num_users, num_items, target)
         assert_close(result, {k: v for k, v in alone.items() if k != "eval_seconds"})
-    with pytest.raises(ValueError, match="expected the lists of 2 points, got 3"):
+    with pytest.raises(ValueError, match="expected the lists of 2 points, got 4"):
         ev.evaluate_points(points, 2, num_users, num_items, target)
     with pytest.raises(ValueError, match="points must be >= 1"):
         ev.evaluate_points(points, 0, num_users, num_items, target)

@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from graphrec.linalg import degree_scale, normalized_interactions, sparse_product_at, truncated_svd
+from graphrec.linalg import (
+    degree_scale,
+    filter_interactions,
+    normalized_interactions,
+    sparse_product_at,
+    spectral_norm,
+    truncated_svd,
+)
 
 
 def random_binary(rows=60, cols=45, density=0.15, seed=0):
@@ -22,6 +29,32 @@ def test_normalized_interactions_matches_dense_formula():
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expect, rtol=1e-6)
     assert not got[:, 3].any()
+
+
+@pytest.mark.parametrize("a,b", [(0.5, 0.5), (0.4, 0.4), (0.3, 0.5), (0.0, 1.0), (0.8, 0.2)])
+def test_filter_interactions_has_the_exponents_and_unit_spectral_norm(a, b):
+    m = random_binary()
+    m = sp.csr_matrix(m.toarray() * (np.arange(m.shape[1]) != 3))  # an empty column
+    r = (m.toarray() > 0).astype(float)
+    du, di = r.sum(1), r.sum(0)
+    raw = r * np.where(du > 0, du, 1)[:, None] ** -a * np.where(di > 0, di, 1)[None, :] ** -b
+    got = filter_interactions(m, a, b)
+    assert got.dtype == np.float32 and not got.toarray()[:, 3].any()
+    np.testing.assert_allclose(got.toarray(), raw / np.linalg.norm(raw, 2), rtol=1e-5, atol=1e-7)
+    assert spectral_norm(got) == pytest.approx(1.0, rel=1e-5)
+    if a == b == 0.5:  # GF-CF's normalisation is left exactly as it is (σ1 = 1 in theory)
+        assert (got != normalized_interactions(m)).nnz == 0
+
+
+def test_filter_interactions_refuses_bad_exponents_and_keeps_an_empty_matrix():
+    with pytest.raises(ValueError, match="user_norm"):
+        filter_interactions(random_binary(), -0.5, 0.5)
+    with pytest.raises(ValueError, match="item_norm"):
+        filter_interactions(random_binary(), 0.5, float("inf"))
+    empty = filter_interactions(sp.csr_matrix((4, 3)), 0.3, 0.3)
+    assert empty.shape == (4, 3) and empty.nnz == 0
+    tiny = sp.csr_matrix(np.array([[1.0, 1.0], [0.0, 1.0]]))
+    assert spectral_norm(tiny) == pytest.approx(np.linalg.norm(tiny.toarray(), 2))
 
 
 def test_degree_scale_zero_for_isolated():

@@ -222,7 +222,9 @@ def test_scoring_model_follows_model_device(split):
     ("itemknn", ["--set", "model.neighbours=20", "--set", "model.similarity=asymmetric"]),
     ("ials", ["--set", "model.dim=8", "--set", "model.iterations=3"]),
     ("chebyshev", ["--set", "model.order=4", "--set", "model.flatness=1.5", "--set", "model.rank=8",
-                   "--set", "model.degree_power=0.3", "--set", "model.response_sampling=extrema"]),
+                   "--set", "model.degree_power=0.3", "--set", "model.response_sampling=extrema",
+                   "--set", "model.user_norm=0.4", "--set", "model.item_norm=0.45"]),
+    ("gfcf", ["--set", "model.rank=8", "--set", "model.user_norm=0.3"]),
 ])
 def test_cli_runs_every_closed_form_model(tmp_path, capsys, name, keys):
     out = tmp_path / name
@@ -323,6 +325,17 @@ def test_response_sampling_reaches_the_chebyshev_filter():
     assert model.sampling == "extrema"
     with pytest.raises(ConfigError, match="model.response_sampling: 'gfcf' does not read it"):
         is_rating_model(ModelConfig(name="gfcf", response_sampling="extrema"))
+
+
+def test_degree_exponents_reach_the_filters():
+    from graphrec.closed_form import build_closed_form
+    graph = RecGraph(synthetic(num_users=40, num_items=30, seed=0).interactions)
+    for name in ("gfcf", "linear_filter", "ideal_filter", "chebyshev"):
+        rank = {} if name == "linear_filter" else {"rank": 4}  # the linear filter has no SVD
+        model = build_closed_form(ModelConfig(name=name, user_norm=0.3, item_norm=0.4, **rank), graph)
+        assert (model.user_norm, model.item_norm) == (0.3, 0.4)
+    with pytest.raises(ConfigError, match="model.user_norm: 'ials' does not read it"):
+        is_rating_model(ModelConfig(name="ials", user_norm=0.3))
 
 
 def test_members_belong_to_blends_only():

@@ -15,34 +15,43 @@ def random_graph(seed=0, users=40, items=30, edges=260):
     return RecGraph(inter)
 
 
-def dense_gfcf(graph, rank, alpha, linear=1.0):
-    """GF-CF computed densely in float64 from its definition, with an exact SVD."""
+def dense_gfcf(graph, rank, alpha, linear=1.0, a=0.5, b=0.5):
+    """GF-CF computed densely in float64 from its definition, with an exact SVD, over
+    R~ = D_U^-a R D_I^-b scaled to unit spectral norm."""
     r = (graph.ui.toarray() > 0).astype(np.float64)
     du, di = r.sum(1), r.sum(0)
-    su = np.where(du > 0, np.maximum(du, 1) ** -0.5, 0)
-    si = np.where(di > 0, np.maximum(di, 1) ** -0.5, 0)
+    su = np.where(du > 0, np.maximum(du, 1) ** -a, 0)
+    si = np.where(di > 0, np.maximum(di, 1) ** -b, 0)
     rn = su[:, None] * r * si[None, :]
+    rn /= np.linalg.norm(rn, 2)
     out = linear * r @ rn.T @ rn
     if rank:
         _, _, vt = np.linalg.svd(rn)
         v = vt[:rank].T
-        unscale = np.where(di > 0, np.sqrt(di), 0)
+        unscale = np.where(di > 0, np.maximum(di, 1) ** b, 0)
         out = out + alpha * (r * si[None, :]) @ v @ v.T * unscale[None, :]
     return out
 
 
-@pytest.mark.parametrize("model_fn,rank,alpha,linear", [
-    (lambda g: GFCF(g, rank=6, ideal_weight=0.3, svd_iters=10), 6, 0.3, 1.0),
-    (lambda g: GFCF(g, rank=4, ideal_weight=1.5, linear_weight=0.5, svd_iters=10), 4, 1.5, 0.5),
-    (lambda g: LinearFilter(g), 0, 0.0, 1.0),
-    (lambda g: IdealLowPassFilter(g, rank=5, svd_iters=10), 5, 1.0, 0.0),
+@pytest.mark.parametrize("model_fn,rank,alpha,linear,norms", [
+    (lambda g: GFCF(g, rank=6, ideal_weight=0.3, svd_iters=10), 6, 0.3, 1.0, (0.5, 0.5)),
+    (lambda g: GFCF(g, rank=4, ideal_weight=1.5, linear_weight=0.5, svd_iters=10), 4, 1.5, 0.5,
+     (0.5, 0.5)),
+    (lambda g: LinearFilter(g), 0, 0.0, 1.0, (0.5, 0.5)),
+    (lambda g: IdealLowPassFilter(g, rank=5, svd_iters=10), 5, 1.0, 0.0, (0.5, 0.5)),
+    # Generalised normalisations: the spectral scaling matters to the mix of the two parts.
+    (lambda g: GFCF(g, rank=6, ideal_weight=0.3, svd_iters=10, user_norm=0.3, item_norm=0.4),
+     6, 0.3, 1.0, (0.3, 0.4)),
+    (lambda g: LinearFilter(g, user_norm=0.0, item_norm=0.7), 0, 0.0, 1.0, (0.0, 0.7)),
+    (lambda g: IdealLowPassFilter(g, rank=5, svd_iters=10, user_norm=0.6, item_norm=0.4),
+     5, 1.0, 0.0, (0.6, 0.4)),
 ])
-def test_scores_match_dense_reference(model_fn, rank, alpha, linear):
+def test_scores_match_dense_reference(model_fn, rank, alpha, linear, norms):
     graph = random_graph()
     model = model_fn(graph).fit()
     users = torch.arange(graph.num_users)
     got = model.score_users(users).numpy()
-    expect = dense_gfcf(graph, rank, alpha, linear)
+    expect = dense_gfcf(graph, rank, alpha, linear, *norms)
     assert got.shape == (graph.num_users, graph.num_items) and got.dtype == np.float32
     np.testing.assert_allclose(got, expect, atol=2e-5)
     # Any subset of users, in any order, gets the same rows.
@@ -60,6 +69,10 @@ def test_not_fitted_bad_args_and_out_of_range_users():
         GFCF(graph, rank=0, ideal_weight=0.3)
     with pytest.raises(ValueError, match="switched off"):
         GFCF(graph, rank=0, ideal_weight=0.0, linear_weight=0.0)
+    with pytest.raises(ValueError, match="user_norm"):
+        GFCF(graph, rank=4, user_norm=-0.1)
+    with pytest.raises(ValueError, match="item_norm"):
+        LinearFilter(graph, item_norm=float("nan"))
     model = GFCF(graph, rank=4).fit()
     with pytest.raises(IndexError, match="user indices"):
         model.score_users(torch.tensor([graph.num_users]))

@@ -28,13 +28,15 @@ def logistic(p):
     return 1.0 / (1.0 + np.exp(-10.0 * (np.asarray(p) - 0.5)))
 
 
-def dense_parts(graph):
-    """Binary R, item degrees and P~ = R~ᵀ R~, densely in float64."""
+def dense_parts(graph, a=0.5, b=0.5):
+    """Binary R, item degrees and P~ = R~ᵀ R~, densely in float64, with
+    R~ = D_U^-a R D_I^-b scaled to unit spectral norm."""
     r = (graph.ui.toarray() > 0).astype(np.float64)
     du, di = r.sum(1), r.sum(0)
-    su = np.where(du > 0, np.maximum(du, 1) ** -0.5, 0)
-    si = np.where(di > 0, np.maximum(di, 1) ** -0.5, 0)
+    su = np.where(du > 0, np.maximum(du, 1) ** -a, 0)
+    si = np.where(di > 0, np.maximum(di, 1) ** -b, 0)
     rn = su[:, None] * r * si[None, :]
+    rn /= np.linalg.norm(rn, 2)
     return r, di, rn, rn.T @ rn
 
 
@@ -55,9 +57,9 @@ def dense_polynomial(p_mat, c):
     return out
 
 
-def dense_chebycf(graph, filt, alpha=0.0, rank=0, beta=0.0):
+def dense_chebycf(graph, filt, alpha=0.0, rank=0, beta=0.0, norms=(0.5, 0.5)):
     """Scores [U, I] = ((r D^-β) (filt + α V Vᵀ)) * d^β, V from an exact SVD of R~."""
-    r, di, rn, _ = dense_parts(graph)
+    r, di, rn, _ = dense_parts(graph, *norms)
     pre = np.where(di > 0, np.maximum(di, 1) ** -beta, 0)
     post = np.where(di > 0, np.maximum(di, 1) ** beta, 0)
     m = filt.copy()
@@ -197,13 +199,16 @@ def test_plateau_error_is_bounded_by_the_uniform_interpolation_error():
 
 
 @pytest.mark.parametrize("backend", ["scipy", "torch"])
-def test_chebycf_with_ideal_part_and_degree_norm_matches_dense(backend):
+@pytest.mark.parametrize("norms", [(0.5, 0.5), (0.35, 0.45), (0.7, 0.0)])
+def test_chebycf_with_ideal_part_and_degree_norm_matches_dense(backend, norms):
     graph = random_graph()
-    _, _, _, p_mat = dense_parts(graph)
+    _, _, _, p_mat = dense_parts(graph, *norms)
     model = ChebyshevFilter(graph, order=6, response=1.5, ideal_weight=0.3, rank=5,
-                            degree_power=0.4, svd_iters=10, backend=backend).fit()
+                            degree_power=0.4, svd_iters=10, backend=backend,
+                            user_norm=norms[0], item_norm=norms[1]).fit()
     c = chebyshev_coefficients(plateau(1.5), 6)
-    expect = dense_chebycf(graph, dense_polynomial(p_mat, c), alpha=0.3, rank=5, beta=0.4)
+    expect = dense_chebycf(graph, dense_polynomial(p_mat, c), alpha=0.3, rank=5, beta=0.4,
+                           norms=norms)
     got = all_scores(model)
     np.testing.assert_allclose(got, expect, atol=3e-5)
     # Isolated users and items score 0; any subset of users, in any order, gets the same rows.

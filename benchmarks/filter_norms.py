@@ -1,0 +1,195 @@
+r"""The first-order graph filter over generalised degree normalisations, chosen on
+validation, refit and tested once.
+
+The filter is GF-CF's two parts inside ChebyCF's degree normalisation (the
+:class:`~graphrec.models.polynomial_filter.ChebyshevFilter` of order 1 with the linear
+response), over the graph :math:`\tilde R \propto D_U^{-a} R D_I^{-b}` scaled to unit
+spectral norm (:func:`graphrec.linalg.filter_interactions`):
+
+.. math::  s_u = \Big[\big(\tilde R^\top \tilde R + \alpha\, V V^\top\big)
+           D_I^{-\beta} r_u\Big] \odot d_I^{\beta}
+
+GF-CF and ChebyCF fix :math:`a = b = \tfrac12`; SGFCF (Xia et al., KDD 2024) lowers both
+on dense logs. This script chooses :math:`(a, b)`, the ideal weight :math:`\alpha` and
+the signal's degree power :math:`\beta` on validation.
+
+Protocol. ``holdout_valid(split, ratio=0.1, seed=0)`` moves 10% of each user's training
+rows to validation; every point is fitted on the rest and ranked by
+``Evaluator(exclude=[train], ks=(20,))`` against validation. The best validation
+Recall@20 is refit on the whole training file and ranked once on the test file.
+
+Shared work. Each :math:`(a, b)` is one SVD (rank ``--rank``); each :math:`\beta` one pass
+whose batches compute :math:`\tilde R^\top \tilde R\, x` and :math:`V^\top x` once for all
+of that pass's :math:`\alpha` (``Evaluator.evaluate_points``), in the order
+:meth:`ChebyshevFilter.score_users` sums them. ``--check`` also scores the chosen point's
+own model on validation, which must give the same metrics.
+
+Usage::
+
+    python benchmarks/filter_norms.py --root ../shared/datasets --threads 2
+    python benchmarks/filter_norms.py --datasets lastfm --norms 0.5:0.5,0.4:0.4
+
+Prints a markdown table of the validation points, then one JSON line per dataset with
+``dataset``, ``model``, ``recall@20``, ``ndcg@20``, ``fit_seconds``, ``eval_seconds``,
+``selected_on`` (and ``valid_recall@20``, ``params``, ``search_seconds``, ``threads``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from graphrec import datasets
+from graphrec.data.graph import RecGraph
+from graphrec.data.splits import Split, holdout_valid, per_user_split
+from graphrec.evaluate import Evaluator
+from graphrec.models.graph_filter import IdealLowPassFilter
+from graphrec.models.polynomial_filter import ChebyshevFilter
+
+
+def load(name: str, root: str | None) -> Split:
+    """The dataset's split with a validation part carved from training (as filters.py)."""
+    ds = getattr(datasets, name)(root=root)
+    if ds.split is not None:
+        return holdout_valid(ds.split, ratio=0.1, seed=0)
+    return per_user_split(ds.interactions, ratios=(0.8, 0.1, 0.1), seed=0)
+
+
+def first_order(graph: RecGraph, a: float, b: float, beta: float, alpha: float = 0.0,
+                rank: int = 512) -> ChebyshevFilter:
+    """The filter of this script at one point (``alpha = 0``: no ideal part, no SVD)."""
+    return ChebyshevFilter(graph, order=1, response=1.0, ideal_weight=alpha, rank=rank,
+                           degree_power=beta, user_norm=a, item_norm=b)
+
+
+def pass_scores(model: ChebyshevFilter, v: Tensor,
+                alphas: list[float]) -> Callable[[Tensor], Iterator[Tensor]]:
+    """``users -> `` the scores of each ideal weight in turn, from one computation of the
+    linear part and of :math:`V^\top x` per batch (summed as ``model.score_users``)."""
+    post = model.post_scale()[:, None]
+    c = model.coefficients.tolist()
+
+    def score_points(users: Tensor) -> Iterator[Tensor]:
+        x0 = model.signals(users)
+        t0, t1 = model.chebyshev_terms(x0)
+        lin = (t0 * c[0]).add_(t1, alpha=c[1])
+        left = torch.from_numpy(x0 @ v.numpy())
+        for alpha in alphas:
+            acc = lin.clone().addmm_(v, left.T, alpha=alpha)
+            yield acc.mul_(post).T.contiguous()
+
+    return score_points
+
+
+def search_norms(graph: RecGraph, valid: Any, evaluator: Evaluator, a: float, b: float,
+                 betas: list[float], alphas: list[float], rank: int) -> list[dict[str, Any]]:
+    """Validation metrics of every (β, α) at the normalisation (a, b): one SVD, one pass
+    per β."""
+    t = time.perf_counter()
+    ideal = IdealLowPassFilter(graph, rank=rank, user_norm=a, item_norm=b).fit()
+    svd_s = time.perf_counter() - t
+    v = ideal.item_vectors
+    rows = []
+    for beta in betas:
+        t = time.perf_counter()
+        results = evaluator.evaluate_points(pass_scores(first_order(graph, a, b, beta), v, alphas),
+                                            len(alphas), graph.num_users,
+                                            graph.num_items, valid,
+                                            workspace_bytes=4 * (6 * graph.num_items + graph.num_users))
+        pass_s = time.perf_counter() - t
+        for alpha, r in zip(alphas, results):
+            rows.append({"user_norm": a, "item_norm": b, "degree_power": beta, "ideal_weight": alpha,
+                         "valid_recall@20": r["recall@20"], "valid_ndcg@20": r["ndcg@20"],
+                         "svd_seconds": svd_s, "pass_seconds": pass_s})
+            print(f"  a={a} b={b} beta={beta} alpha={alpha}: {r['recall@20']:.5f} "
+                  f"{r['ndcg@20']:.5f}", file=sys.stderr, flush=True)
+    return rows
+
+
+def pairs(text: str) -> list[tuple[float, float]]:
+    out = []
+    for part in text.split(","):
+        a, b = part.split(":")
+        out.append((float(a), float(b)))
+    return out
+
+
+def floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--root", default=None, help="datasets directory (default: GRAPHREC_DATA)")
+    p.add_argument("--datasets", nargs="+", default=["gowalla"])
+    p.add_argument("--norms", type=pairs,
+                   default=pairs("0.5:0.5,0.4:0.4,0.4:0.5,0.3:0.5,0.3:0.4,0.35:0.45"),
+                   help="(user_norm:item_norm) pairs, comma-separated")
+    p.add_argument("--degree-powers", type=floats, default=floats("0.25,0.35"))
+    p.add_argument("--ideal-weights", type=floats, default=floats("0.1,0.2,0.3"))
+    p.add_argument("--rank", type=int, default=512)
+    p.add_argument("--check", action="store_true",
+                   help="also score the chosen point's own model on validation")
+    p.add_argument("--valid-only", action="store_true", help="stop after the validation table")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    lines = []
+    for name in args.datasets:
+        split = load(name, args.root)
+        graph = RecGraph(split.train)
+        rank = min(args.rank, graph.num_users - 1, graph.num_items - 1)
+        ev = Evaluator(exclude=[split.train], ks=(20,), metrics=("recall", "ndcg"))
+        t = time.perf_counter()
+        rows = [row for a, b in args.norms
+                for row in search_norms(graph, split.valid, ev, a, b, args.degree_powers,
+                                        args.ideal_weights, rank)]
+        search_s = time.perf_counter() - t
+        best = max(rows, key=lambda r: (r["valid_recall@20"], r["valid_ndcg@20"]))
+        print(f"\n### {name}: validation (rank {rank})\n")
+        print("| a | b | β | α | valid Recall@20 | valid NDCG@20 |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for r in rows:
+            mark = "**" if r is best else ""
+            print(f"| {r['user_norm']} | {r['item_norm']} | {r['degree_power']} | {r['ideal_weight']} "
+                  f"| {mark}{r['valid_recall@20']:.5f}{mark} | {r['valid_ndcg@20']:.5f} |")
+        point = {k: best[k] for k in ("user_norm", "item_norm", "degree_power", "ideal_weight")}
+        if args.check:
+            direct = ev.evaluate(first_order(graph, point["user_norm"], point["item_norm"],
+                                             point["degree_power"], point["ideal_weight"], rank).fit(),
+                                 split.valid)
+            print(f"\ncheck: the chosen point's own model on validation: {direct['recall@20']:.6f} "
+                  f"{direct['ndcg@20']:.6f} (pass: {best['valid_recall@20']:.6f} "
+                  f"{best['valid_ndcg@20']:.6f})")
+        if args.valid_only:
+            continue
+        full = split.train.concat(split.valid)
+        refit_graph = RecGraph(full)
+        t = time.perf_counter()
+        model = first_order(refit_graph, point["user_norm"], point["item_norm"],
+                            point["degree_power"], point["ideal_weight"],
+                            min(args.rank, refit_graph.num_users - 1, refit_graph.num_items - 1)).fit()
+        fit_s = time.perf_counter() - t
+        test = Evaluator(exclude=[full], ks=(20,), metrics=("recall", "ndcg")).evaluate(model, split.test)
+        lines.append({"dataset": name, "model": "degree_filter_norms", "recall@20": test["recall@20"],
+                      "ndcg@20": test["ndcg@20"], "fit_seconds": fit_s,
+                      "eval_seconds": test["eval_seconds"], "selected_on": "valid",
+                      "valid_recall@20": best["valid_recall@20"], "params": {**point, "rank": rank},
+                      "search_seconds": search_s, "threads": args.threads})
+    print()
+    for line in lines:
+        print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()
