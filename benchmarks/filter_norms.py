@@ -1,13 +1,16 @@
-r"""The first-order graph filter over generalised degree normalisations, chosen on
-validation, refit and tested once.
+r"""Graph filters over generalised degree normalisations, chosen on validation, refit and
+tested once.
 
-The filter is GF-CF's two parts inside ChebyCF's degree normalisation (the
+By default the filter is GF-CF's two parts inside ChebyCF's degree normalisation (the
 :class:`~graphrec.models.polynomial_filter.ChebyshevFilter` of order 1 with the linear
 response), over the graph :math:`\tilde R \propto D_U^{-a} R D_I^{-b}` scaled to unit
 spectral norm (:func:`graphrec.linalg.filter_interactions`):
 
 .. math::  s_u = \Big[\big(\tilde R^\top \tilde R + \alpha\, V V^\top\big)
            D_I^{-\beta} r_u\Big] \odot d_I^{\beta}
+
+``--order K --flatness φ`` use ChebyCF's plateau polynomial of order K instead of
+:math:`\tilde R^\top \tilde R` (about K times the ranking cost).
 
 GF-CF and ChebyCF fix :math:`a = b = \tfrac12`; SGFCF (Xia et al., KDD 2024) lowers both
 on dense logs. This script chooses :math:`(a, b)`, the ideal weight :math:`\alpha` and
@@ -19,7 +22,7 @@ rows to validation; every point is fitted on the rest and ranked by
 Recall@20 is refit on the whole training file and ranked once on the test file.
 
 Shared work. Each :math:`(a, b)` is one SVD (rank ``--rank``); each :math:`\beta` one pass
-whose batches compute :math:`\tilde R^\top \tilde R\, x` and :math:`V^\top x` once for all
+whose batches compute the polynomial's terms and :math:`V^\top x` once for all
 of that pass's :math:`\alpha` (``Evaluator.evaluate_points``), in the order
 :meth:`ChebyshevFilter.score_users` sums them. ``--check`` also scores the chosen point's
 own model on validation, which must give the same metrics.
@@ -41,6 +44,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -62,24 +66,34 @@ def load(name: str, root: str | None) -> Split:
     return per_user_split(ds.interactions, ratios=(0.8, 0.1, 0.1), seed=0)
 
 
-def first_order(graph: RecGraph, a: float, b: float, beta: float, alpha: float = 0.0,
-                rank: int = 512) -> ChebyshevFilter:
+@dataclass(frozen=True)
+class Shape:
+    """The polynomial part: order K and the plateau's flatness (1: linear response)."""
+
+    order: int = 1
+    flatness: float = 1.0
+
+
+def build(graph: RecGraph, shape: Shape, a: float, b: float, beta: float, alpha: float = 0.0,
+          rank: int = 512) -> ChebyshevFilter:
     """The filter of this script at one point (``alpha = 0``: no ideal part, no SVD)."""
-    return ChebyshevFilter(graph, order=1, response=1.0, ideal_weight=alpha, rank=rank,
-                           degree_power=beta, user_norm=a, item_norm=b)
+    return ChebyshevFilter(graph, order=shape.order, response=shape.flatness, ideal_weight=alpha,
+                           rank=rank, degree_power=beta, user_norm=a, item_norm=b)
 
 
 def pass_scores(model: ChebyshevFilter, v: Tensor,
                 alphas: list[float]) -> Callable[[Tensor], Iterator[Tensor]]:
     """``users -> `` the scores of each ideal weight in turn, from one computation of the
-    linear part and of :math:`V^\top x` per batch (summed as ``model.score_users``)."""
+    polynomial part and of :math:`V^\top x` per batch (summed as ``model.score_users``)."""
     post = model.post_scale()[:, None]
     c = model.coefficients.tolist()
 
     def score_points(users: Tensor) -> Iterator[Tensor]:
         x0 = model.signals(users)
-        t0, t1 = model.chebyshev_terms(x0)
-        lin = (t0 * c[0]).add_(t1, alpha=c[1])
+        lin: Tensor | None = None
+        for ck, term in zip(c, model.chebyshev_terms(x0)):
+            lin = term * ck if lin is None else lin.add_(term, alpha=ck)
+        assert lin is not None
         left = torch.from_numpy(x0 @ v.numpy())
         for alpha in alphas:
             acc = lin.clone().addmm_(v, left.T, alpha=alpha)
@@ -88,8 +102,9 @@ def pass_scores(model: ChebyshevFilter, v: Tensor,
     return score_points
 
 
-def search_norms(graph: RecGraph, valid: Any, evaluator: Evaluator, a: float, b: float,
-                 betas: list[float], alphas: list[float], rank: int) -> list[dict[str, Any]]:
+def search_norms(graph: RecGraph, valid: Any, evaluator: Evaluator, shape: Shape, a: float,
+                 b: float, betas: list[float], alphas: list[float],
+                 rank: int) -> list[dict[str, Any]]:
     """Validation metrics of every (β, α) at the normalisation (a, b): one SVD, one pass
     per β."""
     t = time.perf_counter()
@@ -99,7 +114,7 @@ def search_norms(graph: RecGraph, valid: Any, evaluator: Evaluator, a: float, b:
     rows = []
     for beta in betas:
         t = time.perf_counter()
-        results = evaluator.evaluate_points(pass_scores(first_order(graph, a, b, beta), v, alphas),
+        results = evaluator.evaluate_points(pass_scores(build(graph, shape, a, b, beta), v, alphas),
                                             len(alphas), graph.num_users,
                                             graph.num_items, valid,
                                             workspace_bytes=4 * (6 * graph.num_items + graph.num_users))
@@ -137,12 +152,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--degree-powers", type=floats, default=floats("0.25,0.35"))
     p.add_argument("--ideal-weights", type=floats, default=floats("0.1,0.2,0.3"))
     p.add_argument("--rank", type=int, default=512)
+    p.add_argument("--order", type=int, default=1, help="K of the polynomial part")
+    p.add_argument("--flatness", type=float, default=1.0,
+                   help="φ of ChebyCF's plateau (1: the linear response)")
     p.add_argument("--check", action="store_true",
                    help="also score the chosen point's own model on validation")
     p.add_argument("--valid-only", action="store_true", help="stop after the validation table")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    shape = Shape(args.order, args.flatness)
 
     lines = []
     for name in args.datasets:
@@ -152,11 +171,12 @@ def main(argv: list[str] | None = None) -> None:
         ev = Evaluator(exclude=[split.train], ks=(20,), metrics=("recall", "ndcg"))
         t = time.perf_counter()
         rows = [row for a, b in args.norms
-                for row in search_norms(graph, split.valid, ev, a, b, args.degree_powers,
+                for row in search_norms(graph, split.valid, ev, shape, a, b, args.degree_powers,
                                         args.ideal_weights, rank)]
         search_s = time.perf_counter() - t
         best = max(rows, key=lambda r: (r["valid_recall@20"], r["valid_ndcg@20"]))
-        print(f"\n### {name}: validation (rank {rank})\n")
+        print(f"\n### {name}: validation (rank {rank}, order {shape.order}, "
+              f"flatness {shape.flatness})\n")
         print("| a | b | β | α | valid Recall@20 | valid NDCG@20 |")
         print("|---:|---:|---:|---:|---:|---:|")
         for r in rows:
@@ -165,8 +185,8 @@ def main(argv: list[str] | None = None) -> None:
                   f"| {mark}{r['valid_recall@20']:.5f}{mark} | {r['valid_ndcg@20']:.5f} |")
         point = {k: best[k] for k in ("user_norm", "item_norm", "degree_power", "ideal_weight")}
         if args.check:
-            direct = ev.evaluate(first_order(graph, point["user_norm"], point["item_norm"],
-                                             point["degree_power"], point["ideal_weight"], rank).fit(),
+            direct = ev.evaluate(build(graph, shape, point["user_norm"], point["item_norm"],
+                                       point["degree_power"], point["ideal_weight"], rank).fit(),
                                  split.valid)
             print(f"\ncheck: the chosen point's own model on validation: {direct['recall@20']:.6f} "
                   f"{direct['ndcg@20']:.6f} (pass: {best['valid_recall@20']:.6f} "
@@ -176,15 +196,16 @@ def main(argv: list[str] | None = None) -> None:
         full = split.train.concat(split.valid)
         refit_graph = RecGraph(full)
         t = time.perf_counter()
-        model = first_order(refit_graph, point["user_norm"], point["item_norm"],
-                            point["degree_power"], point["ideal_weight"],
-                            min(args.rank, refit_graph.num_users - 1, refit_graph.num_items - 1)).fit()
+        model = build(refit_graph, shape, point["user_norm"], point["item_norm"],
+                      point["degree_power"], point["ideal_weight"],
+                      min(args.rank, refit_graph.num_users - 1, refit_graph.num_items - 1)).fit()
         fit_s = time.perf_counter() - t
         test = Evaluator(exclude=[full], ks=(20,), metrics=("recall", "ndcg")).evaluate(model, split.test)
-        lines.append({"dataset": name, "model": "degree_filter_norms", "recall@20": test["recall@20"],
+        lines.append({"dataset": name, "model": "degree_filter_norms" if shape == Shape() else "chebyshev_norms", "recall@20": test["recall@20"],
                       "ndcg@20": test["ndcg@20"], "fit_seconds": fit_s,
                       "eval_seconds": test["eval_seconds"], "selected_on": "valid",
-                      "valid_recall@20": best["valid_recall@20"], "params": {**point, "rank": rank},
+                      "valid_recall@20": best["valid_recall@20"], "params": {**point, "rank": rank, "order": shape.order,
+                                                             "flatness": shape.flatness},
                       "search_seconds": search_s, "threads": args.threads})
     print()
     for line in lines:
