@@ -87,6 +87,9 @@ def entries() -> dict[str, Entry]:
     blend_members = shared_members(lambda g: [
         degree_filter(g, {k: v[0] for k, v in DEGREE_FILTER_GRID.items()}),
         IALS(g, **BLEND_IALS)])
+    norm_blend_members = shared_members(lambda g: [
+        degree_filter(g, {k: v[0] for k, v in NORM_FILTER_GRID.items()}),
+        IALS(g, **BLEND_IALS)])
 
     return {
         "gfcf_paper": Entry(lambda g, p: GFCF(g, rank=rank_for(g, 256), ideal_weight=0.3)),
@@ -106,6 +109,10 @@ def entries() -> dict[str, Entry]:
         # order 1 with the linear response is R̃ᵀR̃ itself.
         "degree_filter": Entry(lambda g, p: degree_filter(g, p), DEGREE_FILTER_GRID),
         "blend": Entry(lambda g, p: Blend(g, blend_members(g), p["weights"]), BLEND_GRID),
+        # The same filter over the generalised normalisation D_U^-a R D_I^-b that
+        # benchmarks/filter_norms.py chose, and its blend with iALS.
+        "norm_filter": Entry(lambda g, p: degree_filter(g, p), NORM_FILTER_GRID),
+        "norm_blend": Entry(lambda g, p: Blend(g, norm_blend_members(g), p["weights"]), BLEND_GRID),
     }
 
 
@@ -121,6 +128,10 @@ IALS_GRID: dict[str, list[Any]] = {"factors": [256], "l2": [3e-3], "alpha": [30.
 # (benchmarks/attentive_filter.py --epochs 0, benchmarks/README.md).
 DEGREE_FILTER_GRID: dict[str, list[Any]] = {"rank": [512], "ideal_weight": [0.1],
                                             "degree_power": [0.25]}
+# The first-order filter's point with its degree exponents, chosen on Gowalla's validation
+# carve by benchmarks/filter_norms.py (benchmarks/README.md).
+NORM_FILTER_GRID: dict[str, list[Any]] = {"rank": [512], "ideal_weight": [0.3], "degree_power": [0.2],
+                                          "user_norm": [0.35], "item_norm": [0.4]}
 # The blend of that filter and iALS (the point its grid above chose on Gowalla): the
 # weight of iALS's per-user standardised scores against the filter's, chosen on validation.
 BLEND_IALS: dict[str, Any] = {"factors": 256, "l2": 3e-3, "alpha": 100.0}

@@ -53,10 +53,10 @@ def filter_interactions(ui: sp.csr_matrix, user_norm: float = 0.5,
     so that :math:`\tilde R^\top \tilde R` has its eigenvalues in :math:`[0, 1]` whatever
     the exponents (the Chebyshev filter needs that interval). :math:`a = b = \tfrac12` is
     GF-CF's and LightGCN's symmetric normalisation, whose largest singular value is exactly
-    1 (so nothing is computed); other exponents are the generalised normalisations of SGFCF
-    (Xia et al., KDD 2024: one exponent for both sides) and PolyCF (a + b = 1): a smaller
-    ``user_norm`` lets long histories weigh more in the item–item graph, a smaller
-    ``item_norm`` popular items. :math:`\sigma_1` comes from ARPACK's Lanczos iteration
+    1 (so nothing is computed). Other exponents generalise it as SGFCF's normalisation
+    does (Xia et al., KDD 2024, one exponent for both sides): a smaller ``user_norm`` lets
+    long histories weigh more in the item–item graph, a smaller ``item_norm`` popular
+    items. :math:`\sigma_1` comes from ARPACK's Lanczos iteration
     started from a fixed vector, so the same graph always gives the same matrix.
     """
     check_degree_exponents(user_norm, item_norm)

@@ -15,8 +15,8 @@ collaborative filtering as low-pass filtering of a user's interaction row
 
 **Generalised normalisation.** ``user_norm`` :math:`a` and ``item_norm`` :math:`b` build
 :math:`\tilde R \propto D_U^{-a} R D_I^{-b}` instead, scaled to unit spectral norm
-(:func:`~graphrec.linalg.filter_interactions`; SGFCF's and PolyCF's generalised
-normalisations). The defaults are GF-CF's :math:`a = b = \tfrac12`.
+(:func:`~graphrec.linalg.filter_interactions`, as SGFCF generalises it). The defaults
+are GF-CF's :math:`a = b = \tfrac12`.
 
 ``fit()`` is a truncated SVD (randomized block Krylov, :func:`graphrec.linalg.truncated_svd`)
 and nothing else. Scoring never forms a dense item × item matrix: the linear part
