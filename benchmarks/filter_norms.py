@@ -128,6 +128,31 @@ def search_norms(graph: RecGraph, valid: Any, evaluator: Evaluator, shape: Shape
     return rows
 
 
+def given_point(text: str) -> dict[str, float]:
+    a, b, beta, alpha = (float(x) for x in text.split(":"))
+    return {"user_norm": a, "item_norm": b, "degree_power": beta, "ideal_weight": alpha}
+
+
+def refit_and_test(name: str, split: Split, shape: Shape, point: dict[str, float],
+                   args: argparse.Namespace, valid_recall: float | None,
+                   search_s: float) -> dict[str, Any]:
+    """The point refit on training + validation and ranked once on the test file."""
+    full = split.train.concat(split.valid)
+    graph = RecGraph(full)
+    rank = min(args.rank, graph.num_users - 1, graph.num_items - 1)
+    t = time.perf_counter()
+    model = build(graph, shape, point["user_norm"], point["item_norm"], point["degree_power"],
+                  point["ideal_weight"], rank).fit()
+    fit_s = time.perf_counter() - t
+    test = Evaluator(exclude=[full], ks=(20,), metrics=("recall", "ndcg")).evaluate(model, split.test)
+    return {"dataset": name, "model": "degree_filter_norms" if shape == Shape() else "chebyshev_norms",
+            "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"], "fit_seconds": fit_s,
+            "eval_seconds": test["eval_seconds"], "selected_on": "valid",
+            "valid_recall@20": valid_recall,
+            "params": {**point, "rank": rank, "order": shape.order, "flatness": shape.flatness},
+            "search_seconds": search_s, "threads": args.threads}
+
+
 def pairs(text: str) -> list[tuple[float, float]]:
     out = []
     for part in text.split(","):
@@ -155,6 +180,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--order", type=int, default=1, help="K of the polynomial part")
     p.add_argument("--flatness", type=float, default=1.0,
                    help="φ of ChebyCF's plateau (1: the linear response)")
+    p.add_argument("--point", default=None, metavar="A:B:BETA:ALPHA",
+                   help="skip the search: refit and test this point (one an earlier "
+                        "--valid-only run chose)")
     p.add_argument("--check", action="store_true",
                    help="also score the chosen point's own model on validation")
     p.add_argument("--valid-only", action="store_true", help="stop after the validation table")
@@ -169,6 +197,9 @@ def main(argv: list[str] | None = None) -> None:
         graph = RecGraph(split.train)
         rank = min(args.rank, graph.num_users - 1, graph.num_items - 1)
         ev = Evaluator(exclude=[split.train], ks=(20,), metrics=("recall", "ndcg"))
+        if args.point is not None:
+            lines.append(refit_and_test(name, split, shape, given_point(args.point), args, None, 0.0))
+            continue
         t = time.perf_counter()
         rows = [row for a, b in args.norms
                 for row in search_norms(graph, split.valid, ev, shape, a, b, args.degree_powers,
@@ -191,22 +222,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"\ncheck: the chosen point's own model on validation: {direct['recall@20']:.6f} "
                   f"{direct['ndcg@20']:.6f} (pass: {best['valid_recall@20']:.6f} "
                   f"{best['valid_ndcg@20']:.6f})")
-        if args.valid_only:
-            continue
-        full = split.train.concat(split.valid)
-        refit_graph = RecGraph(full)
-        t = time.perf_counter()
-        model = build(refit_graph, shape, point["user_norm"], point["item_norm"],
-                      point["degree_power"], point["ideal_weight"],
-                      min(args.rank, refit_graph.num_users - 1, refit_graph.num_items - 1)).fit()
-        fit_s = time.perf_counter() - t
-        test = Evaluator(exclude=[full], ks=(20,), metrics=("recall", "ndcg")).evaluate(model, split.test)
-        lines.append({"dataset": name, "model": "degree_filter_norms" if shape == Shape() else "chebyshev_norms", "recall@20": test["recall@20"],
-                      "ndcg@20": test["ndcg@20"], "fit_seconds": fit_s,
-                      "eval_seconds": test["eval_seconds"], "selected_on": "valid",
-                      "valid_recall@20": best["valid_recall@20"], "params": {**point, "rank": rank, "order": shape.order,
-                                                             "flatness": shape.flatness},
-                      "search_seconds": search_s, "threads": args.threads})
+        if not args.valid_only:
+            lines.append(refit_and_test(name, split, shape, point, args, best["valid_recall@20"],
+                                        search_s))
     print()
     for line in lines:
         print(json.dumps(line))
