@@ -10,7 +10,10 @@ reference code does). The peer
 ``implicit`` ALS (when installed) runs with graphrec iALS's chosen settings, and LightGCN,
 graphrec's best trained model, trains for ``--lightgcn-minutes`` with its documented
 recipe (epoch chosen on validation, refit on the whole training part for that many epochs)
-so the table says what each model costs to reach what accuracy.
+so the table says what each model costs to reach what accuracy. ``norm_filter``,
+``norm_chebyshev`` and ``norm_blend`` are the first-order filter, the Chebyshev filter and
+the blend over the graph's degree exponents that ``benchmarks/filter_norms.py`` chose on
+Gowalla's validation carve.
 
 Datasets: Gowalla and Last.fm with their published test files (validation: a random 10%
 of each user's training rows), MovieLens small and FilmTrust (every rating an
@@ -112,6 +115,8 @@ def entries() -> dict[str, Entry]:
         # The same filter over the generalised normalisation D_U^-a R D_I^-b that
         # benchmarks/filter_norms.py chose, and its blend with iALS.
         "norm_filter": Entry(lambda g, p: degree_filter(g, p), NORM_FILTER_GRID),
+        "norm_chebyshev": Entry(lambda g, p: ChebyshevFilter(g, **{**p, "rank": rank_for(g, p["rank"])}),
+                                NORM_CHEBYSHEV_GRID),
         "norm_blend": Entry(lambda g, p: Blend(g, norm_blend_members(g), p["weights"]), BLEND_GRID),
     }
 
@@ -132,7 +137,12 @@ DEGREE_FILTER_GRID: dict[str, list[Any]] = {"rank": [512], "ideal_weight": [0.1]
 # carve by benchmarks/filter_norms.py (benchmarks/README.md).
 NORM_FILTER_GRID: dict[str, list[Any]] = {"rank": [512], "ideal_weight": [0.3], "degree_power": [0.2],
                                           "user_norm": [0.35], "item_norm": [0.4]}
-# The blend of that filter and iALS (the point its grid above chose on Gowalla): the
+# The Chebyshev filter at those exponents, its order and flatness as chosen above at GF-CF's
+# normalisation, α chosen on the same carve (benchmarks/filter_norms.py --order 6).
+NORM_CHEBYSHEV_GRID: dict[str, list[Any]] = {"order": [6], "response": [1.5], "ideal_weight": [0.1],
+                                             "rank": [512], "degree_power": [0.2],
+                                             "user_norm": [0.35], "item_norm": [0.4]}
+# The blend of the first-order filter (at GF-CF's normalisation) and iALS (the point its grid above chose on Gowalla): the
 # weight of iALS's per-user standardised scores against the filter's, chosen on validation.
 BLEND_IALS: dict[str, Any] = {"factors": 256, "l2": 3e-3, "alpha": 100.0}
 # Each member alone is a point too, so validation never picks a blend below its best member.
