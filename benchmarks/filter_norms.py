@@ -34,7 +34,8 @@ Usage::
 
 Prints a markdown table of the validation points, then one JSON line per dataset with
 ``dataset``, ``model``, ``recall@20``, ``ndcg@20``, ``fit_seconds``, ``eval_seconds``,
-``selected_on`` (and ``valid_recall@20``, ``params``, ``search_seconds``, ``threads``).
+``selected_on`` (and ``valid_recall@20``, the test lists' ``avg_popularity@20`` and
+``coverage@20``, ``params``, ``search_seconds``, ``threads``).
 """
 
 from __future__ import annotations
@@ -144,11 +145,14 @@ def refit_and_test(name: str, split: Split, shape: Shape, point: dict[str, float
     model = build(graph, shape, point["user_norm"], point["item_norm"], point["degree_power"],
                   point["ideal_weight"], rank).fit()
     fit_s = time.perf_counter() - t
-    test = Evaluator(exclude=[full], ks=(20,), metrics=("recall", "ndcg")).evaluate(model, split.test)
+    # The lists' mean training degree and catalogue coverage say how popular they are.
+    test = Evaluator(exclude=[full], ks=(20,),
+                     metrics=("recall", "ndcg", "avg_popularity", "coverage")).evaluate(model, split.test)
     return {"dataset": name, "model": "degree_filter_norms" if shape == Shape() else "chebyshev_norms",
             "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"], "fit_seconds": fit_s,
             "eval_seconds": test["eval_seconds"], "selected_on": "valid",
-            "valid_recall@20": valid_recall,
+            "valid_recall@20": valid_recall, "avg_popularity@20": test["avg_popularity@20"],
+            "coverage@20": test["coverage@20"],
             "params": {**point, "rank": rank, "order": shape.order, "flatness": shape.flatness},
             "search_seconds": search_s, "threads": args.threads}
 
