@@ -153,15 +153,21 @@ def test_hand_computed_example():
 
 
 # ---------------------------------------------------------------------- against the reference
-@st.composite
-def ranking_problem(draw):
-    num_users = draw(st.integers(1, 12))
-    num_items = draw(st.integers(1, 40))
+def draw_masks(draw, max_users, items, max_k, target_densities):
+    """Sizes, cut-offs, a seeded generator and random exclude/target matrices."""
+    num_users = draw(st.integers(1, max_users))
+    num_items = draw(st.integers(*items))
     seed = draw(st.integers(0, 2**32 - 1))
-    ks = draw(st.lists(st.integers(1, 45), min_size=1, max_size=3))
+    ks = draw(st.lists(st.integers(1, max_k), min_size=1, max_size=3))
     rng = np.random.default_rng(seed)
     exclude = random_csr(rng, num_users, num_items, draw(st.sampled_from([0.0, 0.2, 0.6, 0.95])))
-    target = random_csr(rng, num_users, num_items, draw(st.sampled_from([0.05, 0.2, 0.5])))
+    target = random_csr(rng, num_users, num_items, draw(st.sampled_from(target_densities)))
+    return num_users, num_items, ks, rng, exclude, target
+
+
+@st.composite
+def ranking_problem(draw):
+    num_users, num_items, ks, rng, exclude, target = draw_masks(draw, 12, (1, 40), 45, [0.05, 0.2, 0.5])
     user_emb = torch.from_numpy(rng.normal(size=(num_users, 6)).astype(np.float32))
     item_emb = torch.from_numpy(rng.normal(size=(num_items, 6)).astype(np.float32))
     budget = draw(st.sampled_from([1e-9, 0.001, 128.0]))
@@ -598,13 +604,7 @@ def skewed_embeddings(rng, num_users, num_items, dim, spread):
 
 @st.composite
 def staged_problem(draw):
-    num_users = draw(st.integers(1, 30))
-    num_items = draw(st.integers(2, 200))
-    seed = draw(st.integers(0, 2**32 - 1))
-    ks = draw(st.lists(st.integers(1, 30), min_size=1, max_size=3))
-    rng = np.random.default_rng(seed)
-    exclude = random_csr(rng, num_users, num_items, draw(st.sampled_from([0.0, 0.2, 0.6, 0.95])))
-    target = random_csr(rng, num_users, num_items, draw(st.sampled_from([0.05, 0.3])))
+    num_users, num_items, ks, rng, exclude, target = draw_masks(draw, 30, (2, 200), 30, [0.05, 0.3])
     user_emb, item_emb = skewed_embeddings(rng, num_users, num_items, 5, draw(st.sampled_from([0, 1, 3])))
     if draw(st.booleans()):  # negative scores for everyone
         user_emb = -user_emb
