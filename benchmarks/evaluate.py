@@ -24,7 +24,7 @@ Cases, timed in the same process and interleaved, ``--repeats`` times each (medi
 * ``evaluator_unpruned_torch``: that with ``score_backend="torch"`` (``torch.mm``, the
   MKL bundled with torch);
 * ``baseline``: the same call with another copy of ``graphrec/evaluate.py`` given by
-  ``--baseline FILE`` (e.g. ``git show HEAD:graphrec/evaluate.py > /tmp/old_evaluate.py``),
+  ``--baseline FILE`` (e.g. ``git show HEAD:graphrec/evaluate.py > old_evaluate.py``),
   to compare two versions in one run;
 * ``products_<backend>``: just the score products of the evaluator's batches into one
   buffer, as the evaluator computes them, for each backend: the floor for any evaluation
@@ -44,8 +44,8 @@ Usage::
 
     python benchmarks/evaluate.py
     python benchmarks/evaluate.py --openblas
-    git show HEAD:graphrec/evaluate.py > /tmp/old_evaluate.py
-    python benchmarks/evaluate.py --baseline /tmp/old_evaluate.py --repeats 5
+    git show HEAD:graphrec/evaluate.py > old_evaluate.py
+    python benchmarks/evaluate.py --baseline old_evaluate.py --repeats 5
 
 Prints a markdown table, then one JSON line per case with ``case``, ``seconds``,
 ``ratio_to_naive``, ``recall@20``, ``ndcg@20``, ``threads`` (and ``cpu_seconds``, the
